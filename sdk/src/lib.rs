@@ -1,0 +1,201 @@
+//! Write flowlet operators in Rust.
+//!
+//! An operator is a type implementing [`Operator`]: build it from its configuration in
+//! [`Operator::init`], then turn each input [`Event`] into zero or more output events in
+//! [`Operator::process`]. One macro, [`export_operator!`], makes the crate a Wasm component of
+//! flowlet's `processor` world when it is built with
+//! `cargo build --target wasm32-wasip2 --release`:
+//!
+//! ```
+//! use flowlet_sdk::{Config, Error, Event, Operator, Output};
+//!
+//! /// Passes the events whose `/amount` is at least `min`.
+//! pub struct MinAmount {
+//!     min: f64,
+//! }
+//!
+//! impl Operator for MinAmount {
+//!     fn init(config: Config) -> Result<Self, Error> {
+//!         #[derive(serde::Deserialize)]
+//!         struct Settings {
+//!             min: f64,
+//!         }
+//!         let settings: Settings = config.parse()?;
+//!         Ok(Self { min: settings.min })
+//!     }
+//!
+//!     fn process(&mut self, event: &Event<'_>, out: &mut Output<'_>) -> Result<(), Error> {
+//!         #[derive(serde::Deserialize)]
+//!         struct Payment {
+//!             amount: f64,
+//!         }
+//!         let payment: Payment = event.json()?; // not JSON, or no amount: rejected
+//!         if payment.amount >= self.min {
+//!             out.forward();
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! flowlet_sdk::export_operator!(MinAmount);
+//!
+//! // The same operator runs natively under plain `cargo test`:
+//! let mut op = flowlet_sdk::testing::Harness::<MinAmount>::new(serde_json::json!({"min": 10})).unwrap();
+//! let out = op.process_json(&[r#"{"amount": 5}"#, r#"{"amount": 50}"#, "not json"]).unwrap();
+//! assert_eq!(out.values(), vec![r#"{"amount": 50}"#]);
+//! assert_eq!(out.rejected.len(), 1);
+//! ```
+//!
+//! Natively (any target but `wasm32`) the macro expands to nothing and [`testing::Harness`] runs
+//! the operator in-process, so an operator is unit-tested without Wasm.
+
+// The generated bindings refer to this crate by name.
+extern crate self as flowlet_sdk;
+
+mod event;
+pub mod log;
+pub mod metrics;
+mod output;
+pub mod testing;
+
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod __wasm;
+
+pub use event::Event;
+pub use flowlet_types::json::Pointer;
+pub use flowlet_types::{Batch, Timestamp};
+pub use output::Output;
+pub use serde_json;
+
+use std::fmt;
+
+/// The configuration an operator receives: its manifest's `config:` as JSON (`null` if absent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config(pub serde_json::Value);
+
+impl Config {
+    /// Deserialize the configuration; a mismatch becomes [`Error::InvalidConfig`] naming the field.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_value(self.0.clone()).map_err(|e| Error::InvalidConfig(e.to_string()))
+    }
+
+    pub fn value(&self) -> &serde_json::Value {
+        &self.0
+    }
+}
+
+/// Why an operator did not handle an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// This event is bad (not JSON, a missing field, a value out of range). The host applies the
+    /// operator's `on-error` policy to this event only — skip, dead-letter or fail — and the
+    /// events the operator emitted for it are discarded.
+    Reject(String),
+    /// The configuration handed to `init` is unusable.
+    InvalidConfig(String),
+    /// The operator itself failed and cannot go on with this batch.
+    Failed(String),
+}
+
+impl Error {
+    pub fn reject(reason: impl fmt::Display) -> Self {
+        Self::Reject(reason.to_string())
+    }
+
+    pub fn invalid_config(reason: impl fmt::Display) -> Self {
+        Self::InvalidConfig(reason.to_string())
+    }
+
+    pub fn failed(reason: impl fmt::Display) -> Self {
+        Self::Failed(reason.to_string())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Reject(m) => write!(f, "event rejected: {m}"),
+            Self::InvalidConfig(m) => write!(f, "invalid config: {m}"),
+            Self::Failed(m) => write!(f, "operator failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// An event that is not valid JSON, or does not have the shape the operator asked for, is a bad
+/// event: `?` on a `serde_json` error rejects it.
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Reject(format!("event is not the expected JSON: {e}"))
+    }
+}
+
+/// A flowlet operator.
+///
+/// Only [`init`](Operator::init) and [`process`](Operator::process) are required.
+/// [`process_batch`](Operator::process_batch) may be overridden to work on the whole batch.
+pub trait Operator: Sized + 'static {
+    /// Build the operator from its configuration. Called once per instance.
+    fn init(config: Config) -> Result<Self, Error>;
+
+    /// Handle one event: emit zero or more events through `out`, or return
+    /// [`Error::Reject`] when the event is bad.
+    fn process(&mut self, event: &Event<'_>, out: &mut Output<'_>) -> Result<(), Error>;
+
+    /// Handle a batch. The default calls [`process`](Operator::process) for each event and turns
+    /// rejections into per-event rejections, discarding what was emitted for a rejected event.
+    fn process_batch<'a>(&mut self, input: &'a Batch, out: &mut Output<'a>) -> Result<(), Error> {
+        for event in input.iter() {
+            out.begin(event);
+            match self.process(&Event::new(event), out) {
+                Ok(()) => {}
+                Err(Error::Reject(reason)) => out.reject_current(reason),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Run one batch through an operator natively: what the Wasm glue, the test harness and the
+/// host's built-in operators all call.
+pub fn run_batch<O: Operator>(op: &mut O, input: &Batch) -> Result<flowlet_types::Output, Error> {
+    let mut out = Output::new(input);
+    op.process_batch(input, &mut out)?;
+    Ok(out.finish())
+}
+
+/// Make the crate a Wasm component of flowlet's `processor` world exporting `$op`.
+///
+/// Expands to nothing when not compiling for `wasm32`, so the crate also builds natively for
+/// tests.
+#[macro_export]
+macro_rules! export_operator {
+    ($op:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct FlowletGuest;
+
+            impl $crate::__wasm::bindings::exports::flowlet::operator::handler::Guest for FlowletGuest {
+                fn init(
+                    config: ::std::string::String,
+                ) -> ::std::result::Result<(), $crate::__wasm::bindings::flowlet::operator::types::Error> {
+                    $crate::__wasm::init::<$op>(config)
+                }
+
+                fn process(
+                    input: $crate::__wasm::bindings::flowlet::operator::types::Batch,
+                ) -> ::std::result::Result<
+                    $crate::__wasm::bindings::flowlet::operator::types::Output,
+                    $crate::__wasm::bindings::flowlet::operator::types::Error,
+                > {
+                    $crate::__wasm::process::<$op>(input)
+                }
+            }
+
+            $crate::__wasm::bindings::export!(FlowletGuest with_types_in $crate::__wasm::bindings);
+        };
+    };
+}
