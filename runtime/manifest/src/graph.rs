@@ -1,0 +1,218 @@
+//! Checks of the topology as a graph: inputs that exist, no cycles, side outputs that are
+//! produced and read, nothing left dangling, plugin and input files present.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::diag::{Diagnostics, Pos, did_you_mean};
+use crate::model::*;
+use crate::Options;
+
+pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
+    let at = |name: &str| m.positions.get(name).copied().unwrap_or_default();
+    let producers: Vec<&str> = m
+        .sources
+        .keys()
+        .chain(m.operators.keys())
+        .map(String::as_str)
+        .collect();
+    let mut read: BTreeSet<(String, Port)> = BTreeSet::new();
+
+    let consumers = m
+        .operators
+        .iter()
+        .map(|(n, o)| (n, "operator", &o.inputs))
+        .chain(m.sinks.iter().map(|(n, s)| (n, "sink", &s.inputs)));
+    for (name, kind, inputs) in consumers {
+        let mut seen = BTreeSet::new();
+        for input in inputs {
+            if !seen.insert((&input.node, input.port)) {
+                d.error_hint(
+                    input.pos,
+                    format!("{kind} `{name}` lists the input `{input}` twice"),
+                    "list each input once",
+                );
+            }
+            read.insert((input.node.clone(), input.port));
+            if m.sinks.contains_key(&input.node) {
+                d.error_hint(
+                    input.pos,
+                    format!("{kind} `{name}` reads from `{}`, which is a sink", input.node),
+                    "sinks have no output; read from the operator that feeds it",
+                );
+                continue;
+            }
+            if !m.positions.contains_key(&input.node) {
+                let hint = did_you_mean(&input.node, producers.iter().copied())
+                    .unwrap_or_else(|| format!("sources and operators: {}", producers.join(", ")));
+                d.error_hint(
+                    input.pos,
+                    format!("{kind} `{name}` reads from `{}`, which does not exist", input.node),
+                    hint,
+                );
+                continue;
+            }
+            if input.port == Port::DeadLetter {
+                match m.operators.get(&input.node) {
+                    Some(op) if op.on_error != OnError::DeadLetter => d.error_hint(
+                        input.pos,
+                        format!(
+                            "{kind} `{name}` reads `{input}`, but operator `{}` does not dead-letter",
+                            input.node
+                        ),
+                        format!("set `on-error: dead-letter` on operator `{}`", input.node),
+                    ),
+                    None if m.sources.contains_key(&input.node) => d.error_hint(
+                        input.pos,
+                        format!("{kind} `{name}` reads `{input}`, but `{}` is a source", input.node),
+                        "only operators have a dead-letter output",
+                    ),
+                    _ => {}
+                }
+            }
+            if input.node == *name {
+                d.error_hint(
+                    input.pos,
+                    format!("operator `{name}` reads its own output"),
+                    "an operator cannot be its own input",
+                );
+            }
+        }
+    }
+
+    for (name, op) in &m.operators {
+        if op.on_error == OnError::DeadLetter && !read.contains(&(name.clone(), Port::DeadLetter)) {
+            d.error_hint(
+                at(name),
+                format!("operator `{name}` dead-letters rejected events, but nothing reads `{name}.dead-letter`"),
+                format!("add a sink with `inputs: [{name}.dead-letter]`, or choose `on-error: skip`"),
+            );
+        }
+        match &op.plugin {
+            PluginRef::Builtin(b) if !opts.builtins.iter().any(|x| x == b) => {
+                let hint = did_you_mean(b, opts.builtins.iter().map(String::as_str))
+                    .unwrap_or_else(|| format!("built-in operators: {}", opts.builtins.join(", ")));
+                d.error_hint(at(name), format!("operator `{name}`: there is no built-in operator `{b}`"), hint);
+            }
+            PluginRef::Path(p) if opts.check_files && !m.resolve(p).is_file() => d.error_hint(
+                at(name),
+                format!("operator `{name}`: plugin file `{}` does not exist", m.resolve(p).display()),
+                "build the plugin first (see the README), or fix the path; it is relative to the manifest",
+            ),
+            _ => {}
+        }
+        for host in op.grants.dirs.values() {
+            if opts.check_files && !m.resolve(host).is_dir() {
+                d.error(
+                    at(name),
+                    format!("operator `{name}`: granted directory `{}` does not exist", m.resolve(host).display()),
+                );
+            }
+        }
+    }
+    for (name, src) in &m.sources {
+        if let SourceKind::File { path } = &src.kind
+            && opts.check_files
+            && !m.resolve(path).is_file()
+        {
+            d.error_hint(
+                at(name),
+                format!("source `{name}`: input file `{}` does not exist", m.resolve(path).display()),
+                "paths are relative to the manifest's folder",
+            );
+        }
+    }
+    for name in producers {
+        if !read.contains(&(name.to_owned(), Port::Main)) {
+            let kind = if m.sources.contains_key(name) { "source" } else { "operator" };
+            d.error_hint(
+                at(name),
+                format!("nothing reads the {kind} `{name}`"),
+                format!("add `{name}` to the `inputs` of an operator or sink, or remove it"),
+            );
+        }
+    }
+    if let Some(cycle) = find_cycle(m) {
+        d.error_hint(
+            at(&cycle[0]),
+            format!("the operators form a cycle: {}", cycle.join(" -> ")),
+            "a topology is a DAG; remove one of these inputs",
+        );
+    }
+}
+
+/// A cycle among operators, as the path from its first node back to it.
+fn find_cycle(m: &Manifest) -> Option<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    let mut marks: BTreeMap<&str, Mark> = m.operators.keys().map(|k| (k.as_str(), Mark::New)).collect();
+    fn visit<'a>(
+        m: &'a Manifest,
+        node: &'a str,
+        marks: &mut BTreeMap<&'a str, Mark>,
+        stack: &mut Vec<&'a str>,
+    ) -> Option<Vec<String>> {
+        marks.insert(node, Mark::Active);
+        stack.push(node);
+        for input in &m.operators[node].inputs {
+            let next = input.node.as_str();
+            match marks.get(next) {
+                Some(Mark::Active) => {
+                    let start = stack.iter().position(|n| *n == next).expect("active node is on the stack");
+                    // Inputs point upstream; print the cycle in the direction data flows.
+                    let mut path: Vec<String> = stack[start..].iter().rev().map(|s| s.to_string()).collect();
+                    path.push(next.to_owned());
+                    return Some(path);
+                }
+                Some(Mark::New) => {
+                    if let Some(c) = visit(m, next, marks, stack) {
+                        return Some(c);
+                    }
+                }
+                _ => {}
+            }
+        }
+        stack.pop();
+        marks.insert(node, Mark::Done);
+        None
+    }
+    let names: Vec<&str> = m.operators.keys().map(String::as_str).collect();
+    for name in names {
+        if marks[name] == Mark::New {
+            let mut stack = Vec::new();
+            if let Some(c) = visit(m, name, &mut marks, &mut stack) {
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
+impl Manifest {
+    /// Operators in an order where every operator comes after the operators it reads from.
+    pub fn operator_order(&self) -> Vec<&str> {
+        let mut order = Vec::new();
+        let mut placed = BTreeSet::new();
+        while order.len() < self.operators.len() {
+            let before = order.len();
+            for (name, op) in &self.operators {
+                if placed.contains(name.as_str()) {
+                    continue;
+                }
+                if op.inputs.iter().all(|i| !self.operators.contains_key(&i.node) || placed.contains(i.node.as_str())) {
+                    placed.insert(name.as_str());
+                    order.push(name.as_str());
+                }
+            }
+            assert!(order.len() > before, "validated manifests have no cycles");
+        }
+        order
+    }
+
+    pub fn position(&self, name: &str) -> Pos {
+        self.positions.get(name).copied().unwrap_or_default()
+    }
+}

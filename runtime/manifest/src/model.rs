@@ -1,0 +1,224 @@
+//! The validated manifest. Field names are the manifest's (kebab-case); `flowlet schema` and
+//! `docs/manifest.schema.json` are generated from these types.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+
+pub use flowlet_types::json::Pointer;
+
+use crate::diag::Pos;
+
+/// A topology: named sources, operators and sinks wired by their `inputs`.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Manifest {
+    /// Manifest format version; must be 1.
+    pub version: u32,
+    /// Topology name (defaults to the file name without extension).
+    #[serde(default)]
+    pub name: String,
+    /// Events per batch when a source does not say (default 256).
+    #[serde(default)]
+    pub batch_size: Option<u32>,
+    pub sources: BTreeMap<String, Source>,
+    #[serde(default)]
+    pub operators: BTreeMap<String, Operator>,
+    pub sinks: BTreeMap<String, Sink>,
+    /// Where the manifest was read from; relative paths in it are relative to its folder.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub base_dir: PathBuf,
+    /// Where each source, operator and sink is named in the manifest.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub positions: BTreeMap<String, Pos>,
+}
+
+/// Where events come from.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Source {
+    #[serde(flatten)]
+    pub kind: SourceKind,
+    /// Events per batch (1–65536).
+    #[serde(default)]
+    pub batch_size: Option<u32>,
+}
+
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SourceKind {
+    /// Deterministic synthetic JSON events (~100 bytes each).
+    Generator {
+        /// Number of events; absent: unbounded (until Ctrl-C).
+        #[serde(default)]
+        count: Option<u64>,
+        /// Events per second; absent: as fast as the topology goes.
+        #[serde(default)]
+        rate: Option<f64>,
+        /// Seed of the generator (default 0).
+        #[serde(default)]
+        seed: u64,
+    },
+    /// A file of JSON lines, one event per line.
+    File { path: PathBuf },
+    /// JSON lines from standard input.
+    Stdin,
+}
+
+/// A Wasm (or built-in) operator.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Operator {
+    /// Path of the component (relative to the manifest), or `builtin:NAME`.
+    pub plugin: PluginRef,
+    /// Handed to the operator's `init` as JSON.
+    #[serde(default)]
+    pub config: serde_json::Value,
+    pub inputs: Vec<Input>,
+    /// Instances (1–1024).
+    #[serde(default = "one")]
+    pub parallelism: u32,
+    /// JSON pointer to the key: events with the same key go to the same instance.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub key_by: Option<Pointer>,
+    #[serde(default)]
+    pub on_error: OnError,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub grants: Grants,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(untagged)]
+pub enum PluginRef {
+    Path(PathBuf),
+    #[schemars(skip)]
+    Builtin(String),
+}
+
+/// What happens to an event the operator rejects or that makes it fail or trap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Stop the topology with an error naming the operator and the event.
+    #[default]
+    Fail,
+    /// Drop the event (counted in the operator's metrics).
+    Skip,
+    /// Send the event, the error, the operator and the plugin digest to `OPERATOR.dead-letter`.
+    DeadLetter,
+}
+
+/// Resource limits of each instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Limits {
+    /// Linear memory cap, e.g. `64MiB`.
+    #[schemars(with = "String")]
+    pub memory: u64,
+    /// Deadline of one `process` call, e.g. `250ms`.
+    #[schemars(with = "String")]
+    pub call_timeout: Duration,
+    /// Deadline of `init`, e.g. `5s`.
+    #[schemars(with = "String")]
+    pub init_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory: 64 << 20,
+            call_timeout: Duration::from_millis(250),
+            init_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What an operator may reach beyond stderr, clocks and randomness. Nothing by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Grants {
+    /// Environment variables passed through from flowlet's environment.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Read-only directories: guest path → host path (relative to the manifest).
+    #[serde(default)]
+    pub dirs: BTreeMap<String, PathBuf>,
+}
+
+/// Where events go.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Sink {
+    #[serde(flatten)]
+    pub kind: SinkKind,
+    pub inputs: Vec<Input>,
+}
+
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SinkKind {
+    /// JSON lines on standard output.
+    Stdout,
+    /// JSON lines into a file (created or truncated).
+    File { path: PathBuf },
+    /// Count and discard (benchmarks).
+    Null,
+}
+
+/// An input: a source, an operator, or an operator's side output (`OPERATOR.dead-letter`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, JsonSchema)]
+#[schemars(with = "String")]
+pub struct Input {
+    pub node: String,
+    pub port: Port,
+    /// Where the input is written in the manifest.
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Port {
+    Main,
+    DeadLetter,
+}
+
+impl Port {
+    pub const SIDE_OUTPUTS: [&'static str; 1] = ["dead-letter"];
+}
+
+impl std::fmt::Display for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.port {
+            Port::Main => f.write_str(&self.node),
+            Port::DeadLetter => write!(f, "{}.dead-letter", self.node),
+        }
+    }
+}
+
+impl From<Input> for String {
+    fn from(i: Input) -> String {
+        i.to_string()
+    }
+}
+
+impl Manifest {
+    /// The batch size of `source` (its own, the topology's, or 256).
+    pub fn batch_size(&self, source: &Source) -> usize {
+        source.batch_size.or(self.batch_size).unwrap_or(256) as usize
+    }
+
+    /// Resolve a path written in the manifest.
+    pub fn resolve(&self, path: &std::path::Path) -> PathBuf {
+        self.base_dir.join(path)
+    }
+}

@@ -1,0 +1,594 @@
+//! From YAML text to a [`Manifest`], reporting every problem with its line and column.
+//!
+//! The YAML is loaded with positions (saphyr's `MarkedYaml`); each object is read field by field
+//! so that one bad field does not hide the next, and the fields left over are reported as
+//! unknown with a "did you mean".
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use serde_json::Value;
+
+use crate::diag::{Diagnostics, Pos, did_you_mean};
+use crate::model::*;
+
+type Node<'a> = MarkedYaml<'a>;
+
+fn pos(n: &Node<'_>) -> Pos {
+    Pos {
+        line: n.span.start.line(),
+        col: n.span.start.col() + 1,
+    }
+}
+
+fn describe(n: &Node<'_>) -> String {
+    match &n.data {
+        YamlData::Value(Scalar::Null) => "nothing (null)".into(),
+        YamlData::Value(Scalar::Boolean(b)) => format!("the boolean `{b}`"),
+        YamlData::Value(Scalar::Integer(i)) => format!("the number `{i}`"),
+        YamlData::Value(Scalar::FloatingPoint(f)) => format!("the number `{f}`"),
+        YamlData::Value(Scalar::String(s)) => format!("the string `{s}`"),
+        YamlData::Sequence(_) => "a list".into(),
+        YamlData::Mapping(_) => "a mapping".into(),
+        YamlData::Tagged(_, inner) => describe(inner),
+        _ => "an unsupported YAML node".into(),
+    }
+}
+
+/// Any YAML node as JSON (for `config:`), or the position and reason it cannot be.
+fn to_json(n: &Node<'_>) -> Result<Value, (Pos, String)> {
+    Ok(match &n.data {
+        YamlData::Value(Scalar::Null) => Value::Null,
+        YamlData::Value(Scalar::Boolean(b)) => Value::Bool(*b),
+        YamlData::Value(Scalar::Integer(i)) => Value::from(*i),
+        YamlData::Value(Scalar::FloatingPoint(f)) => serde_json::Number::from_f64(f.into_inner())
+            .map(Value::Number)
+            .ok_or_else(|| (pos(n), format!("`{f}` cannot be represented in JSON")))?,
+        YamlData::Value(Scalar::String(s)) => Value::String(s.to_string()),
+        YamlData::Representation(s, _, _) => Value::String(s.to_string()),
+        YamlData::Sequence(items) => Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
+        YamlData::Mapping(map) => {
+            let mut obj = serde_json::Map::new();
+            for (k, v) in map {
+                let key = match &k.data {
+                    YamlData::Value(Scalar::String(s)) => s.to_string(),
+                    YamlData::Value(Scalar::Integer(i)) => i.to_string(),
+                    YamlData::Value(Scalar::Boolean(b)) => b.to_string(),
+                    _ => return Err((pos(k), format!("a mapping key must be a string, not {}", describe(k)))),
+                };
+                obj.insert(key, to_json(v)?);
+            }
+            Value::Object(obj)
+        }
+        YamlData::Tagged(_, inner) => to_json(inner)?,
+        YamlData::Alias(_) => return Err((pos(n), "YAML aliases are not supported here".into())),
+        YamlData::BadValue => return Err((pos(n), "not a valid YAML value".into())),
+    })
+}
+
+fn as_str<'a>(n: &'a Node<'_>) -> Option<&'a str> {
+    match &n.data {
+        YamlData::Value(Scalar::String(s)) => Some(s),
+        YamlData::Representation(s, _, _) => Some(s),
+        YamlData::Tagged(_, inner) => as_str(inner),
+        _ => None,
+    }
+}
+
+/// A YAML mapping being read field by field.
+struct Obj<'a, 'i> {
+    what: String,
+    entries: Vec<(&'a str, Pos, &'a Node<'i>)>,
+    used: Vec<bool>,
+}
+
+impl<'a, 'i> Obj<'a, 'i> {
+    /// `n` as a mapping with string keys, or an error on `d`.
+    fn new(n: &'a Node<'i>, what: &str, d: &mut Diagnostics) -> Option<Self> {
+        let YamlData::Mapping(map) = &n.data else {
+            d.error(pos(n), format!("{what} must be a mapping, not {}", describe(n)));
+            return None;
+        };
+        let mut entries = Vec::with_capacity(map.len());
+        for (k, v) in map {
+            match as_str(k) {
+                Some(key) => entries.push((key, pos(k), v)),
+                None => d.error(pos(k), format!("keys of {what} must be strings, not {}", describe(k))),
+            }
+        }
+        let used = vec![false; entries.len()];
+        Some(Self {
+            what: what.to_owned(),
+            entries,
+            used,
+        })
+    }
+
+    fn take(&mut self, key: &str) -> Option<&'a Node<'i>> {
+        let i = self.entries.iter().position(|(k, _, _)| *k == key)?;
+        self.used[i] = true;
+        Some(self.entries[i].2)
+    }
+
+    fn require(&mut self, key: &str, at: Pos, d: &mut Diagnostics) -> Option<&'a Node<'i>> {
+        let n = self.take(key);
+        if n.is_none() {
+            d.error_hint(at, format!("{} has no `{key}`", self.what), format!("add `{key}:`"));
+        }
+        n
+    }
+
+    /// Report the keys nobody took.
+    fn finish(self, known: &[&str], d: &mut Diagnostics) {
+        for ((key, at, _), used) in self.entries.iter().zip(self.used) {
+            if !used {
+                let hint = did_you_mean(key, known.iter().copied())
+                    .unwrap_or_else(|| format!("known fields: {}", known.join(", ")));
+                d.error_hint(*at, format!("unknown field `{key}` in {}", self.what), hint);
+            }
+        }
+    }
+}
+
+fn string(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<String> {
+    match as_str(n) {
+        Some(s) => Some(s.to_owned()),
+        None => {
+            d.error(pos(n), format!("{what} must be a string, not {}", describe(n)));
+            None
+        }
+    }
+}
+
+fn integer(n: &Node<'_>, what: &str, range: std::ops::RangeInclusive<u64>, d: &mut Diagnostics) -> Option<u64> {
+    match &n.data {
+        YamlData::Value(Scalar::Integer(i)) if *i >= 0 && range.contains(&(*i as u64)) => Some(*i as u64),
+        _ => {
+            d.error(
+                pos(n),
+                format!("{what} must be a whole number from {} to {}, not {}", range.start(), range.end(), describe(n)),
+            );
+            None
+        }
+    }
+}
+
+fn positive_number(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<f64> {
+    let v = match &n.data {
+        YamlData::Value(Scalar::Integer(i)) => *i as f64,
+        YamlData::Value(Scalar::FloatingPoint(f)) => f.into_inner(),
+        _ => f64::NAN,
+    };
+    if v.is_finite() && v > 0.0 {
+        Some(v)
+    } else {
+        d.error(pos(n), format!("{what} must be a positive number, not {}", describe(n)));
+        None
+    }
+}
+
+fn duration(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Duration> {
+    let parsed = as_str(n).map(humantime::parse_duration);
+    match parsed {
+        Some(Ok(v)) if !v.is_zero() => Some(v),
+        _ => {
+            d.error_hint(
+                pos(n),
+                format!("{what} must be a duration, not {}", describe(n)),
+                "write it like `250ms`, `5s` or `1m 30s`",
+            );
+            None
+        }
+    }
+}
+
+fn byte_size(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<u64> {
+    let parsed = as_str(n).and_then(|s| s.parse::<bytesize::ByteSize>().ok());
+    match parsed {
+        Some(b) if b.as_u64() >= 1 << 20 && b.as_u64() <= 4 << 30 => Some(b.as_u64()),
+        _ => {
+            d.error_hint(
+                pos(n),
+                format!("{what} must be a size from 1MiB to 4GiB, not {}", describe(n)),
+                "write it like `64MiB`",
+            );
+            None
+        }
+    }
+}
+
+fn name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn inputs(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Vec<Input>> {
+    let YamlData::Sequence(items) = &n.data else {
+        d.error_hint(
+            pos(n),
+            format!("`inputs` of {what} must be a list, not {}", describe(n)),
+            "write `inputs: [name]`",
+        );
+        return None;
+    };
+    if items.is_empty() {
+        d.error_hint(pos(n), format!("{what} has no inputs"), "name at least one source or operator");
+        return None;
+    }
+    let mut out = Vec::new();
+    for item in items {
+        let Some(text) = string(item, &format!("an input of {what}"), d) else {
+            continue;
+        };
+        let (node, port) = match text.split_once('.') {
+            None => (text.as_str(), Port::Main),
+            Some((node, "dead-letter")) => (node, Port::DeadLetter),
+            Some((node, other)) => {
+                let hint = did_you_mean(other, Port::SIDE_OUTPUTS)
+                    .unwrap_or_else(|| "side outputs: dead-letter".into());
+                d.error_hint(pos(item), format!("`{node}` has no side output `{other}`"), hint);
+                continue;
+            }
+        };
+        out.push(Input {
+            node: node.to_owned(),
+            port,
+            pos: pos(item),
+        });
+    }
+    Some(out)
+}
+
+const TOP: &[&str] = &["version", "name", "batch-size", "sources", "operators", "sinks"];
+const OPERATOR: &[&str] = &[
+    "plugin",
+    "config",
+    "inputs",
+    "parallelism",
+    "key-by",
+    "on-error",
+    "limits",
+    "grants",
+];
+
+fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
+    let what = format!("source `{name}`");
+    let mut o = Obj::new(n, &what, d)?;
+    let batch_size = o
+        .take("batch-size")
+        .and_then(|n| integer(n, &format!("`batch-size` of {what}"), 1..=65_536, d))
+        .map(|v| v as u32);
+    let kind_node = o.require("kind", pos(n), d);
+    let kind = kind_node.and_then(|k| string(k, &format!("`kind` of {what}"), d));
+    let (kind, known): (Option<SourceKind>, &[&str]) = match kind.as_deref() {
+        Some("generator") => {
+            let count = o
+                .take("count")
+                .and_then(|n| integer(n, &format!("`count` of {what}"), 0..=u64::MAX >> 1, d));
+            let rate = o
+                .take("rate")
+                .and_then(|n| positive_number(n, &format!("`rate` of {what}"), d));
+            let seed = o
+                .take("seed")
+                .and_then(|n| integer(n, &format!("`seed` of {what}"), 0..=u64::MAX >> 1, d))
+                .unwrap_or(0);
+            (
+                Some(SourceKind::Generator { count, rate, seed }),
+                &["kind", "batch-size", "count", "rate", "seed"],
+            )
+        }
+        Some("file") => {
+            let path = o
+                .require("path", pos(n), d)
+                .and_then(|p| string(p, &format!("`path` of {what}"), d));
+            (path.map(|p| SourceKind::File { path: p.into() }), &["kind", "batch-size", "path"])
+        }
+        Some("stdin") => (Some(SourceKind::Stdin), &["kind", "batch-size"]),
+        Some(other) => {
+            let kinds = ["generator", "file", "stdin"];
+            let hint = did_you_mean(other, kinds).unwrap_or_else(|| format!("source kinds: {}", kinds.join(", ")));
+            d.error_hint(pos(kind_node.expect("kind read")), format!("unknown source kind `{other}`"), hint);
+            o.entries.iter().for_each(|_| ());
+            o.used.iter_mut().for_each(|u| *u = true);
+            (None, &[])
+        }
+        None => {
+            o.used.iter_mut().for_each(|u| *u = true);
+            (None, &[])
+        }
+    };
+    o.finish(known, d);
+    Some(Source { kind: kind?, batch_size })
+}
+
+fn sink(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Sink> {
+    let what = format!("sink `{name}`");
+    let mut o = Obj::new(n, &what, d)?;
+    let ins = o.require("inputs", pos(n), d).and_then(|i| inputs(i, &what, d));
+    let kind_node = o.require("kind", pos(n), d);
+    let kind = kind_node.and_then(|k| string(k, &format!("`kind` of {what}"), d));
+    let (kind, known): (Option<SinkKind>, &[&str]) = match kind.as_deref() {
+        Some("stdout") => (Some(SinkKind::Stdout), &["kind", "inputs"]),
+        Some("null") => (Some(SinkKind::Null), &["kind", "inputs"]),
+        Some("file") => {
+            let path = o
+                .require("path", pos(n), d)
+                .and_then(|p| string(p, &format!("`path` of {what}"), d));
+            (path.map(|p| SinkKind::File { path: p.into() }), &["kind", "inputs", "path"])
+        }
+        Some(other) => {
+            let kinds = ["stdout", "file", "null"];
+            let hint = did_you_mean(other, kinds).unwrap_or_else(|| format!("sink kinds: {}", kinds.join(", ")));
+            d.error_hint(pos(kind_node.expect("kind read")), format!("unknown sink kind `{other}`"), hint);
+            o.used.iter_mut().for_each(|u| *u = true);
+            (None, &[])
+        }
+        None => {
+            o.used.iter_mut().for_each(|u| *u = true);
+            (None, &[])
+        }
+    };
+    o.finish(known, d);
+    Some(Sink {
+        kind: kind?,
+        inputs: ins?,
+    })
+}
+
+fn operator(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Operator> {
+    let what = format!("operator `{name}`");
+    let mut o = Obj::new(n, &what, d)?;
+    let plugin = o
+        .require("plugin", pos(n), d)
+        .and_then(|p| string(p, &format!("`plugin` of {what}"), d))
+        .map(|p| match p.strip_prefix("builtin:") {
+            Some(b) => PluginRef::Builtin(b.to_owned()),
+            None => PluginRef::Path(PathBuf::from(p)),
+        });
+    let config = match o.take("config").map(to_json) {
+        None => Some(Value::Null),
+        Some(Ok(v)) => Some(v),
+        Some(Err((at, msg))) => {
+            d.error(at, format!("`config` of {what}: {msg}"));
+            None
+        }
+    };
+    let ins = o.require("inputs", pos(n), d).and_then(|i| inputs(i, &what, d));
+    let parallelism = match o.take("parallelism") {
+        None => Some(1),
+        Some(p) => integer(p, &format!("`parallelism` of {what}"), 1..=1024, d).map(|v| v as u32),
+    };
+    let key_by = match o.take("key-by") {
+        None => Some(None),
+        Some(k) => string(k, &format!("`key-by` of {what}"), d).and_then(|s| match Pointer::parse(&s) {
+            Ok(p) => Some(Some(p)),
+            Err(e) => {
+                d.error_hint(pos(k), format!("`key-by` of {what}: {e}"), format!("did you mean `/{s}`?"));
+                None
+            }
+        }),
+    };
+    let on_error = match o.take("on-error") {
+        None => Some(OnError::Fail),
+        Some(n) => match as_str(n) {
+            Some("fail") => Some(OnError::Fail),
+            Some("skip") => Some(OnError::Skip),
+            Some("dead-letter") => Some(OnError::DeadLetter),
+            _ => {
+                let choices = ["fail", "skip", "dead-letter"];
+                let hint = as_str(n)
+                    .and_then(|s| did_you_mean(s, choices))
+                    .unwrap_or_else(|| format!("choose one of: {}", choices.join(", ")));
+                d.error_hint(pos(n), format!("`on-error` of {what} cannot be {}", describe(n)), hint);
+                None
+            }
+        },
+    };
+    let limits = match o.take("limits") {
+        None => Some(Limits::default()),
+        Some(n) => limits(n, &what, d),
+    };
+    let grants = match o.take("grants") {
+        None => Some(Grants::default()),
+        Some(n) => grants(n, &what, d),
+    };
+    o.finish(OPERATOR, d);
+    Some(Operator {
+        plugin: plugin?,
+        config: config?,
+        inputs: ins?,
+        parallelism: parallelism?,
+        key_by: key_by?,
+        on_error: on_error?,
+        limits: limits?,
+        grants: grants?,
+    })
+}
+
+fn limits(n: &Node<'_>, of: &str, d: &mut Diagnostics) -> Option<Limits> {
+    let what = format!("`limits` of {of}");
+    let mut o = Obj::new(n, &what, d)?;
+    let mut l = Limits::default();
+    let mut ok = true;
+    if let Some(m) = o.take("memory") {
+        ok &= byte_size(m, &format!("`memory` in {what}"), d).map(|v| l.memory = v).is_some();
+    }
+    if let Some(t) = o.take("call-timeout") {
+        ok &= duration(t, &format!("`call-timeout` in {what}"), d)
+            .map(|v| l.call_timeout = v)
+            .is_some();
+    }
+    if let Some(t) = o.take("init-timeout") {
+        ok &= duration(t, &format!("`init-timeout` in {what}"), d)
+            .map(|v| l.init_timeout = v)
+            .is_some();
+    }
+    o.finish(&["memory", "call-timeout", "init-timeout"], d);
+    ok.then_some(l)
+}
+
+fn grants(n: &Node<'_>, of: &str, d: &mut Diagnostics) -> Option<Grants> {
+    let what = format!("`grants` of {of}");
+    let mut o = Obj::new(n, &what, d)?;
+    let mut g = Grants::default();
+    let mut ok = true;
+    if let Some(e) = o.take("env") {
+        match &e.data {
+            YamlData::Sequence(items) => {
+                for item in items {
+                    match string(item, &format!("an `env` entry in {what}"), d) {
+                        Some(s) => g.env.push(s),
+                        None => ok = false,
+                    }
+                }
+            }
+            _ => {
+                d.error(pos(e), format!("`env` in {what} must be a list of variable names"));
+                ok = false;
+            }
+        }
+    }
+    if let Some(dirs) = o.take("dirs") {
+        if let Some(mut m) = Obj::new(dirs, &format!("`dirs` in {what}"), d) {
+            for i in 0..m.entries.len() {
+                m.used[i] = true;
+                let (guest, _, host) = m.entries[i];
+                match string(host, &format!("host path of `{guest}` in {what}"), d) {
+                    Some(h) => {
+                        g.dirs.insert(guest.to_owned(), h.into());
+                    }
+                    None => ok = false,
+                }
+            }
+        } else {
+            ok = false;
+        }
+    }
+    o.finish(&["env", "dirs"], d);
+    ok.then_some(g)
+}
+
+/// Read the named entries of a top-level section with `read`.
+fn section<T>(
+    top: &mut Obj<'_, '_>,
+    key: &str,
+    required: bool,
+    d: &mut Diagnostics,
+    names: &mut BTreeMap<String, (&'static str, Pos)>,
+    kind: &'static str,
+    read: impl Fn(&str, &Node<'_>, &mut Diagnostics) -> Option<T>,
+) -> BTreeMap<String, T> {
+    let mut out = BTreeMap::new();
+    let Some(n) = top.take(key) else {
+        if required {
+            d.error_hint(
+                Pos { line: 1, col: 1 },
+                format!("the manifest has no `{key}`"),
+                format!("add a `{key}:` section with at least one {kind}"),
+            );
+        }
+        return out;
+    };
+    let Some(mut o) = Obj::new(n, &format!("`{key}`"), d) else {
+        return out;
+    };
+    if required && o.entries.is_empty() {
+        d.error(pos(n), format!("`{key}` is empty: a topology needs at least one {kind}"));
+    }
+    for i in 0..o.entries.len() {
+        o.used[i] = true;
+        let (name, at, node) = o.entries[i];
+        if !name_ok(name) {
+            d.error_hint(
+                at,
+                format!("`{name}` is not a valid {kind} name"),
+                "use letters, digits, `-` and `_` (a `.` would read as a side output)",
+            );
+        }
+        if let Some((other, _)) = names.get(name) {
+            d.error_hint(
+                at,
+                format!("the name `{name}` is used by a {other} and a {kind}"),
+                "give every source, operator and sink its own name",
+            );
+        } else {
+            names.insert(name.to_owned(), (kind, at));
+        }
+        if let Some(v) = read(name, node, d) {
+            out.insert(name.to_owned(), v);
+        }
+    }
+    out
+}
+
+/// Parse a manifest's YAML. `file` is used for messages and to resolve relative paths. Returns
+/// what could be read (entries with errors are left out) and the problems found.
+pub(crate) fn parse(text: &str, file: &Path) -> (Option<Manifest>, Diagnostics) {
+    let mut d = Diagnostics::new(file);
+    let docs = match MarkedYaml::load_from_str(text) {
+        Ok(docs) => docs,
+        Err(e) => {
+            let m = e.marker();
+            d.error_hint(
+                Pos {
+                    line: m.line(),
+                    col: m.col() + 1,
+                },
+                format!("this is not valid YAML: {}", e.info()),
+                "check the indentation and quoting around this point",
+            );
+            return (None, d);
+        }
+    };
+    let Some(root) = docs.first() else {
+        d.error_hint(Pos { line: 1, col: 1 }, "the manifest is empty", "start with `version: 1`");
+        return (None, d);
+    };
+    if docs.len() > 1 {
+        d.error(pos(&docs[1]), "a manifest is one YAML document; remove the `---` and what follows");
+    }
+    let Some(mut top) = Obj::new(root, "the manifest", &mut d) else {
+        return (None, d);
+    };
+    match top.take("version") {
+        None => d.error_hint(pos(root), "the manifest has no `version`", "add `version: 1`"),
+        Some(v) if matches!(v.data, YamlData::Value(Scalar::Integer(1))) => {}
+        Some(v) => d.error_hint(
+            pos(v),
+            format!("unsupported manifest version: {}", describe(v)),
+            "this flowlet reads `version: 1`",
+        ),
+    }
+    let name = top
+        .take("name")
+        .and_then(|n| string(n, "`name`", &mut d))
+        .unwrap_or_else(|| {
+            file.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "topology".into())
+        });
+    let batch_size = top
+        .take("batch-size")
+        .and_then(|n| integer(n, "`batch-size`", 1..=65_536, &mut d))
+        .map(|v| v as u32);
+    let mut names = BTreeMap::new();
+    let sources = section(&mut top, "sources", true, &mut d, &mut names, "source", source);
+    let operators = section(&mut top, "operators", false, &mut d, &mut names, "operator", operator);
+    let sinks = section(&mut top, "sinks", true, &mut d, &mut names, "sink", sink);
+    top.finish(TOP, &mut d);
+    let manifest = Manifest {
+        version: 1,
+        name,
+        batch_size,
+        sources,
+        operators,
+        sinks,
+        base_dir: file.parent().map(Path::to_owned).unwrap_or_default(),
+        positions: names.into_iter().map(|(k, (_, p))| (k, p)).collect(),
+    };
+    (Some(manifest), d)
+}
