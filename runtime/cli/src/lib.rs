@@ -1,0 +1,212 @@
+//! The `flowlet` command, as a library so that the integration tests in `tests/` can drive it
+//! in-process; `main.rs` only calls [`main`].
+
+pub mod bench;
+pub mod builtins;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use flowlet_dataflow::{OperatorFactory, RunReport, Stop};
+use flowlet_host::{Host, InstanceSettings};
+use flowlet_manifest::{Manifest, ManifestError, Options, PluginRef};
+
+#[derive(Parser)]
+#[command(name = "flowlet", version, about = "Run stream topologies whose operators are WebAssembly components")]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    /// Where compiled components are cached [default: $FLOWLET_CACHE_DIR, ~/.cache/flowlet].
+    #[arg(long, global = true)]
+    cache_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a topology until its bounded sources end, or until Ctrl-C (every output is flushed).
+    Run {
+        manifest: PathBuf,
+        /// Print the per-node counters as JSON on stderr at the end.
+        #[arg(long)]
+        stats: bool,
+    },
+    /// Check a manifest and report every problem at once (loads no Wasm).
+    Validate { manifest: PathBuf },
+    /// Show the world, contract version, exports and imports of a component.
+    Inspect {
+        plugin: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the JSON Schema of the manifest.
+    Schema,
+    /// Benchmarks (see docs/BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        which: bench::Bench,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOWLET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Validation options: the built-in operator names, files checked.
+pub fn options() -> Options {
+    Options {
+        builtins: builtins::NAMES.iter().map(|s| s.to_string()).collect(),
+        check_files: true,
+    }
+}
+
+/// Load and validate a manifest; invalid manifests print every diagnostic.
+pub fn load_manifest(path: &Path) -> anyhow::Result<Manifest> {
+    match flowlet_manifest::load(path, &options()) {
+        Ok(m) => Ok(m),
+        Err(ManifestError::Invalid(d)) => bail!("{d}"),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Load every operator's plugin and make its instance factory.
+pub fn factories(host: &Host, manifest: &Manifest) -> anyhow::Result<BTreeMap<String, Arc<dyn OperatorFactory>>> {
+    let mut out = BTreeMap::new();
+    for (name, op) in &manifest.operators {
+        let factory: Arc<dyn OperatorFactory> = match &op.plugin {
+            PluginRef::Builtin(b) => builtins::factory(b, op.config.clone())
+                .with_context(|| format!("operator `{name}`: no built-in operator `{b}`"))?,
+            PluginRef::Path(p) => {
+                let plugin = host
+                    .load(&manifest.resolve(p))
+                    .with_context(|| format!("operator `{name}`"))?;
+                Arc::new(plugin.factory(host, name, InstanceSettings::from_manifest(manifest, op)))
+            }
+        };
+        out.insert(name.clone(), factory);
+    }
+    Ok(out)
+}
+
+/// Run a validated manifest; Ctrl-C stops the sources and lets everything drain.
+pub async fn run_manifest(host: &Host, manifest: &Manifest) -> anyhow::Result<RunReport> {
+    let factories = factories(host, manifest)?;
+    let stop = Stop::new();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("stopping: the sources end and every output is flushed (Ctrl-C again to abort)");
+            on_signal.stop();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let report = flowlet_dataflow::run(manifest, factories, stop).await?;
+    let secs = started.elapsed().as_secs_f64();
+    for (name, s) in &report.nodes {
+        tracing::info!(
+            node = %name,
+            events_in = s.events_in,
+            events_out = s.events_out,
+            rejected = s.rejected,
+            skipped = s.skipped,
+            dead_lettered = s.dead_lettered,
+            restarts = s.restarts,
+            "done"
+        );
+    }
+    tracing::info!("topology `{}` finished in {secs:.3}s", manifest.name);
+    Ok(report)
+}
+
+/// The Wasm host with its component cache.
+pub fn host(cache_dir: Option<PathBuf>) -> anyhow::Result<Host> {
+    Ok(Host::new(&cache_dir.unwrap_or_else(Host::default_cache_dir))?)
+}
+
+/// Parse the command line and run it.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(real_main(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn real_main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Validate { manifest } => {
+            let m = load_manifest(&manifest)?;
+            println!(
+                "{}: ok — {} source(s), {} operator(s), {} sink(s)",
+                manifest.display(),
+                m.sources.len(),
+                m.operators.len(),
+                m.sinks.len()
+            );
+        }
+        Command::Run { manifest, stats } => {
+            let m = load_manifest(&manifest)?;
+            let host = host(cli.cache_dir)?;
+            let report = run_manifest(&host, &m).await?;
+            if stats {
+                eprintln!("{}", serde_json::to_string(&report)?);
+            }
+        }
+        Command::Inspect { plugin, json } => {
+            let host = host(cli.cache_dir)?;
+            let info = host.inspect(&plugin)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                println!("plugin:    {}", plugin.display());
+                println!("digest:    {}", info.digest);
+                println!("world:     {}", info.world.as_deref().unwrap_or("none (not a flowlet operator)"));
+                println!("contract:  {}", info.contract_version.as_deref().unwrap_or("none"));
+                println!("exports:");
+                for e in &info.exports {
+                    println!("  {e}");
+                }
+                println!("imports:");
+                for i in &info.imports {
+                    println!("  {i}");
+                }
+            }
+        }
+        Command::Schema => println!("{}", serde_json::to_string_pretty(&flowlet_manifest::json_schema())?),
+        Command::Bench { which } => bench::run(which, host(cli.cache_dir)?).await?,
+    }
+    Ok(())
+}

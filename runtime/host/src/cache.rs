@@ -1,0 +1,59 @@
+//! The on-disk cache of precompiled components.
+//!
+//! Compiling a component takes from milliseconds (a small Rust operator) to many seconds (a
+//! Python or JavaScript one), so each component is compiled once per engine. Files are keyed by
+//! the engine's compatibility hash (wasmtime version and configuration) and the component's
+//! sha256, and each is stored with the sha256 of its own bytes: deserializing precompiled code
+//! is `unsafe`, so flowlet only loads files it wrote and that are intact.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+pub(crate) struct ComponentCache {
+    dir: PathBuf,
+}
+
+impl ComponentCache {
+    pub fn new(root: &Path, engine: &Engine) -> Self {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        Self {
+            dir: root.join("components").join(format!("{:016x}", h.finish())),
+        }
+    }
+
+    /// The component with sha256 `digest` and content `bytes`: from the cache when an intact
+    /// precompiled copy is there, else compiled now and stored.
+    pub fn load(&self, engine: &Engine, digest: &str, bytes: &[u8]) -> Result<Component, String> {
+        let file = self.dir.join(format!("{digest}.cwasm"));
+        let check = self.dir.join(format!("{digest}.cwasm.sha256"));
+        if let (Ok(code), Ok(expected)) = (std::fs::read(&file), std::fs::read_to_string(&check))
+            && hex::encode(Sha256::digest(&code)) == expected.trim()
+        {
+            // SAFETY: the file was written by `store` below for this engine configuration, and
+            // its checksum matches what was written then.
+            match unsafe { Component::deserialize(engine, &code) } {
+                Ok(c) => return Ok(c),
+                Err(e) => tracing::warn!("ignoring unusable cached component {}: {e}", file.display()),
+            }
+        }
+        let code = engine.precompile_component(bytes).map_err(|e| format!("{e:#}"))?;
+        if let Err(e) = self.store(&file, &check, &code) {
+            tracing::warn!("cannot cache the compiled component in {}: {e}", self.dir.display());
+        }
+        // SAFETY: `code` was just produced by `precompile_component` on this engine.
+        unsafe { Component::deserialize(engine, &code) }.map_err(|e| format!("{e:#}"))
+    }
+
+    fn store(&self, file: &Path, check: &Path, code: &[u8]) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, code)?;
+        std::fs::rename(&tmp, file)?;
+        std::fs::write(check, hex::encode(Sha256::digest(code)))
+    }
+}
