@@ -22,6 +22,7 @@ pub fn instance_of(group: u32, parallelism: usize) -> usize {
 }
 
 /// One consumer of a producer's output.
+#[derive(Clone)]
 pub struct Edge {
     senders: Vec<mpsc::Sender<Envelope>>,
     /// The consumer's input index of producer instance 0.

@@ -265,6 +265,7 @@ pub async fn run(
     }
 
     let mut tasks = tokio::task::JoinSet::new();
+    let mut sources = Vec::new();
     for (name, index, instance, factory) in instances {
         let spec = &manifest.operators[name];
         let rx = op_rx.get_mut(name).expect("receivers per operator").remove(0);
@@ -276,9 +277,10 @@ pub async fn run(
             instance,
             on_error: spec.on_error,
             inputs: upstream_count[name],
-            main: edge::Outputs::new(outputs.remove(&(name, Port::Main)).unwrap_or_default(), index),
+            // Every instance gets its own handles on the same consumers.
+            main: edge::Outputs::new(outputs.get(&(name, Port::Main)).cloned().unwrap_or_default(), index),
             dead_letter: edge::Outputs::new(
-                outputs.remove(&(name, Port::DeadLetter)).unwrap_or_default(),
+                outputs.get(&(name, Port::DeadLetter)).cloned().unwrap_or_default(),
                 index,
             ),
             counters: counters[name].clone(),
@@ -287,6 +289,12 @@ pub async fn run(
         // never stalls the async tasks of sources and sinks.
         tasks.spawn_blocking(move || task.run(rx));
     }
+    for (name, source) in &manifest.sources {
+        let out = edge::Outputs::new(outputs.remove(&(name.as_str(), Port::Main)).unwrap_or_default(), 0);
+        sources.push((name, source, out));
+    }
+    // Every producer holds its own senders now; the channels close when the producers finish.
+    drop(outputs);
     for (name, rx) in sink_rx {
         let spec = manifest.sinks[name].clone();
         let inputs = upstream_count[name];
@@ -298,8 +306,7 @@ pub async fn run(
         let name = name.to_owned();
         tasks.spawn_blocking(move || sinks::run(name, spec.kind, path, rx, inputs, c));
     }
-    for (name, source) in &manifest.sources {
-        let out = edge::Outputs::new(outputs.remove(&(name.as_str(), Port::Main)).unwrap_or_default(), 0);
+    for (name, source, out) in sources {
         let task = sources::SourceTask {
             name: name.clone(),
             kind: source.kind.clone(),

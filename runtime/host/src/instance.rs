@@ -157,11 +157,23 @@ fn explain(err: wasmtime::Error, output: &GuestOutput, settings: &InstanceSettin
             }
         }
     };
+    // A Rust panic prints `thread '…' panicked at FILE:LINE:COL:` and the message on the lines
+    // after it; other guests print whatever they print last.
     let tail = output.tail();
-    let panic_line = tail.iter().rev().find(|l| l.contains("panicked")).or(tail.last());
-    OperatorError::Trap(match panic_line {
-        Some(line) => format!("{what}; its last output: {line}"),
-        None => what,
+    let from = tail
+        .iter()
+        .rposition(|l| l.contains("panicked at"))
+        .unwrap_or(tail.len().saturating_sub(1));
+    let said: Vec<&str> = tail[from.min(tail.len())..]
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty() && !l.starts_with("note:"))
+        .take(4)
+        .collect();
+    OperatorError::Trap(if said.is_empty() {
+        what
+    } else {
+        format!("{what}; it printed: {}", said.join(" "))
     })
 }
 

@@ -79,8 +79,11 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
         }
     }
 
+    // With entries that did not parse, who reads what is not known: skip the "unread" checks
+    // rather than report errors that are not there.
+    let complete = m.positions.len() == m.sources.len() + m.operators.len() + m.sinks.len();
     for (name, op) in &m.operators {
-        if op.on_error == OnError::DeadLetter && !read.contains(&(name.clone(), Port::DeadLetter)) {
+        if complete && op.on_error == OnError::DeadLetter && !read.contains(&(name.clone(), Port::DeadLetter)) {
             d.error_hint(
                 at(name),
                 format!("operator `{name}` dead-letters rejected events, but nothing reads `{name}.dead-letter`"),
@@ -122,7 +125,7 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
         }
     }
     for name in producers {
-        if !read.contains(&(name.to_owned(), Port::Main)) {
+        if complete && !read.contains(&(name.to_owned(), Port::Main)) {
             let kind = if m.sources.contains_key(name) { "source" } else { "operator" };
             d.error_hint(
                 at(name),
@@ -163,7 +166,8 @@ fn find_cycle(m: &Manifest) -> Option<Vec<String>> {
                 Some(Mark::Active) => {
                     let start = stack.iter().position(|n| *n == next).expect("active node is on the stack");
                     // Inputs point upstream; print the cycle in the direction data flows.
-                    let mut path: Vec<String> = stack[start..].iter().rev().map(|s| s.to_string()).collect();
+                    let mut path = vec![next.to_owned()];
+                    path.extend(stack[start + 1..].iter().rev().map(|s| s.to_string()));
                     path.push(next.to_owned());
                     return Some(path);
                 }
