@@ -15,7 +15,14 @@ const PLUGINS: [(&str, &str); 5] = [
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().to_owned();
-    for watched in ["plugins", "sdk", "runtime/types", "wit", "tests/plugins", "Cargo.lock"] {
+    for watched in [
+        "plugins",
+        "sdk",
+        "runtime/types",
+        "wit",
+        "tests/plugins",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
@@ -27,7 +34,13 @@ fn main() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(&wasm_dir)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
@@ -35,7 +48,9 @@ fn main() {
     for (package, _) in PLUGINS {
         cmd.args(["-p", package]);
     }
-    let status = cmd.status().expect("run cargo to build the Wasm test plugins");
+    let status = cmd
+        .status()
+        .expect("run cargo to build the Wasm test plugins");
     assert!(
         status.success(),
         "building the Wasm plugins failed; is the wasm32-wasip2 target installed? (rustup target add wasm32-wasip2)"

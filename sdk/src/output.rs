@@ -44,8 +44,9 @@ impl<'a> Output<'a> {
     }
 
     fn current(&self) -> EventRef<'a> {
-        self.current
-            .expect("emit/forward are for use inside Operator::process; use emit_with in process_batch")
+        self.current.expect(
+            "emit/forward are for use inside Operator::process; use emit_with in process_batch",
+        )
     }
 
     /// Pass the current input event on unchanged (key, value, timestamp and headers).
@@ -57,7 +58,8 @@ impl<'a> Output<'a> {
     /// Emit `value` with the current event's key and timestamp.
     pub fn emit(&mut self, value: &[u8]) {
         let event = self.current();
-        self.events.push(event.key().unwrap_or_default(), value, event.timestamp());
+        self.events
+            .push(event.key().unwrap_or_default(), value, event.timestamp());
     }
 
     /// Emit `value` serialized as JSON, with the current event's key and timestamp.

@@ -15,7 +15,10 @@ pub fn plugin(name: &str) -> String {
 
 /// The repository root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// Substitute `{plugins}` in a manifest template with the test plugin folder.

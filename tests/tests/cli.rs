@@ -16,7 +16,10 @@ fn flowlet() -> Command {
         bin.display()
     );
     let mut cmd = Command::new(bin);
-    cmd.env("FLOWLET_CACHE_DIR", std::env::temp_dir().join("flowlet-test-cache"));
+    cmd.env(
+        "FLOWLET_CACHE_DIR",
+        std::env::temp_dir().join("flowlet-test-cache"),
+    );
     cmd
 }
 
@@ -28,15 +31,25 @@ fn validate_prints_every_error_and_fails() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("manifests/invalid/bad-values.yaml:2:13: error"), "{err}");
+    assert!(
+        err.contains("manifests/invalid/bad-values.yaml:2:13: error"),
+        "{err}"
+    );
     assert!(err.matches(": error: ").count() >= 8, "{err}");
     assert!(err.contains("hint:"), "{err}");
 }
 
 #[test]
 fn inspect_prints_the_contract() {
-    let out = flowlet().args(["inspect", &plugin("map")]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = flowlet()
+        .args(["inspect", &plugin("map")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("world:     processor"), "{text}");
     assert!(text.contains("contract:  0.1.0"), "{text}");
@@ -70,7 +83,11 @@ sinks:
         .arg(&manifest)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let n = stdout.lines().count();
     assert!(n > 10 && n < 40, "{stdout}");
@@ -79,7 +96,8 @@ sinks:
         assert!(v["amount"].as_f64().unwrap() >= 500.0);
     }
     for line in String::from_utf8(out.stderr).unwrap().lines() {
-        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
     }
 }
 
@@ -105,7 +123,7 @@ sinks:
         ),
     )
     .unwrap();
-    let mut child = flowlet()
+    let child = flowlet()
         .arg("run")
         .arg(&manifest)
         .stderr(Stdio::piped())
@@ -119,12 +137,23 @@ sinks:
     assert!(status.success());
     let started = Instant::now();
     let out = child.wait_with_output().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(5), "did not stop promptly");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "did not stop promptly"
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
     let ids: Vec<u64> = text
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     assert!(ids.len() > 100, "only {} events before Ctrl-C", ids.len());
     // Flushed and complete: every generated event up to the stop, none lost, none torn.

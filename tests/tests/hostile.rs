@@ -104,7 +104,11 @@ async fn every_hostile_event_is_dead_lettered_and_the_rest_comes_out() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trap_under_fail_stops_the_topology_naming_the_operator() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("in.jsonl"), "{\"do\":\"pass\"}\n{\"do\":\"panic\"}\n").unwrap();
+    std::fs::write(
+        dir.path().join("in.jsonl"),
+        "{\"do\":\"pass\"}\n{\"do\":\"panic\"}\n",
+    )
+    .unwrap();
     let err = run_text(dir.path(), &topology("fail", "null", "in.jsonl"))
         .await
         .unwrap_err();
@@ -138,9 +142,15 @@ async fn init_failures_stop_the_run_before_any_event() {
             .await
             .unwrap_err();
         let text = format!("{err:#}");
-        assert!(text.contains("operator `hostile`") && text.contains("could not start"), "{text}");
+        assert!(
+            text.contains("operator `hostile`") && text.contains("could not start"),
+            "{text}"
+        );
         assert!(text.contains(needle), "{config}: {text}");
-        assert!(!dir.path().join("out.jsonl").exists() || lines(&dir.path().join("out.jsonl")).is_empty());
+        assert!(
+            !dir.path().join("out.jsonl").exists()
+                || lines(&dir.path().join("out.jsonl")).is_empty()
+        );
     }
 }
 
@@ -167,8 +177,14 @@ fn files_that_are_not_flowlet_components_are_refused_clearly() {
     let err = h.load(&other).err().unwrap();
     let text = err.to_string();
     assert!(matches!(err, HostError::WrongWorld { .. }), "{text}");
-    assert!(text.contains("does not implement flowlet's `processor` world"), "{text}");
-    assert!(text.contains("greet"), "it lists what the component exports: {text}");
+    assert!(
+        text.contains("does not implement flowlet's `processor` world"),
+        "{text}"
+    );
+    assert!(
+        text.contains("greet"),
+        "it lists what the component exports: {text}"
+    );
 
     let missing = dir.path().join("missing.wasm");
     assert!(matches!(h.load(&missing), Err(HostError::Read { .. })));
@@ -179,10 +195,21 @@ fn inspect_shows_world_version_exports_and_imports() {
     let info = host().inspect(plugin("filter").as_ref()).unwrap();
     assert_eq!(info.world.as_deref(), Some("processor"));
     assert_eq!(info.contract_version.as_deref(), Some("0.1.0"));
-    assert!(info.exports.iter().any(|e| e == "flowlet:operator/handler@0.1.0"), "{info:?}");
+    assert!(
+        info.exports
+            .iter()
+            .any(|e| e == "flowlet:operator/handler@0.1.0"),
+        "{info:?}"
+    );
     assert!(info.digest.starts_with("sha256:"));
     let hostile = host().inspect(plugin("hostile").as_ref()).unwrap();
-    assert!(hostile.imports.iter().any(|i| i.starts_with("flowlet:operator/log")), "{hostile:?}");
+    assert!(
+        hostile
+            .imports
+            .iter()
+            .any(|i| i.starts_with("flowlet:operator/log")),
+        "{hostile:?}"
+    );
 
     let other = host().inspect(plugin("other-world").as_ref()).unwrap();
     assert_eq!(other.world, None);

@@ -32,10 +32,23 @@ fn invalid_manifests_report_every_error_with_positions() {
 
 #[test]
 fn several_errors_are_reported_in_one_pass() {
-    let err = flowlet_manifest::load(Path::new("manifests/invalid/bad-values.yaml"), &flowlet::options())
-        .unwrap_err()
-        .to_string();
-    for needle in ["batch-size", "count", "rate", "fyle", "parallelism", "key-by", "dead-leter", "memory", "call-timeout"] {
+    let err = flowlet_manifest::load(
+        Path::new("manifests/invalid/bad-values.yaml"),
+        &flowlet::options(),
+    )
+    .unwrap_err()
+    .to_string();
+    for needle in [
+        "batch-size",
+        "count",
+        "rate",
+        "fyle",
+        "parallelism",
+        "key-by",
+        "dead-leter",
+        "memory",
+        "call-timeout",
+    ] {
         assert!(err.contains(needle), "no error about {needle} in:\n{err}");
     }
 }

@@ -13,7 +13,9 @@ fn generated(count: u64) -> Vec<Value> {
     for n in 0..count {
         generator::push_event(&mut b, 0, n);
     }
-    b.iter().map(|e| serde_json::from_slice(e.value()).unwrap()).collect()
+    b.iter()
+        .map(|e| serde_json::from_slice(e.value()).unwrap())
+        .collect()
 }
 
 fn read_lines(path: &std::path::Path) -> Vec<Value> {
@@ -62,7 +64,9 @@ sinks:
     let by_user = |v: &[Value]| {
         let mut m: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for e in v {
-            m.entry(e["user"].as_str().unwrap().to_owned()).or_default().push(e.clone());
+            m.entry(e["user"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(e.clone());
         }
         m
     };
@@ -131,7 +135,11 @@ sinks:
     let report = run_text(dir.path(), &text).await.unwrap();
     assert_eq!(
         read_lines(&dir.path().join("out.jsonl")),
-        vec![json!({"id":1,"tag":"a"}), json!({"id":1,"tag":"b"}), json!({"id":4,"tag":"c"})]
+        vec![
+            json!({"id":1,"tag":"a"}),
+            json!({"id":1,"tag":"b"}),
+            json!({"id":4,"tag":"c"})
+        ]
     );
     let dead = read_lines(&dir.path().join("dead.jsonl"));
     assert_eq!(dead.len(), 2);
@@ -150,11 +158,17 @@ async fn quickstart_output_is_golden() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(root().join("examples/quickstart/topology.yaml"))
         .unwrap()
-        .replace("../../dist/plugins", &flowlet_tests::plugins().display().to_string())
+        .replace(
+            "../../dist/plugins",
+            &flowlet_tests::plugins().display().to_string(),
+        )
         .replace("kind: stdout", "kind: file\n    path: out.jsonl")
         .replace("rate: 20", "rate: 10000");
     run_text(dir.path(), &text).await.unwrap();
     let out = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
     golden(&root().join("tests/golden/quickstart.jsonl"), &out);
-    assert_eq!(std::fs::read_to_string(dir.path().join("rejected.jsonl")).unwrap(), "");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("rejected.jsonl")).unwrap(),
+        ""
+    );
 }

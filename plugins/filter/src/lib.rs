@@ -86,10 +86,12 @@ impl Filter {
                 }
                 _ => false,
             },
-            Test::Text(op, limit) => match serde_json::from_str::<std::borrow::Cow<'_, str>>(text) {
-                Ok(s) => compare(*op, s.as_ref().cmp(limit)),
-                Err(_) => false,
-            },
+            Test::Text(op, limit) => {
+                match serde_json::from_str::<std::borrow::Cow<'_, str>>(text) {
+                    Ok(s) => compare(*op, s.as_ref().cmp(limit)),
+                    Err(_) => false,
+                }
+            }
             Test::Prefix(prefix) => match serde_json::from_str::<std::borrow::Cow<'_, str>>(text) {
                 Ok(s) => s.starts_with(prefix.as_str()),
                 Err(_) => false,
@@ -161,7 +163,13 @@ mod tests {
 
     #[test]
     fn numeric_comparisons() {
-        let events = [r#"{"a":5}"#, r#"{"a":10}"#, r#"{"a":15.5}"#, r#"{"a":"x"}"#, "{}"];
+        let events = [
+            r#"{"a":5}"#,
+            r#"{"a":10}"#,
+            r#"{"a":15.5}"#,
+            r#"{"a":"x"}"#,
+            "{}",
+        ];
         let (pass, rejected) = run(json!({"field": "/a", "op": "ge", "value": 10}), &events);
         assert_eq!(pass, vec![r#"{"a":10}"#, r#"{"a":15.5}"#]);
         assert!(rejected.is_empty());
@@ -180,10 +188,20 @@ mod tests {
         let (pass, _) = run(json!({"field": "/c", "op": "eq", "value": "DE"}), &events);
         assert_eq!(pass, vec![events[0]]);
         let (pass, _) = run(json!({"field": "/c", "op": "ne", "value": "DE"}), &events);
-        assert_eq!(pass, vec![events[1], events[2]], "an absent field is not unequal");
-        let (pass, _) = run(json!({"field": "/c", "op": "in", "value": ["FR", "DK"]}), &events);
+        assert_eq!(
+            pass,
+            vec![events[1], events[2]],
+            "an absent field is not unequal"
+        );
+        let (pass, _) = run(
+            json!({"field": "/c", "op": "in", "value": ["FR", "DK"]}),
+            &events,
+        );
         assert_eq!(pass, vec![events[1], events[2]]);
-        let (pass, _) = run(json!({"field": "/c", "op": "prefix", "value": "D"}), &events);
+        let (pass, _) = run(
+            json!({"field": "/c", "op": "prefix", "value": "D"}),
+            &events,
+        );
         assert_eq!(pass, vec![events[0], events[2]]);
         let (pass, _) = run(json!({"field": "/n/x", "op": "exists"}), &events);
         assert_eq!(pass, vec![events[2]]);

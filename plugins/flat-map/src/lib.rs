@@ -39,7 +39,10 @@ impl Operator for FlatMap {
                 let (top, _) = field.split_first().ok_or_else(|| {
                     Error::invalid_config("with `into`, `field` must name a field, e.g. `/items`")
                 })?;
-                Some((top.to_owned(), serde_json::to_string(&name).map_err(Error::failed)?))
+                Some((
+                    top.to_owned(),
+                    serde_json::to_string(&name).map_err(Error::failed)?,
+                ))
             }
         };
         Ok(Self { field, into })
@@ -50,7 +53,11 @@ impl Operator for FlatMap {
             return Ok(());
         };
         let elements: Vec<&RawValue> = serde_json::from_str(array.get()).map_err(|_| {
-            Error::reject(format!("field {} is {}, not an array", self.field, array.get()))
+            Error::reject(format!(
+                "field {} is {}, not an array",
+                self.field,
+                array.get()
+            ))
         })?;
         match &self.into {
             None => {
@@ -64,7 +71,8 @@ impl Operator for FlatMap {
                     out.emit_in_place(|buf| {
                         buf.push(b'{');
                         for (key, raw) in parent.iter().filter(|(k, _)| k != top) {
-                            serde_json::to_writer(&mut *buf, key.as_ref()).map_err(Error::failed)?;
+                            serde_json::to_writer(&mut *buf, key.as_ref())
+                                .map_err(Error::failed)?;
                             buf.push(b':');
                             buf.extend_from_slice(raw.get().as_bytes());
                             buf.push(b',');
@@ -102,13 +110,17 @@ mod tests {
 
     #[test]
     fn into_keeps_the_parent_fields() {
-        let mut h = Harness::<FlatMap>::new(json!({"field": "/order/lines", "into": "line"})).unwrap();
+        let mut h =
+            Harness::<FlatMap>::new(json!({"field": "/order/lines", "into": "line"})).unwrap();
         let out = h
             .process_json(&[r#"{"id":1,"order":{"lines":["a","b"]},"z":0}"#])
             .unwrap();
         assert_eq!(
             out.values(),
-            vec![r#"{"id":1,"z":0,"line":"a"}"#, r#"{"id":1,"z":0,"line":"b"}"#]
+            vec![
+                r#"{"id":1,"z":0,"line":"a"}"#,
+                r#"{"id":1,"z":0,"line":"b"}"#
+            ]
         );
     }
 
@@ -128,14 +140,22 @@ mod tests {
         let mut batch = flowlet_sdk::Batch::new();
         batch.push(b"k", br#"{"xs":[1,2]}"#, 42);
         let out = h.process(&batch).unwrap();
-        let got: Vec<(Option<&[u8]>, i64)> = out.events.iter().map(|e| (e.key(), e.timestamp())).collect();
+        let got: Vec<(Option<&[u8]>, i64)> = out
+            .events
+            .iter()
+            .map(|e| (e.key(), e.timestamp()))
+            .collect();
         assert_eq!(got, vec![(Some(&b"k"[..]), 42), (Some(&b"k"[..]), 42)]);
         let _: Value = serde_json::from_slice(out.events.get(0).value()).unwrap();
     }
 
     #[test]
     fn bad_config_is_reported() {
-        for config in [json!({"field": "xs"}), json!({"field": "", "into": "x"}), json!({})] {
+        for config in [
+            json!({"field": "xs"}),
+            json!({"field": "", "into": "x"}),
+            json!({}),
+        ] {
             assert!(matches!(
                 Harness::<FlatMap>::new(config).err().unwrap(),
                 Error::InvalidConfig(_)

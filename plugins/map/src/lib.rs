@@ -117,7 +117,9 @@ impl Number {
     fn write(self, buf: &mut Vec<u8>) -> Result<(), Error> {
         match self {
             Self::Int(i) => write!(buf, "{i}").map_err(Error::failed),
-            Self::Float(f) if f.is_finite() => serde_json::to_writer(buf, &f).map_err(Error::failed),
+            Self::Float(f) if f.is_finite() => {
+                serde_json::to_writer(buf, &f).map_err(Error::failed)
+            }
             Self::Float(_) => Err(Error::reject("computed value is not a finite number")),
         }
     }
@@ -201,7 +203,9 @@ impl Operator for Mapper {
             fields.push((name, name_json, spec));
         }
         if !s.keep && !s.drop.is_empty() {
-            return Err(Error::invalid_config("`drop` applies only with `keep: true`"));
+            return Err(Error::invalid_config(
+                "`drop` applies only with `keep: true`",
+            ));
         }
         Ok(Self {
             fields,
@@ -231,7 +235,11 @@ impl Operator for Mapper {
                 (_, None) => Resolved::Missing,
                 (Spec::Compute { mul, add, .. }, Some(raw)) => {
                     let n = Number::parse(raw.get()).ok_or_else(|| {
-                        Error::reject(format!("field {} is {}, not a number", src.pointer, raw.get()))
+                        Error::reject(format!(
+                            "field {} is {}, not a number",
+                            src.pointer,
+                            raw.get()
+                        ))
                     })?;
                     Resolved::Number(n.compute(*mul, *add))
                 }
@@ -316,7 +324,10 @@ mod tests {
             json!({"keep": true, "drop": ["b"], "fields": {"a": {"from": "/a", "add": 1}, "z": {"value": 0}}}),
             &[r#"{"a":1,"b":2,"c":3}"#],
         );
-        assert_eq!(serde_json::to_string(&out[0]).unwrap(), r#"{"c":3,"a":2,"z":0}"#);
+        assert_eq!(
+            serde_json::to_string(&out[0]).unwrap(),
+            r#"{"c":3,"a":2,"z":0}"#
+        );
     }
 
     #[test]

@@ -32,7 +32,12 @@ fn cpu_seconds() -> f64 {
     // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -70,8 +75,12 @@ pub async fn run(which: Bench, host: Host) -> anyhow::Result<()> {
         plugins,
         repeat,
     } = which;
-    let plugins = std::fs::canonicalize(&plugins)
-        .map_err(|e| anyhow::anyhow!("plugin folder {}: {e}; build the plugins first (scripts/build-plugins)", plugins.display()))?;
+    let plugins = std::fs::canonicalize(&plugins).map_err(|e| {
+        anyhow::anyhow!(
+            "plugin folder {}: {e}; build the plugins first (scripts/build-plugins)",
+            plugins.display()
+        )
+    })?;
     let wasm = (
         plugins.join("filter.wasm").display().to_string(),
         plugins.join("map.wasm").display().to_string(),
@@ -85,18 +94,24 @@ pub async fn run(which: Bench, host: Host) -> anyhow::Result<()> {
             ("native", "builtin:filter", "builtin:map"),
         ] {
             let text = chain_manifest(n, batch, filter, map);
-            let manifest = flowlet_manifest::parse_str(&text, "bench.yaml".as_ref(), &crate::options())
-                .map_err(|d| anyhow::anyhow!("{d}"))?;
+            let manifest =
+                flowlet_manifest::parse_str(&text, "bench.yaml".as_ref(), &crate::options())
+                    .map_err(|d| anyhow::anyhow!("{d}"))?;
             let mut best: Option<(f64, f64)> = None;
             for _ in 0..repeat {
                 let factories = crate::factories(&host, &manifest)?;
                 let cpu0 = cpu_seconds();
                 let t0 = Instant::now();
-                let report = flowlet_dataflow::run(&manifest, factories, flowlet_dataflow::Stop::new()).await?;
+                let report =
+                    flowlet_dataflow::run(&manifest, factories, flowlet_dataflow::Stop::new())
+                        .await?;
                 let wall = t0.elapsed().as_secs_f64();
                 let cpu = cpu_seconds() - cpu0;
                 let out = report.nodes["out"].events_in;
-                anyhow::ensure!(out > 0 && out < n, "the filter should pass about half the events, passed {out} of {n}");
+                anyhow::ensure!(
+                    out > 0 && out < n,
+                    "the filter should pass about half the events, passed {out} of {n}"
+                );
                 if best.is_none_or(|(w, _)| wall < w) {
                     best = Some((wall, cpu));
                 }

@@ -41,7 +41,10 @@ impl<O: flowlet_sdk::Operator + Send> OperatorFactory for Builtin<O> {
     }
 }
 
-fn make<O: flowlet_sdk::Operator + Send>(name: &'static str, config: serde_json::Value) -> Arc<dyn OperatorFactory> {
+fn make<O: flowlet_sdk::Operator + Send>(
+    name: &'static str,
+    config: serde_json::Value,
+) -> Arc<dyn OperatorFactory> {
     Arc::new(Builtin::<O> {
         name,
         config,

@@ -15,7 +15,11 @@ use flowlet_host::{Host, InstanceSettings};
 use flowlet_manifest::{Manifest, ManifestError, Options, PluginRef};
 
 #[derive(Parser)]
-#[command(name = "flowlet", version, about = "Run stream topologies whose operators are WebAssembly components")]
+#[command(
+    name = "flowlet",
+    version,
+    about = "Run stream topologies whose operators are WebAssembly components"
+)]
 pub struct Cli {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -89,7 +93,10 @@ pub fn load_manifest(path: &Path) -> anyhow::Result<Manifest> {
 }
 
 /// Load every operator's plugin and make its instance factory.
-pub fn factories(host: &Host, manifest: &Manifest) -> anyhow::Result<BTreeMap<String, Arc<dyn OperatorFactory>>> {
+pub fn factories(
+    host: &Host,
+    manifest: &Manifest,
+) -> anyhow::Result<BTreeMap<String, Arc<dyn OperatorFactory>>> {
     let mut out = BTreeMap::new();
     for (name, op) in &manifest.operators {
         let factory: Arc<dyn OperatorFactory> = match &op.plugin {
@@ -114,7 +121,9 @@ pub async fn run_manifest(host: &Host, manifest: &Manifest) -> anyhow::Result<Ru
     let on_signal = stop.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::info!("stopping: the sources end and every output is flushed (Ctrl-C again to abort)");
+            tracing::info!(
+                "stopping: the sources end and every output is flushed (Ctrl-C again to abort)"
+            );
             on_signal.stop();
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
@@ -142,7 +151,9 @@ pub async fn run_manifest(host: &Host, manifest: &Manifest) -> anyhow::Result<Ru
 
 /// The Wasm host with its component cache.
 pub fn host(cache_dir: Option<PathBuf>) -> anyhow::Result<Host> {
-    Ok(Host::new(&cache_dir.unwrap_or_else(Host::default_cache_dir))?)
+    Ok(Host::new(
+        &cache_dir.unwrap_or_else(Host::default_cache_dir),
+    )?)
 }
 
 /// Parse the command line and run it.
@@ -193,8 +204,16 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             } else {
                 println!("plugin:    {}", plugin.display());
                 println!("digest:    {}", info.digest);
-                println!("world:     {}", info.world.as_deref().unwrap_or("none (not a flowlet operator)"));
-                println!("contract:  {}", info.contract_version.as_deref().unwrap_or("none"));
+                println!(
+                    "world:     {}",
+                    info.world
+                        .as_deref()
+                        .unwrap_or("none (not a flowlet operator)")
+                );
+                println!(
+                    "contract:  {}",
+                    info.contract_version.as_deref().unwrap_or("none")
+                );
                 println!("exports:");
                 for e in &info.exports {
                     println!("  {e}");
@@ -205,7 +224,10 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Schema => println!("{}", serde_json::to_string_pretty(&flowlet_manifest::json_schema())?),
+        Command::Schema => println!(
+            "{}",
+            serde_json::to_string_pretty(&flowlet_manifest::json_schema())?
+        ),
         Command::Bench { which } => bench::run(which, host(cli.cache_dir)?).await?,
     }
     Ok(())

@@ -34,7 +34,11 @@ pub struct Edge {
 }
 
 impl Edge {
-    pub fn new(senders: Vec<mpsc::Sender<Envelope>>, first_index: usize, key_by: Option<Pointer>) -> Self {
+    pub fn new(
+        senders: Vec<mpsc::Sender<Envelope>>,
+        first_index: usize,
+        key_by: Option<Pointer>,
+    ) -> Self {
         Self {
             senders,
             first_index,
@@ -93,7 +97,10 @@ impl Outputs {
                     let b = if e + 1 == n {
                         batch.take().expect("the last edge takes the batch")
                     } else {
-                        batch.as_ref().expect("batch is kept until the last edge").clone()
+                        batch
+                            .as_ref()
+                            .expect("batch is kept until the last edge")
+                            .clone()
                     };
                     out.push((e, target, b));
                 }
@@ -147,7 +154,9 @@ impl Outputs {
     pub async fn broadcast(&self, message: Message) {
         let targets: Vec<_> = self.broadcast_all().collect();
         for (e, i) in targets {
-            let _ = self.edges[e].senders[i].send(self.envelope(e, message.clone())).await;
+            let _ = self.edges[e].senders[i]
+                .send(self.envelope(e, message.clone()))
+                .await;
         }
     }
 }
@@ -179,7 +188,11 @@ mod tests {
         let mut out = Outputs::new(vec![edge], 1);
         let mut b = Batch::new();
         for i in 0..100 {
-            b.push(b"", format!(r#"{{"u":"k{}","i":{i}}}"#, i % 10).as_bytes(), i);
+            b.push(
+                b"",
+                format!(r#"{{"u":"k{}","i":{i}}}"#, i % 10).as_bytes(),
+                i,
+            );
         }
         assert!(out.send_blocking(b));
         let mut seen = std::collections::BTreeMap::new();
@@ -187,7 +200,9 @@ mod tests {
         for (instance, rx) in [(0, &mut rx0), (1, &mut rx1)] {
             while let Ok(env) = rx.try_recv() {
                 assert_eq!(env.input, 4);
-                let Message::Batch(b) = env.message else { panic!() };
+                let Message::Batch(b) = env.message else {
+                    panic!()
+                };
                 for e in b.iter() {
                     total += 1;
                     let key = e.key().unwrap().to_vec();

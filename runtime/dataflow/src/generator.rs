@@ -27,7 +27,8 @@ pub fn push_event(batch: &mut Batch, seed: u64, n: u64) {
     let r = splitmix64(n ^ seed.wrapping_mul(0xA24B_AED4_963E_E407));
     let ts = BASE_TIME + n as i64;
     let cents = r % 100_000;
-    let tags = &TAGS[((r >> 40) % 4) as usize..][..((r >> 44) % 3).min(4 - ((r >> 40) % 4)) as usize];
+    let tags =
+        &TAGS[((r >> 40) % 4) as usize..][..((r >> 44) % 3).min(4 - ((r >> 40) % 4)) as usize];
     batch
         .push_with::<std::io::Error>(b"", ts, |buf| {
             write!(
@@ -73,6 +74,9 @@ mod tests {
         }
         let avg = a.values.len() / a.len();
         assert!((90..=130).contains(&avg), "average event size {avg}");
-        assert!((400..600).contains(&passing), "{passing} of 1000 pass amount >= 500");
+        assert!(
+            (400..600).contains(&passing),
+            "{passing} of 1000 pass amount >= 500"
+        );
     }
 }

@@ -80,7 +80,9 @@ pub enum DataflowError {
         plugin: String,
         error: OperatorError,
     },
-    #[error("operator `{operator}` (plugin {plugin}) {error}, on event {event}; the topology stops because its on-error policy is `fail` (choose `skip` or `dead-letter` to go on)")]
+    #[error(
+        "operator `{operator}` (plugin {plugin}) {error}, on event {event}; the topology stops because its on-error policy is `fail` (choose `skip` or `dead-letter` to go on)"
+    )]
     Operator {
         operator: String,
         plugin: String,
@@ -88,7 +90,10 @@ pub enum DataflowError {
         event: String,
     },
     #[error("source `{source_name}`: {message}")]
-    Source { source_name: String, message: String },
+    Source {
+        source_name: String,
+        message: String,
+    },
     #[error("sink `{sink}`: {message}")]
     Sink { sink: String, message: String },
     #[error("no factory for operator `{0}`")]
@@ -227,7 +232,11 @@ pub async fn run(
             outputs
                 .entry((input.node.as_str(), input.port))
                 .or_default()
-                .push(edge::Edge::new(senders.clone(), first_index, key_by.clone()));
+                .push(edge::Edge::new(
+                    senders.clone(),
+                    first_index,
+                    key_by.clone(),
+                ));
         }
         upstream_count.insert(name, count);
     }
@@ -268,7 +277,10 @@ pub async fn run(
     let mut sources = Vec::new();
     for (name, index, instance, factory) in instances {
         let spec = &manifest.operators[name];
-        let rx = op_rx.get_mut(name).expect("receivers per operator").remove(0);
+        let rx = op_rx
+            .get_mut(name)
+            .expect("receivers per operator")
+            .remove(0);
         let task = operator::OperatorTask {
             name: name.to_owned(),
             instance_index: index,
@@ -278,9 +290,18 @@ pub async fn run(
             on_error: spec.on_error,
             inputs: upstream_count[name],
             // Every instance gets its own handles on the same consumers.
-            main: edge::Outputs::new(outputs.get(&(name, Port::Main)).cloned().unwrap_or_default(), index),
+            main: edge::Outputs::new(
+                outputs
+                    .get(&(name, Port::Main))
+                    .cloned()
+                    .unwrap_or_default(),
+                index,
+            ),
             dead_letter: edge::Outputs::new(
-                outputs.get(&(name, Port::DeadLetter)).cloned().unwrap_or_default(),
+                outputs
+                    .get(&(name, Port::DeadLetter))
+                    .cloned()
+                    .unwrap_or_default(),
                 index,
             ),
             counters: counters[name].clone(),
@@ -290,7 +311,12 @@ pub async fn run(
         tasks.spawn_blocking(move || task.run(rx));
     }
     for (name, source) in &manifest.sources {
-        let out = edge::Outputs::new(outputs.remove(&(name.as_str(), Port::Main)).unwrap_or_default(), 0);
+        let out = edge::Outputs::new(
+            outputs
+                .remove(&(name.as_str(), Port::Main))
+                .unwrap_or_default(),
+            0,
+        );
         sources.push((name, source, out));
     }
     // Every producer holds its own senders now; the channels close when the producers finish.
@@ -337,6 +363,9 @@ pub async fn run(
         return Err(e);
     }
     Ok(RunReport {
-        nodes: counters.iter().map(|(k, v)| (k.clone(), v.snapshot())).collect(),
+        nodes: counters
+            .iter()
+            .map(|(k, v)| (k.clone(), v.snapshot()))
+            .collect(),
     })
 }

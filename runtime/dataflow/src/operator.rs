@@ -8,7 +8,9 @@ use flowlet_types::{Batch, EventRef, Timestamp};
 use tokio::sync::mpsc;
 
 use crate::edge::Outputs;
-use crate::{DataflowError, Envelope, Message, NodeCounters, Operator, OperatorError, OperatorFactory};
+use crate::{
+    DataflowError, Envelope, Message, NodeCounters, Operator, OperatorError, OperatorFactory,
+};
 
 pub(crate) struct OperatorTask {
     pub name: String,
@@ -80,11 +82,14 @@ impl OperatorTask {
             "instance {why}; replacing it with a fresh one"
         );
         self.counters.restarts.fetch_add(1, Relaxed);
-        self.instance = self.factory.instantiate().map_err(|error| DataflowError::Init {
-            operator: self.name.clone(),
-            plugin: self.plugin.clone(),
-            error,
-        })?;
+        self.instance = self
+            .factory
+            .instantiate()
+            .map_err(|error| DataflowError::Init {
+                operator: self.name.clone(),
+                plugin: self.plugin.clone(),
+                error,
+            })?;
         Ok(())
     }
 
@@ -94,7 +99,11 @@ impl OperatorTask {
         out.events
             .validate()
             .map_err(|e| OperatorError::Malformed(e.to_string()))?;
-        if let Some(r) = out.rejected.iter().find(|r| r.event as usize >= batch.len()) {
+        if let Some(r) = out
+            .rejected
+            .iter()
+            .find(|r| r.event as usize >= batch.len())
+        {
             return Err(OperatorError::Malformed(format!(
                 "it rejected event {} of a batch of {}",
                 r.event,
@@ -106,7 +115,9 @@ impl OperatorTask {
 
     /// Handle one input batch. Returns false when no consumer is left.
     fn handle(&mut self, batch: Batch) -> Result<bool, DataflowError> {
-        self.counters.events_in.fetch_add(batch.len() as u64, Relaxed);
+        self.counters
+            .events_in
+            .fetch_add(batch.len() as u64, Relaxed);
         self.counters.batches.fetch_add(1, Relaxed);
         let mut dead = Batch::new();
         let output = match self.call(&batch) {
@@ -120,7 +131,9 @@ impl OperatorTask {
             }
             Err(error) => self.isolate(&batch, error, &mut dead)?,
         };
-        self.counters.events_out.fetch_add(output.len() as u64, Relaxed);
+        self.counters
+            .events_out
+            .fetch_add(output.len() as u64, Relaxed);
         let mut alive = true;
         if !output.is_empty() && !self.main.is_empty() {
             alive &= self.main.send_blocking(output);
@@ -133,7 +146,12 @@ impl OperatorTask {
 
     /// The batch failed as a whole: find the events that cause it by running them one at a
     /// time (on a fresh instance after each trap), and apply the policy to those only.
-    fn isolate(&mut self, batch: &Batch, error: OperatorError, dead: &mut Batch) -> Result<Batch, DataflowError> {
+    fn isolate(
+        &mut self,
+        batch: &Batch,
+        error: OperatorError,
+        dead: &mut Batch,
+    ) -> Result<Batch, DataflowError> {
         if matches!(error, OperatorError::Trap(_)) {
             self.restart(&error)?;
         }
@@ -168,7 +186,12 @@ impl OperatorTask {
     }
 
     /// Apply the `on-error` policy to one event.
-    fn bad_event(&mut self, event: &EventRef<'_>, error: OperatorError, dead: &mut Batch) -> Result<(), DataflowError> {
+    fn bad_event(
+        &mut self,
+        event: &EventRef<'_>,
+        error: OperatorError,
+        dead: &mut Batch,
+    ) -> Result<(), DataflowError> {
         match self.on_error {
             OnError::Fail => Err(DataflowError::Operator {
                 operator: self.name.clone(),
@@ -197,7 +220,8 @@ impl OperatorTask {
         let value: Box<RawValue> = match serde_json::from_slice::<&RawValue>(event.value()) {
             Ok(raw) => raw.to_owned(),
             Err(_) => {
-                let s = serde_json::to_string(&String::from_utf8_lossy(event.value())).expect("a string is JSON");
+                let s = serde_json::to_string(&String::from_utf8_lossy(event.value()))
+                    .expect("a string is JSON");
                 RawValue::from_string(s).expect("a JSON string is JSON")
             }
         };

@@ -23,12 +23,18 @@ pub(crate) fn run(
         message,
     };
     let (mut writer, flush_each_batch): (Option<Box<dyn Write>>, bool) = match &kind {
-        SinkKind::Stdout => (Some(Box::new(BufWriter::new(std::io::stdout().lock()))), true),
+        SinkKind::Stdout => (
+            Some(Box::new(BufWriter::new(std::io::stdout().lock()))),
+            true,
+        ),
         SinkKind::File { .. } => {
             let path = path.expect("file sinks have a path");
             let file = std::fs::File::create(&path)
                 .map_err(|e| fail(format!("cannot create {}: {e}", path.display())))?;
-            (Some(Box::new(BufWriter::with_capacity(1 << 20, file))), false)
+            (
+                Some(Box::new(BufWriter::with_capacity(1 << 20, file))),
+                false,
+            )
         }
         SinkKind::Null => (None, false),
     };

@@ -39,7 +39,10 @@ impl SourceTask {
             SourceKind::File { .. } => {
                 let path = self.path.clone().expect("file sources have a path");
                 match tokio::fs::File::open(&path).await {
-                    Ok(f) => self.lines(BufReader::with_capacity(1 << 20, f), false).await,
+                    Ok(f) => {
+                        self.lines(BufReader::with_capacity(1 << 20, f), false)
+                            .await
+                    }
                     Err(e) => Err(format!("cannot open {}: {e}", path.display())),
                 }
             }
@@ -54,7 +57,9 @@ impl SourceTask {
     }
 
     async fn emit(&mut self, batch: Batch) -> bool {
-        self.counters.events_out.fetch_add(batch.len() as u64, Relaxed);
+        self.counters
+            .events_out
+            .fetch_add(batch.len() as u64, Relaxed);
         self.counters.batches.fetch_add(1, Relaxed);
         self.out.send(batch).await
     }
@@ -81,7 +86,10 @@ impl SourceTask {
                     _ = self.stop.stopped() => {}
                 }
             }
-            let full = std::mem::replace(&mut batch, Batch::with_capacity(batch_size, batch_size * 128));
+            let full = std::mem::replace(
+                &mut batch,
+                Batch::with_capacity(batch_size, batch_size * 128),
+            );
             if !self.emit(full).await {
                 return;
             }
@@ -111,10 +119,9 @@ impl SourceTask {
                 batch.push(b"", text, now_ms());
             }
             let drained = interactive && reader.buffer().is_empty();
-            if batch.len() >= self.batch_size || (drained && !batch.is_empty()) {
-                if !self.emit(std::mem::take(&mut batch)).await {
-                    return Ok(());
-                }
+            let due = batch.len() >= self.batch_size || (drained && !batch.is_empty());
+            if due && !self.emit(std::mem::take(&mut batch)).await {
+                return Ok(());
             }
         }
         if !batch.is_empty() {

@@ -38,12 +38,19 @@ impl ComponentCache {
             // its checksum matches what was written then.
             match unsafe { Component::deserialize(engine, &code) } {
                 Ok(c) => return Ok(c),
-                Err(e) => tracing::warn!("ignoring unusable cached component {}: {e}", file.display()),
+                Err(e) => {
+                    tracing::warn!("ignoring unusable cached component {}: {e}", file.display())
+                }
             }
         }
-        let code = engine.precompile_component(bytes).map_err(|e| format!("{e:#}"))?;
+        let code = engine
+            .precompile_component(bytes)
+            .map_err(|e| format!("{e:#}"))?;
         if let Err(e) = self.store(&file, &check, &code) {
-            tracing::warn!("cannot cache the compiled component in {}: {e}", self.dir.display());
+            tracing::warn!(
+                "cannot cache the compiled component in {}: {e}",
+                self.dir.display()
+            );
         }
         // SAFETY: `code` was just produced by `precompile_component` on this engine.
         unsafe { Component::deserialize(engine, &code) }.map_err(|e| format!("{e:#}"))

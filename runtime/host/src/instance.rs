@@ -31,7 +31,10 @@ pub struct InstanceSettings {
 
 impl InstanceSettings {
     /// Settings from a manifest operator (grants resolved against the manifest's folder).
-    pub fn from_manifest(manifest: &flowlet_manifest::Manifest, op: &flowlet_manifest::Operator) -> Self {
+    pub fn from_manifest(
+        manifest: &flowlet_manifest::Manifest,
+        op: &flowlet_manifest::Operator,
+    ) -> Self {
         Self {
             config: op.config.to_string(),
             memory: op.limits.memory,
@@ -91,11 +94,19 @@ impl bindings::flowlet::operator::log::Host for InstanceState {
 
 impl bindings::flowlet::operator::metrics::Host for InstanceState {
     fn counter_add(&mut self, name: String, delta: u64) {
-        *self.metrics.lock().expect("metrics lock").entry(name).or_default() += delta as f64;
+        *self
+            .metrics
+            .lock()
+            .expect("metrics lock")
+            .entry(name)
+            .or_default() += delta as f64;
     }
 
     fn gauge_set(&mut self, name: String, value: f64) {
-        self.metrics.lock().expect("metrics lock").insert(name, value);
+        self.metrics
+            .lock()
+            .expect("metrics lock")
+            .insert(name, value);
     }
 }
 
@@ -109,7 +120,12 @@ pub struct WasmFactory {
 }
 
 impl WasmFactory {
-    pub(crate) fn new(host: Host, plugin: Plugin, operator: &str, settings: InstanceSettings) -> Self {
+    pub(crate) fn new(
+        host: Host,
+        plugin: Plugin,
+        operator: &str,
+        settings: InstanceSettings,
+    ) -> Self {
         Self {
             host,
             plugin,
@@ -139,19 +155,24 @@ pub struct WasmInstance {
 
 /// Explain a trap (or host error) from a call, with the guest's last output lines (a panic
 /// message, usually).
-fn explain(err: wasmtime::Error, output: &GuestOutput, settings: &InstanceSettings, call: &str, deadline: Duration) -> OperatorError {
+fn explain(
+    err: wasmtime::Error,
+    output: &GuestOutput,
+    settings: &InstanceSettings,
+    call: &str,
+    deadline: Duration,
+) -> OperatorError {
     let what = match err.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => format!("ran past its {call} deadline of {deadline:?} and was stopped"),
+        Some(Trap::Interrupt) => {
+            format!("ran past its {call} deadline of {deadline:?} and was stopped")
+        }
         Some(Trap::StackOverflow) => "overflowed its stack (unbounded recursion?)".to_owned(),
         Some(Trap::UnreachableCodeReached) => "panicked (hit `unreachable`)".to_owned(),
         Some(trap) => format!("trapped: {trap}"),
         None => {
             let text = format!("{err:#}");
             if text.contains("growing memory") || text.contains("memory limit") {
-                format!(
-                    "exceeded its memory limit of {} MiB",
-                    settings.memory >> 20
-                )
+                format!("exceeded its memory limit of {} MiB", settings.memory >> 20)
             } else {
                 text
             }
@@ -190,7 +211,9 @@ impl OperatorFactory for WasmFactory {
             .envs(&settings.env);
         for (guest, host) in &settings.dirs {
             wasi.preopened_dir(host, guest, wasmtime_wasi::FsPerms::ReadOnly)
-                .map_err(|e| OperatorError::InvalidConfig(format!("cannot grant {}: {e}", host.display())))?;
+                .map_err(|e| {
+                    OperatorError::InvalidConfig(format!("cannot grant {}: {e}", host.display()))
+                })?;
         }
         let state = InstanceState {
             wasi: wasi.build(),
@@ -207,8 +230,13 @@ impl OperatorFactory for WasmFactory {
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(ticks(settings.init_timeout));
         store.epoch_deadline_trap();
-        let fail = |e, output: &GuestOutput| explain(e, output, &settings, "init", settings.init_timeout);
-        let processor = self.plugin.pre.instantiate(&mut store).map_err(|e| fail(e, &output))?;
+        let fail =
+            |e, output: &GuestOutput| explain(e, output, &settings, "init", settings.init_timeout);
+        let processor = self
+            .plugin
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| fail(e, &output))?;
         let init = processor
             .flowlet_operator_handler()
             .call_init(&mut store, &settings.config)
@@ -216,7 +244,9 @@ impl OperatorFactory for WasmFactory {
         match init {
             Ok(()) => {}
             Err(wit::Error::InvalidConfig(m)) => return Err(OperatorError::InvalidConfig(m)),
-            Err(wit::Error::Failed(m)) => return Err(OperatorError::Failed(format!("init failed: {m}"))),
+            Err(wit::Error::Failed(m)) => {
+                return Err(OperatorError::Failed(format!("init failed: {m}")));
+            }
         }
         Ok(Box::new(WasmInstance {
             store,
@@ -249,15 +279,26 @@ impl Operator for WasmInstance {
                 })
                 .collect(),
         };
-        self.store.set_epoch_deadline(ticks(self.settings.call_timeout));
+        self.store
+            .set_epoch_deadline(ticks(self.settings.call_timeout));
         let result = self
             .processor
             .flowlet_operator_handler()
             .call_process(&mut self.store, &batch)
-            .map_err(|e| explain(e, &self.output, &self.settings, "call", self.settings.call_timeout))?;
+            .map_err(|e| {
+                explain(
+                    e,
+                    &self.output,
+                    &self.settings,
+                    "call",
+                    self.settings.call_timeout,
+                )
+            })?;
         let out = match result {
             Ok(out) => out,
-            Err(wit::Error::Failed(m) | wit::Error::InvalidConfig(m)) => return Err(OperatorError::Failed(m)),
+            Err(wit::Error::Failed(m) | wit::Error::InvalidConfig(m)) => {
+                return Err(OperatorError::Failed(m));
+            }
         };
         let e = out.events;
         Ok(Output {

@@ -35,7 +35,10 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     #[error("cannot read plugin {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a WebAssembly file (it does not start with `\\0asm`)")]
     NotWasm { path: PathBuf },
     #[error(
@@ -43,11 +46,25 @@ pub enum HostError {
     )]
     CoreModule { path: PathBuf },
     #[error("{path} (sha256:{digest}) is not a valid component: {message}")]
-    Invalid { path: PathBuf, digest: String, message: String },
+    Invalid {
+        path: PathBuf,
+        digest: String,
+        message: String,
+    },
     #[error("{path} (sha256:{digest}) does not implement flowlet's `processor` world: {message}")]
-    WrongWorld { path: PathBuf, digest: String, message: String },
-    #[error("{path} (sha256:{digest}) imports {import}, which flowlet does not provide; an operator may import only flowlet:operator/{{log,metrics}} and WASI 0.2")]
-    UnknownImport { path: PathBuf, digest: String, import: String },
+    WrongWorld {
+        path: PathBuf,
+        digest: String,
+        message: String,
+    },
+    #[error(
+        "{path} (sha256:{digest}) imports {import}, which flowlet does not provide; an operator may import only flowlet:operator/{{log,metrics}} and WASI 0.2"
+    )]
+    UnknownImport {
+        path: PathBuf,
+        digest: String,
+        import: String,
+    },
     #[error("cannot set up the Wasm engine: {0}")]
     Engine(String),
 }
@@ -100,9 +117,13 @@ impl Host {
     pub fn new(cache_dir: &Path) -> Result<Self, HostError> {
         let engine = Engine::new(&engine_config()).map_err(|e| HostError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| HostError::Engine(e.to_string()))?;
-        bindings::Processor::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| HostError::Engine(e.to_string()))?;
+        bindings::Processor::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| HostError::Engine(e.to_string()))?;
         // Advance the epoch while the engine lives; deadlines are counted in ticks.
         let weak = engine.weak();
         std::thread::Builder::new()
@@ -117,7 +138,11 @@ impl Host {
             .map_err(|e| HostError::Engine(e.to_string()))?;
         let cache = cache::ComponentCache::new(cache_dir, &engine);
         Ok(Self {
-            inner: Arc::new(HostInner { engine, linker, cache }),
+            inner: Arc::new(HostInner {
+                engine,
+                linker,
+                cache,
+            }),
         })
     }
 
@@ -147,11 +172,15 @@ impl Host {
             source,
         })?;
         if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-            return Err(HostError::NotWasm { path: path.to_owned() });
+            return Err(HostError::NotWasm {
+                path: path.to_owned(),
+            });
         }
         // Bytes 6..8 are the layer: 0 for a core module, 1 for a component.
         if bytes[6..8] == [0, 0] {
-            return Err(HostError::CoreModule { path: path.to_owned() });
+            return Err(HostError::CoreModule {
+                path: path.to_owned(),
+            });
         }
         let digest = hex::encode(Sha256::digest(&bytes));
         let component = self
@@ -178,7 +207,11 @@ impl Host {
                 ),
                 None => format!(
                     "it does not export {HANDLER_INTERFACE}@{CONTRACT_VERSION} (it exports: {}); build it with flowlet-sdk or against wit/ world `processor`",
-                    if info.exports.is_empty() { "nothing".to_owned() } else { info.exports.join(", ") }
+                    if info.exports.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        info.exports.join(", ")
+                    }
                 ),
             };
             return Err(HostError::WrongWorld {

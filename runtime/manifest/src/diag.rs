@@ -52,7 +52,7 @@ impl Diagnostics {
     }
 
     pub(crate) fn sort(&mut self) {
-        self.items.sort_by(|a, b| a.pos.cmp(&b.pos));
+        self.items.sort_by_key(|d| d.pos);
     }
 }
 
@@ -72,12 +72,20 @@ impl fmt::Display for Diagnostics {
             }
         }
         let n = self.items.len();
-        write!(f, "{n} error{} in {}", if n == 1 { "" } else { "s" }, self.file.display())
+        write!(
+            f,
+            "{n} error{} in {}",
+            if n == 1 { "" } else { "s" },
+            self.file.display()
+        )
     }
 }
 
 /// "did you mean `x`?" for the candidate closest to `word`, if any is close.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), c))

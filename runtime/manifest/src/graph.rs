@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::Options;
 use crate::diag::{Diagnostics, Pos, did_you_mean};
 use crate::model::*;
-use crate::Options;
 
 pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
     let at = |name: &str| m.positions.get(name).copied().unwrap_or_default();
@@ -36,7 +36,10 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
             if m.sinks.contains_key(&input.node) {
                 d.error_hint(
                     input.pos,
-                    format!("{kind} `{name}` reads from `{}`, which is a sink", input.node),
+                    format!(
+                        "{kind} `{name}` reads from `{}`, which is a sink",
+                        input.node
+                    ),
                     "sinks have no output; read from the operator that feeds it",
                 );
                 continue;
@@ -46,7 +49,10 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
                     .unwrap_or_else(|| format!("sources and operators: {}", producers.join(", ")));
                 d.error_hint(
                     input.pos,
-                    format!("{kind} `{name}` reads from `{}`, which does not exist", input.node),
+                    format!(
+                        "{kind} `{name}` reads from `{}`, which does not exist",
+                        input.node
+                    ),
                     hint,
                 );
                 continue;
@@ -83,7 +89,10 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
     // rather than report errors that are not there.
     let complete = m.positions.len() == m.sources.len() + m.operators.len() + m.sinks.len();
     for (name, op) in &m.operators {
-        if complete && op.on_error == OnError::DeadLetter && !read.contains(&(name.clone(), Port::DeadLetter)) {
+        if complete
+            && op.on_error == OnError::DeadLetter
+            && !read.contains(&(name.clone(), Port::DeadLetter))
+        {
             d.error_hint(
                 at(name),
                 format!("operator `{name}` dead-letters rejected events, but nothing reads `{name}.dead-letter`"),
@@ -107,7 +116,10 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
             if opts.check_files && !m.resolve(host).is_dir() {
                 d.error(
                     at(name),
-                    format!("operator `{name}`: granted directory `{}` does not exist", m.resolve(host).display()),
+                    format!(
+                        "operator `{name}`: granted directory `{}` does not exist",
+                        m.resolve(host).display()
+                    ),
                 );
             }
         }
@@ -119,14 +131,21 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
         {
             d.error_hint(
                 at(name),
-                format!("source `{name}`: input file `{}` does not exist", m.resolve(path).display()),
+                format!(
+                    "source `{name}`: input file `{}` does not exist",
+                    m.resolve(path).display()
+                ),
                 "paths are relative to the manifest's folder",
             );
         }
     }
     for name in producers {
         if complete && !read.contains(&(name.to_owned(), Port::Main)) {
-            let kind = if m.sources.contains_key(name) { "source" } else { "operator" };
+            let kind = if m.sources.contains_key(name) {
+                "source"
+            } else {
+                "operator"
+            };
             d.error_hint(
                 at(name),
                 format!("nothing reads the {kind} `{name}`"),
@@ -151,7 +170,11 @@ fn find_cycle(m: &Manifest) -> Option<Vec<String>> {
         Active,
         Done,
     }
-    let mut marks: BTreeMap<&str, Mark> = m.operators.keys().map(|k| (k.as_str(), Mark::New)).collect();
+    let mut marks: BTreeMap<&str, Mark> = m
+        .operators
+        .keys()
+        .map(|k| (k.as_str(), Mark::New))
+        .collect();
     fn visit<'a>(
         m: &'a Manifest,
         node: &'a str,
@@ -164,7 +187,10 @@ fn find_cycle(m: &Manifest) -> Option<Vec<String>> {
             let next = input.node.as_str();
             match marks.get(next) {
                 Some(Mark::Active) => {
-                    let start = stack.iter().position(|n| *n == next).expect("active node is on the stack");
+                    let start = stack
+                        .iter()
+                        .position(|n| *n == next)
+                        .expect("active node is on the stack");
                     // Inputs point upstream; print the cycle in the direction data flows.
                     let mut path = vec![next.to_owned()];
                     path.extend(stack[start + 1..].iter().rev().map(|s| s.to_string()));
@@ -206,7 +232,9 @@ impl Manifest {
                 if placed.contains(name.as_str()) {
                     continue;
                 }
-                if op.inputs.iter().all(|i| !self.operators.contains_key(&i.node) || placed.contains(i.node.as_str())) {
+                if op.inputs.iter().all(|i| {
+                    !self.operators.contains_key(&i.node) || placed.contains(i.node.as_str())
+                }) {
                     placed.insert(name.as_str());
                     order.push(name.as_str());
                 }

@@ -48,7 +48,9 @@ fn to_json(n: &Node<'_>) -> Result<Value, (Pos, String)> {
             .ok_or_else(|| (pos(n), format!("`{f}` cannot be represented in JSON")))?,
         YamlData::Value(Scalar::String(s)) => Value::String(s.to_string()),
         YamlData::Representation(s, _, _) => Value::String(s.to_string()),
-        YamlData::Sequence(items) => Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
+        YamlData::Sequence(items) => {
+            Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?)
+        }
         YamlData::Mapping(map) => {
             let mut obj = serde_json::Map::new();
             for (k, v) in map {
@@ -56,7 +58,12 @@ fn to_json(n: &Node<'_>) -> Result<Value, (Pos, String)> {
                     YamlData::Value(Scalar::String(s)) => s.to_string(),
                     YamlData::Value(Scalar::Integer(i)) => i.to_string(),
                     YamlData::Value(Scalar::Boolean(b)) => b.to_string(),
-                    _ => return Err((pos(k), format!("a mapping key must be a string, not {}", describe(k)))),
+                    _ => {
+                        return Err((
+                            pos(k),
+                            format!("a mapping key must be a string, not {}", describe(k)),
+                        ));
+                    }
                 };
                 obj.insert(key, to_json(v)?);
             }
@@ -88,14 +95,20 @@ impl<'a, 'i> Obj<'a, 'i> {
     /// `n` as a mapping with string keys, or an error on `d`.
     fn new(n: &'a Node<'i>, what: &str, d: &mut Diagnostics) -> Option<Self> {
         let YamlData::Mapping(map) = &n.data else {
-            d.error(pos(n), format!("{what} must be a mapping, not {}", describe(n)));
+            d.error(
+                pos(n),
+                format!("{what} must be a mapping, not {}", describe(n)),
+            );
             return None;
         };
         let mut entries = Vec::with_capacity(map.len());
         for (k, v) in map {
             match as_str(k) {
                 Some(key) => entries.push((key, pos(k), v)),
-                None => d.error(pos(k), format!("keys of {what} must be strings, not {}", describe(k))),
+                None => d.error(
+                    pos(k),
+                    format!("keys of {what} must be strings, not {}", describe(k)),
+                ),
             }
         }
         let used = vec![false; entries.len()];
@@ -115,7 +128,11 @@ impl<'a, 'i> Obj<'a, 'i> {
     fn require(&mut self, key: &str, at: Pos, d: &mut Diagnostics) -> Option<&'a Node<'i>> {
         let n = self.take(key);
         if n.is_none() {
-            d.error_hint(at, format!("{} has no `{key}`", self.what), format!("add `{key}:`"));
+            d.error_hint(
+                at,
+                format!("{} has no `{key}`", self.what),
+                format!("add `{key}:`"),
+            );
         }
         n
     }
@@ -136,19 +153,34 @@ fn string(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<String> {
     match as_str(n) {
         Some(s) => Some(s.to_owned()),
         None => {
-            d.error(pos(n), format!("{what} must be a string, not {}", describe(n)));
+            d.error(
+                pos(n),
+                format!("{what} must be a string, not {}", describe(n)),
+            );
             None
         }
     }
 }
 
-fn integer(n: &Node<'_>, what: &str, range: std::ops::RangeInclusive<u64>, d: &mut Diagnostics) -> Option<u64> {
+fn integer(
+    n: &Node<'_>,
+    what: &str,
+    range: std::ops::RangeInclusive<u64>,
+    d: &mut Diagnostics,
+) -> Option<u64> {
     match &n.data {
-        YamlData::Value(Scalar::Integer(i)) if *i >= 0 && range.contains(&(*i as u64)) => Some(*i as u64),
+        YamlData::Value(Scalar::Integer(i)) if *i >= 0 && range.contains(&(*i as u64)) => {
+            Some(*i as u64)
+        }
         _ => {
             d.error(
                 pos(n),
-                format!("{what} must be a whole number from {} to {}, not {}", range.start(), range.end(), describe(n)),
+                format!(
+                    "{what} must be a whole number from {} to {}, not {}",
+                    range.start(),
+                    range.end(),
+                    describe(n)
+                ),
             );
             None
         }
@@ -164,7 +196,10 @@ fn positive_number(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<f64>
     if v.is_finite() && v > 0.0 {
         Some(v)
     } else {
-        d.error(pos(n), format!("{what} must be a positive number, not {}", describe(n)));
+        d.error(
+            pos(n),
+            format!("{what} must be a positive number, not {}", describe(n)),
+        );
         None
     }
 }
@@ -191,7 +226,10 @@ fn byte_size(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<u64> {
         _ => {
             d.error_hint(
                 pos(n),
-                format!("{what} must be a size from 1MiB to 4GiB, not {}", describe(n)),
+                format!(
+                    "{what} must be a size from 1MiB to 4GiB, not {}",
+                    describe(n)
+                ),
                 "write it like `64MiB`",
             );
             None
@@ -216,7 +254,11 @@ fn inputs(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Vec<Input>> {
         return None;
     };
     if items.is_empty() {
-        d.error_hint(pos(n), format!("{what} has no inputs"), "name at least one source or operator");
+        d.error_hint(
+            pos(n),
+            format!("{what} has no inputs"),
+            "name at least one source or operator",
+        );
         return None;
     }
     let mut out = Vec::new();
@@ -230,7 +272,11 @@ fn inputs(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Vec<Input>> {
             Some((node, other)) => {
                 let hint = did_you_mean(other, Port::SIDE_OUTPUTS)
                     .unwrap_or_else(|| "side outputs: dead-letter".into());
-                d.error_hint(pos(item), format!("`{node}` has no side output `{other}`"), hint);
+                d.error_hint(
+                    pos(item),
+                    format!("`{node}` has no side output `{other}`"),
+                    hint,
+                );
                 continue;
             }
         };
@@ -243,7 +289,14 @@ fn inputs(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Vec<Input>> {
     Some(out)
 }
 
-const TOP: &[&str] = &["version", "name", "batch-size", "sources", "operators", "sinks"];
+const TOP: &[&str] = &[
+    "version",
+    "name",
+    "batch-size",
+    "sources",
+    "operators",
+    "sinks",
+];
 const OPERATOR: &[&str] = &[
     "plugin",
     "config",
@@ -285,13 +338,21 @@ fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
             let path = o
                 .require("path", pos(n), d)
                 .and_then(|p| string(p, &format!("`path` of {what}"), d));
-            (path.map(|p| SourceKind::File { path: p.into() }), &["kind", "batch-size", "path"])
+            (
+                path.map(|p| SourceKind::File { path: p.into() }),
+                &["kind", "batch-size", "path"],
+            )
         }
         Some("stdin") => (Some(SourceKind::Stdin), &["kind", "batch-size"]),
         Some(other) => {
             let kinds = ["generator", "file", "stdin"];
-            let hint = did_you_mean(other, kinds).unwrap_or_else(|| format!("source kinds: {}", kinds.join(", ")));
-            d.error_hint(pos(kind_node.expect("kind read")), format!("unknown source kind `{other}`"), hint);
+            let hint = did_you_mean(other, kinds)
+                .unwrap_or_else(|| format!("source kinds: {}", kinds.join(", ")));
+            d.error_hint(
+                pos(kind_node.expect("kind read")),
+                format!("unknown source kind `{other}`"),
+                hint,
+            );
             o.entries.iter().for_each(|_| ());
             o.used.iter_mut().for_each(|u| *u = true);
             (None, &[])
@@ -302,13 +363,18 @@ fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
         }
     };
     o.finish(known, d);
-    Some(Source { kind: kind?, batch_size })
+    Some(Source {
+        kind: kind?,
+        batch_size,
+    })
 }
 
 fn sink(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Sink> {
     let what = format!("sink `{name}`");
     let mut o = Obj::new(n, &what, d)?;
-    let ins = o.require("inputs", pos(n), d).and_then(|i| inputs(i, &what, d));
+    let ins = o
+        .require("inputs", pos(n), d)
+        .and_then(|i| inputs(i, &what, d));
     let kind_node = o.require("kind", pos(n), d);
     let kind = kind_node.and_then(|k| string(k, &format!("`kind` of {what}"), d));
     let (kind, known): (Option<SinkKind>, &[&str]) = match kind.as_deref() {
@@ -318,12 +384,20 @@ fn sink(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Sink> {
             let path = o
                 .require("path", pos(n), d)
                 .and_then(|p| string(p, &format!("`path` of {what}"), d));
-            (path.map(|p| SinkKind::File { path: p.into() }), &["kind", "inputs", "path"])
+            (
+                path.map(|p| SinkKind::File { path: p.into() }),
+                &["kind", "inputs", "path"],
+            )
         }
         Some(other) => {
             let kinds = ["stdout", "file", "null"];
-            let hint = did_you_mean(other, kinds).unwrap_or_else(|| format!("sink kinds: {}", kinds.join(", ")));
-            d.error_hint(pos(kind_node.expect("kind read")), format!("unknown sink kind `{other}`"), hint);
+            let hint = did_you_mean(other, kinds)
+                .unwrap_or_else(|| format!("sink kinds: {}", kinds.join(", ")));
+            d.error_hint(
+                pos(kind_node.expect("kind read")),
+                format!("unknown sink kind `{other}`"),
+                hint,
+            );
             o.used.iter_mut().for_each(|u| *u = true);
             (None, &[])
         }
@@ -357,20 +431,28 @@ fn operator(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Operator> {
             None
         }
     };
-    let ins = o.require("inputs", pos(n), d).and_then(|i| inputs(i, &what, d));
+    let ins = o
+        .require("inputs", pos(n), d)
+        .and_then(|i| inputs(i, &what, d));
     let parallelism = match o.take("parallelism") {
         None => Some(1),
         Some(p) => integer(p, &format!("`parallelism` of {what}"), 1..=1024, d).map(|v| v as u32),
     };
     let key_by = match o.take("key-by") {
         None => Some(None),
-        Some(k) => string(k, &format!("`key-by` of {what}"), d).and_then(|s| match Pointer::parse(&s) {
-            Ok(p) => Some(Some(p)),
-            Err(e) => {
-                d.error_hint(pos(k), format!("`key-by` of {what}: {e}"), format!("did you mean `/{s}`?"));
-                None
-            }
-        }),
+        Some(k) => {
+            string(k, &format!("`key-by` of {what}"), d).and_then(|s| match Pointer::parse(&s) {
+                Ok(p) => Some(Some(p)),
+                Err(e) => {
+                    d.error_hint(
+                        pos(k),
+                        format!("`key-by` of {what}: {e}"),
+                        format!("did you mean `/{s}`?"),
+                    );
+                    None
+                }
+            })
+        }
     };
     let on_error = match o.take("on-error") {
         None => Some(OnError::Fail),
@@ -383,7 +465,11 @@ fn operator(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Operator> {
                 let hint = as_str(n)
                     .and_then(|s| did_you_mean(s, choices))
                     .unwrap_or_else(|| format!("choose one of: {}", choices.join(", ")));
-                d.error_hint(pos(n), format!("`on-error` of {what} cannot be {}", describe(n)), hint);
+                d.error_hint(
+                    pos(n),
+                    format!("`on-error` of {what} cannot be {}", describe(n)),
+                    hint,
+                );
                 None
             }
         },
@@ -415,7 +501,9 @@ fn limits(n: &Node<'_>, of: &str, d: &mut Diagnostics) -> Option<Limits> {
     let mut l = Limits::default();
     let mut ok = true;
     if let Some(m) = o.take("memory") {
-        ok &= byte_size(m, &format!("`memory` in {what}"), d).map(|v| l.memory = v).is_some();
+        ok &= byte_size(m, &format!("`memory` in {what}"), d)
+            .map(|v| l.memory = v)
+            .is_some();
     }
     if let Some(t) = o.take("call-timeout") {
         ok &= duration(t, &format!("`call-timeout` in {what}"), d)
@@ -447,7 +535,10 @@ fn grants(n: &Node<'_>, of: &str, d: &mut Diagnostics) -> Option<Grants> {
                 }
             }
             _ => {
-                d.error(pos(e), format!("`env` in {what} must be a list of variable names"));
+                d.error(
+                    pos(e),
+                    format!("`env` in {what} must be a list of variable names"),
+                );
                 ok = false;
             }
         }
@@ -497,7 +588,10 @@ fn section<T>(
         return out;
     };
     if required && o.entries.is_empty() {
-        d.error(pos(n), format!("`{key}` is empty: a topology needs at least one {kind}"));
+        d.error(
+            pos(n),
+            format!("`{key}` is empty: a topology needs at least one {kind}"),
+        );
     }
     for i in 0..o.entries.len() {
         o.used[i] = true;
@@ -545,17 +639,28 @@ pub(crate) fn parse(text: &str, file: &Path) -> (Option<Manifest>, Diagnostics) 
         }
     };
     let Some(root) = docs.first() else {
-        d.error_hint(Pos { line: 1, col: 1 }, "the manifest is empty", "start with `version: 1`");
+        d.error_hint(
+            Pos { line: 1, col: 1 },
+            "the manifest is empty",
+            "start with `version: 1`",
+        );
         return (None, d);
     };
     if docs.len() > 1 {
-        d.error(pos(&docs[1]), "a manifest is one YAML document; remove the `---` and what follows");
+        d.error(
+            pos(&docs[1]),
+            "a manifest is one YAML document; remove the `---` and what follows",
+        );
     }
     let Some(mut top) = Obj::new(root, "the manifest", &mut d) else {
         return (None, d);
     };
     match top.take("version") {
-        None => d.error_hint(pos(root), "the manifest has no `version`", "add `version: 1`"),
+        None => d.error_hint(
+            pos(root),
+            "the manifest has no `version`",
+            "add `version: 1`",
+        ),
         Some(v) if matches!(v.data, YamlData::Value(Scalar::Integer(1))) => {}
         Some(v) => d.error_hint(
             pos(v),
@@ -576,8 +681,18 @@ pub(crate) fn parse(text: &str, file: &Path) -> (Option<Manifest>, Diagnostics) 
         .and_then(|n| integer(n, "`batch-size`", 1..=65_536, &mut d))
         .map(|v| v as u32);
     let mut names = BTreeMap::new();
-    let sources = section(&mut top, "sources", true, &mut d, &mut names, "source", source);
-    let operators = section(&mut top, "operators", false, &mut d, &mut names, "operator", operator);
+    let sources = section(
+        &mut top, "sources", true, &mut d, &mut names, "source", source,
+    );
+    let operators = section(
+        &mut top,
+        "operators",
+        false,
+        &mut d,
+        &mut names,
+        "operator",
+        operator,
+    );
     let sinks = section(&mut top, "sinks", true, &mut d, &mut names, "sink", sink);
     top.finish(TOP, &mut d);
     let manifest = Manifest {

@@ -39,16 +39,26 @@ pub struct Output {
 /// A batch whose columns do not fit together; returned by [`Batch::validate`].
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BatchError {
-    #[error("the batch has {ends} value ends, {key_ends} key ends and {timestamps} timestamps; they must be equal")]
+    #[error(
+        "the batch has {ends} value ends, {key_ends} key ends and {timestamps} timestamps; they must be equal"
+    )]
     Lengths {
         ends: usize,
         key_ends: usize,
         timestamps: usize,
     },
-    #[error("{column} offsets of the batch are not increasing or run past the data at event {event}")]
+    #[error(
+        "{column} offsets of the batch are not increasing or run past the data at event {event}"
+    )]
     Offsets { column: &'static str, event: usize },
-    #[error("header {index} names event {event}, but the batch has {len} events or the headers are not in event order")]
-    Header { index: usize, event: u32, len: usize },
+    #[error(
+        "header {index} names event {event}, but the batch has {len} events or the headers are not in event order"
+    )]
+    Header {
+        index: usize,
+        event: u32,
+        len: usize,
+    },
 }
 
 /// One event of a [`Batch`], borrowed.
@@ -142,8 +152,16 @@ impl Batch {
         if len >= self.len() {
             return;
         }
-        let value_end = if len == 0 { 0 } else { self.value_ends[len - 1] as usize };
-        let key_end = if len == 0 { 0 } else { self.key_ends[len - 1] as usize };
+        let value_end = if len == 0 {
+            0
+        } else {
+            self.value_ends[len - 1] as usize
+        };
+        let key_end = if len == 0 {
+            0
+        } else {
+            self.key_ends[len - 1] as usize
+        };
         self.values.truncate(value_end);
         self.value_ends.truncate(len);
         self.keys.truncate(key_end);
@@ -227,7 +245,11 @@ impl Batch {
     /// When `index` is out of bounds or the batch is malformed (see [`Batch::validate`]).
     pub fn get(&self, index: usize) -> EventRef<'_> {
         let span = |ends: &[u32], data: &'_ [u8]| -> (usize, usize) {
-            let start = if index == 0 { 0 } else { ends[index - 1] as usize };
+            let start = if index == 0 {
+                0
+            } else {
+                ends[index - 1] as usize
+            };
             let end = ends[index] as usize;
             debug_assert!(start <= end && end <= data.len());
             (start, end)

@@ -18,7 +18,9 @@ pub struct Pointer {
 
 /// A string that is not a JSON pointer.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[error("`{0}` is not a JSON pointer: it must be empty or start with `/` (e.g. `/user/id`), and `~` may only be followed by 0 or 1")]
+#[error(
+    "`{0}` is not a JSON pointer: it must be empty or start with `/` (e.g. `/user/id`), and `~` may only be followed by 0 or 1"
+)]
 pub struct PointerError(pub String);
 
 impl Pointer {
@@ -206,7 +208,10 @@ impl<'de> Visitor<'de> for Seek<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let (head, rest) = self.0.split_first().expect("seek has segments");
-        let wanted = head.parse::<usize>().ok().filter(|_| !head.starts_with('+'));
+        let wanted = head
+            .parse::<usize>()
+            .ok()
+            .filter(|_| !head.starts_with('+'));
         let mut found = None;
         let mut i = 0usize;
         loop {
@@ -298,7 +303,10 @@ mod tests {
     fn fields_in_order() {
         let f = fields(br#"{"b":1,"a\"":{"x":[1]},"c":"s"}"#).unwrap();
         let got: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_ref(), v.get())).collect();
-        assert_eq!(got, vec![("b", "1"), ("a\"", r#"{"x":[1]}"#), ("c", "\"s\"")]);
+        assert_eq!(
+            got,
+            vec![("b", "1"), ("a\"", r#"{"x":[1]}"#), ("c", "\"s\"")]
+        );
         assert!(fields(b"[1]").is_err());
         assert!(fields(b"{").is_err());
     }
