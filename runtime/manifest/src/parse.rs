@@ -137,6 +137,11 @@ impl<'a, 'i> Obj<'a, 'i> {
         n
     }
 
+    /// Take every key: when the kind is unknown, its fields cannot be judged.
+    fn ignore_rest(&mut self) {
+        self.used.iter_mut().for_each(|u| *u = true);
+    }
+
     /// Report the keys nobody took.
     fn finish(self, known: &[&str], d: &mut Diagnostics) {
         for ((key, at, _), used) in self.entries.iter().zip(self.used) {
@@ -308,6 +313,13 @@ const OPERATOR: &[&str] = &[
     "grants",
 ];
 
+/// Report an unknown `kind` with the closest known one.
+fn unknown_kind(d: &mut Diagnostics, at: &Node<'_>, what: &str, other: &str, kinds: &[&str]) {
+    let hint = did_you_mean(other, kinds.iter().copied())
+        .unwrap_or_else(|| format!("{what} kinds: {}", kinds.join(", ")));
+    d.error_hint(pos(at), format!("unknown {what} kind `{other}`"), hint);
+}
+
 fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
     let what = format!("source `{name}`");
     let mut o = Obj::new(n, &what, d)?;
@@ -345,20 +357,18 @@ fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
         }
         Some("stdin") => (Some(SourceKind::Stdin), &["kind", "batch-size"]),
         Some(other) => {
-            let kinds = ["generator", "file", "stdin"];
-            let hint = did_you_mean(other, kinds)
-                .unwrap_or_else(|| format!("source kinds: {}", kinds.join(", ")));
-            d.error_hint(
-                pos(kind_node.expect("kind read")),
-                format!("unknown source kind `{other}`"),
-                hint,
+            unknown_kind(
+                d,
+                kind_node.expect("kind read"),
+                "source",
+                other,
+                &["generator", "file", "stdin"],
             );
-            o.entries.iter().for_each(|_| ());
-            o.used.iter_mut().for_each(|u| *u = true);
+            o.ignore_rest();
             (None, &[])
         }
         None => {
-            o.used.iter_mut().for_each(|u| *u = true);
+            o.ignore_rest();
             (None, &[])
         }
     };
@@ -390,19 +400,18 @@ fn sink(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Sink> {
             )
         }
         Some(other) => {
-            let kinds = ["stdout", "file", "null"];
-            let hint = did_you_mean(other, kinds)
-                .unwrap_or_else(|| format!("sink kinds: {}", kinds.join(", ")));
-            d.error_hint(
-                pos(kind_node.expect("kind read")),
-                format!("unknown sink kind `{other}`"),
-                hint,
+            unknown_kind(
+                d,
+                kind_node.expect("kind read"),
+                "sink",
+                other,
+                &["stdout", "file", "null"],
             );
-            o.used.iter_mut().for_each(|u| *u = true);
+            o.ignore_rest();
             (None, &[])
         }
         None => {
-            o.used.iter_mut().for_each(|u| *u = true);
+            o.ignore_rest();
             (None, &[])
         }
     };
