@@ -58,7 +58,10 @@ impl ComponentCache {
 
     fn store(&self, file: &Path, check: &Path, code: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+        // Unique per process and call: tests compile the same component from several threads.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = file.with_extension(format!("tmp{}-{n}", std::process::id()));
         std::fs::write(&tmp, code)?;
         std::fs::rename(&tmp, file)?;
         std::fs::write(check, hex::encode(Sha256::digest(code)))
