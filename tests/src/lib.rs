@@ -58,3 +58,14 @@ pub async fn run_text(dir: &Path, text: &str) -> anyhow::Result<flowlet_dataflow
     let manifest = flowlet::load_manifest(&path)?;
     flowlet::run_manifest(&host(), &manifest).await
 }
+
+/// The JSON values of a JSON-lines file (none when the file does not exist).
+pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: `{l}`: {e}", path.display()))
+        })
+        .collect()
+}

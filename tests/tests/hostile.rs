@@ -3,8 +3,7 @@
 use std::time::{Duration, Instant};
 
 use flowlet_host::HostError;
-use flowlet_tests::{host, manifest_text, plugin, run_text};
-use serde_json::Value;
+use flowlet_tests::{host, json_lines, manifest_text, plugin, run_text};
 
 fn topology(on_error: &str, config: &str, input: &str) -> String {
     manifest_text(&format!(
@@ -43,14 +42,6 @@ const EVENTS: &str = r#"{"do":"pass","n":1}
 {"do":"log","n":4}
 "#;
 
-fn lines(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_hostile_event_is_dead_lettered_and_the_rest_comes_out() {
     let dir = tempfile::tempdir().unwrap();
@@ -61,13 +52,13 @@ async fn every_hostile_event_is_dead_lettered_and_the_rest_comes_out() {
         .unwrap();
     let took = started.elapsed();
 
-    let out: Vec<i64> = lines(&dir.path().join("out.jsonl"))
+    let out: Vec<i64> = json_lines(&dir.path().join("out.jsonl"))
         .iter()
         .map(|e| e["n"].as_i64().unwrap())
         .collect();
     assert_eq!(out, vec![1, 2, 3, 4], "the good events come out, in order");
 
-    let dead = lines(&dir.path().join("dead.jsonl"));
+    let dead = json_lines(&dir.path().join("dead.jsonl"));
     let errors: Vec<(String, String)> = dead
         .iter()
         .map(|d| {
@@ -125,7 +116,7 @@ async fn skip_drops_only_the_bad_events() {
     let report = run_text(dir.path(), &topology("skip", "null", "in.jsonl"))
         .await
         .unwrap();
-    assert_eq!(lines(&dir.path().join("out.jsonl")).len(), 4);
+    assert_eq!(json_lines(&dir.path().join("out.jsonl")).len(), 4);
     assert_eq!(report.nodes["hostile"].skipped, 6);
 }
 
@@ -149,7 +140,7 @@ async fn init_failures_stop_the_run_before_any_event() {
         assert!(text.contains(needle), "{config}: {text}");
         assert!(
             !dir.path().join("out.jsonl").exists()
-                || lines(&dir.path().join("out.jsonl")).is_empty()
+                || json_lines(&dir.path().join("out.jsonl")).is_empty()
         );
     }
 }

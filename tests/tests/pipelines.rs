@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use flowlet_dataflow::generator;
-use flowlet_tests::{golden, manifest_text, root, run_text};
+use flowlet_tests::{golden, json_lines, manifest_text, root, run_text};
 use serde_json::{Value, json};
 
 /// The generator's events, as JSON.
@@ -15,14 +15,6 @@ fn generated(count: u64) -> Vec<Value> {
     }
     b.iter()
         .map(|e| serde_json::from_slice(e.value()).unwrap())
-        .collect()
-}
-
-fn read_lines(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
 
@@ -59,7 +51,7 @@ sinks:
                    "cents": e["amount"].as_f64().unwrap() * 100.0})
         })
         .collect();
-    let mut actual = read_lines(&dir.path().join("out.jsonl"));
+    let mut actual = json_lines(&dir.path().join("out.jsonl"));
     // Instances interleave, but each user's events stay in order on one instance.
     let by_user = |v: &[Value]| {
         let mut m: BTreeMap<String, Vec<Value>> = BTreeMap::new();
@@ -100,7 +92,7 @@ sinks:
 "#,
     );
     run_text(dir.path(), &text).await.unwrap();
-    let mut ids: Vec<u64> = read_lines(&dir.path().join("all.jsonl"))
+    let mut ids: Vec<u64> = json_lines(&dir.path().join("all.jsonl"))
         .iter()
         .map(|e| e["id"].as_u64().unwrap())
         .collect();
@@ -134,14 +126,14 @@ sinks:
     );
     let report = run_text(dir.path(), &text).await.unwrap();
     assert_eq!(
-        read_lines(&dir.path().join("out.jsonl")),
+        json_lines(&dir.path().join("out.jsonl")),
         vec![
             json!({"id":1,"tag":"a"}),
             json!({"id":1,"tag":"b"}),
             json!({"id":4,"tag":"c"})
         ]
     );
-    let dead = read_lines(&dir.path().join("dead.jsonl"));
+    let dead = json_lines(&dir.path().join("dead.jsonl"));
     assert_eq!(dead.len(), 2);
     assert_eq!(dead[0]["event"]["value"], json!("not json"));
     assert_eq!(dead[1]["event"]["value"], json!({"id":2,"tags":"oops"}));
