@@ -51,11 +51,16 @@ pub fn host() -> flowlet_host::Host {
     flowlet_host::Host::new(&cache).unwrap()
 }
 
+/// Write a manifest template (see [`manifest_text`]) to `dir/topology.yaml`; returns its path.
+pub fn write_manifest(dir: &Path, template: &str) -> PathBuf {
+    let path = dir.join("topology.yaml");
+    std::fs::write(&path, manifest_text(template)).unwrap();
+    path
+}
+
 /// Load and run a manifest given as text (written to `dir/topology.yaml`).
 pub async fn run_text(dir: &Path, text: &str) -> anyhow::Result<flowlet_dataflow::RunReport> {
-    let path = dir.join("topology.yaml");
-    std::fs::write(&path, text)?;
-    let manifest = flowlet::load_manifest(&path)?;
+    let manifest = flowlet::load_manifest(&write_manifest(dir, text))?;
     flowlet::run_manifest(&host(), &manifest).await
 }
 

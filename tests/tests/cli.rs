@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flowlet_tests::{manifest_text, plugin, root};
+use flowlet_tests::{plugin, root, write_manifest};
 
 fn flowlet() -> Command {
     // This test runs from <target>/<profile>/deps/; the binary is <target>/<profile>/flowlet.
@@ -59,11 +59,9 @@ fn inspect_prints_the_contract() {
 #[test]
 fn run_prints_to_stdout_and_logs_as_json_on_request() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("t.yaml");
-    std::fs::write(
-        &manifest,
-        manifest_text(
-            r#"
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
 version: 1
 sources:
   gen: {kind: generator, count: 50}
@@ -75,9 +73,7 @@ operators:
 sinks:
   out: {kind: stdout, inputs: [big]}
 "#,
-        ),
-    )
-    .unwrap();
+    );
     let out = flowlet()
         .args(["--log-format", "json", "run"])
         .arg(&manifest)
@@ -104,11 +100,9 @@ sinks:
 #[test]
 fn ctrl_c_stops_an_unbounded_topology_with_everything_flushed() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("t.yaml");
-    std::fs::write(
-        &manifest,
-        manifest_text(
-            r#"
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
 version: 1
 sources:
   gen: {kind: generator, rate: 2000}
@@ -120,9 +114,7 @@ operators:
 sinks:
   out: {kind: file, path: out.jsonl, inputs: [all]}
 "#,
-        ),
-    )
-    .unwrap();
+    );
     let child = flowlet()
         .arg("run")
         .arg(&manifest)

@@ -249,12 +249,10 @@ impl Operator for Mapper {
         out.emit_in_place(|buf| {
             buf.push(b'{');
             let mut first = true;
-            let mut field = |buf: &mut Vec<u8>, name_json: &[u8]| {
+            let mut separate = |buf: &mut Vec<u8>| {
                 if !std::mem::take(&mut first) {
                     buf.push(b',');
                 }
-                buf.extend_from_slice(name_json);
-                buf.push(b':');
             };
             if self.keep {
                 for (key, raw) in &input {
@@ -262,8 +260,9 @@ impl Operator for Mapper {
                     if replaced || self.drop.iter().any(|d| d == key) {
                         continue;
                     }
-                    let name_json = serde_json::to_vec(key.as_ref()).map_err(Error::failed)?;
-                    field(buf, &name_json);
+                    separate(buf);
+                    serde_json::to_writer(&mut *buf, key.as_ref()).map_err(Error::failed)?;
+                    buf.push(b':');
                     buf.extend_from_slice(raw.get().as_bytes());
                 }
             }
@@ -271,7 +270,9 @@ impl Operator for Mapper {
                 if matches!(value, Resolved::Missing) && self.missing == Missing::Omit {
                     continue;
                 }
-                field(buf, name_json.as_bytes());
+                separate(buf);
+                buf.extend_from_slice(name_json.as_bytes());
+                buf.push(b':');
                 match (spec, value) {
                     (Spec::Const(json), _) => buf.extend_from_slice(json.as_bytes()),
                     (_, Resolved::Raw(raw)) => buf.extend_from_slice(raw.get().as_bytes()),

@@ -182,6 +182,17 @@ pub const CHANNEL_CAPACITY: usize = 8;
 
 type Sender = mpsc::Sender<Envelope>;
 
+/// The outputs of instance `index` of `producer` on `port`.
+fn instance_outputs(
+    outputs: &BTreeMap<(&str, Port), Vec<edge::Edge>>,
+    producer: &str,
+    port: Port,
+    index: usize,
+) -> edge::Outputs {
+    let edges = outputs.get(&(producer, port)).cloned().unwrap_or_default();
+    edge::Outputs::new(edges, index)
+}
+
 /// Run `manifest` until its sources end (or `stop` is triggered) and everything is flushed.
 /// `factories` has one entry per operator.
 pub async fn run(
@@ -290,20 +301,8 @@ pub async fn run(
             on_error: spec.on_error,
             inputs: upstream_count[name],
             // Every instance gets its own handles on the same consumers.
-            main: edge::Outputs::new(
-                outputs
-                    .get(&(name, Port::Main))
-                    .cloned()
-                    .unwrap_or_default(),
-                index,
-            ),
-            dead_letter: edge::Outputs::new(
-                outputs
-                    .get(&(name, Port::DeadLetter))
-                    .cloned()
-                    .unwrap_or_default(),
-                index,
-            ),
+            main: instance_outputs(&outputs, name, Port::Main, index),
+            dead_letter: instance_outputs(&outputs, name, Port::DeadLetter, index),
             counters: counters[name].clone(),
         };
         // Operators are CPU-bound (Wasm calls): each instance gets a blocking thread so that it
@@ -311,12 +310,7 @@ pub async fn run(
         tasks.spawn_blocking(move || task.run(rx));
     }
     for (name, source) in &manifest.sources {
-        let out = edge::Outputs::new(
-            outputs
-                .remove(&(name.as_str(), Port::Main))
-                .unwrap_or_default(),
-            0,
-        );
+        let out = instance_outputs(&outputs, name, Port::Main, 0);
         sources.push((name, source, out));
     }
     // Every producer holds its own senders now; the channels close when the producers finish.

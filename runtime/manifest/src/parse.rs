@@ -313,11 +313,20 @@ const OPERATOR: &[&str] = &[
     "grants",
 ];
 
-/// Report an unknown `kind` with the closest known one.
-fn unknown_kind(d: &mut Diagnostics, at: &Node<'_>, what: &str, other: &str, kinds: &[&str]) {
-    let hint = did_you_mean(other, kinds.iter().copied())
-        .unwrap_or_else(|| format!("{what} kinds: {}", kinds.join(", ")));
-    d.error_hint(pos(at), format!("unknown {what} kind `{other}`"), hint);
+/// Report an unknown `kind` with the closest known one (a missing or non-string `kind` has
+/// been reported already).
+fn unknown_kind(
+    d: &mut Diagnostics,
+    at: Option<&Node<'_>>,
+    kind: Option<&str>,
+    what: &str,
+    kinds: &[&str],
+) {
+    if let (Some(at), Some(other)) = (at, kind) {
+        let hint = did_you_mean(other, kinds.iter().copied())
+            .unwrap_or_else(|| format!("{what} kinds: {}", kinds.join(", ")));
+        d.error_hint(pos(at), format!("unknown {what} kind `{other}`"), hint);
+    }
 }
 
 fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
@@ -356,18 +365,14 @@ fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
             )
         }
         Some("stdin") => (Some(SourceKind::Stdin), &["kind", "batch-size"]),
-        Some(other) => {
+        other => {
             unknown_kind(
                 d,
-                kind_node.expect("kind read"),
-                "source",
+                kind_node,
                 other,
+                "source",
                 &["generator", "file", "stdin"],
             );
-            o.ignore_rest();
-            (None, &[])
-        }
-        None => {
             o.ignore_rest();
             (None, &[])
         }
@@ -399,18 +404,8 @@ fn sink(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Sink> {
                 &["kind", "inputs", "path"],
             )
         }
-        Some(other) => {
-            unknown_kind(
-                d,
-                kind_node.expect("kind read"),
-                "sink",
-                other,
-                &["stdout", "file", "null"],
-            );
-            o.ignore_rest();
-            (None, &[])
-        }
-        None => {
+        other => {
+            unknown_kind(d, kind_node, other, "sink", &["stdout", "file", "null"]);
             o.ignore_rest();
             (None, &[])
         }
