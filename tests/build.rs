@@ -4,10 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: [(&str, &str); 5] = [
+const PLUGINS: [(&str, &str); 11] = [
     ("flowlet-plugin-filter", "filter"),
     ("flowlet-plugin-map", "map"),
     ("flowlet-plugin-flat-map", "flat-map"),
+    ("flowlet-plugin-aggregate", "aggregate"),
+    ("flowlet-plugin-hot-items", "hot-items"),
+    ("flowlet-plugin-sessionizer", "sessionizer"),
+    ("flowlet-plugin-fraud", "fraud"),
+    ("flowlet-plugin-dedupe", "dedupe"),
+    ("flowlet-plugin-reorder", "reorder"),
     ("flowlet-test-hostile", "hostile"),
     ("flowlet-test-other-world", "other-world"),
 ];

@@ -16,6 +16,38 @@ pub mod bindings {
     });
 }
 
+/// The `stateful-processor` world: the same types, plus state, timers and `on-timer`.
+pub mod stateful {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "stateful-processor",
+        pub_export_macro: true,
+        default_bindings_module: "flowlet_sdk::__wasm::stateful",
+        runtime_path: "flowlet_sdk::__wasm::wit_bindgen::rt",
+        with: {
+            "flowlet:operator/types@0.1.0": crate::__wasm::bindings::flowlet::operator::types,
+            "flowlet:operator/log@0.1.0": crate::__wasm::bindings::flowlet::operator::log,
+            "flowlet:operator/metrics@0.1.0": crate::__wasm::bindings::flowlet::operator::metrics,
+        },
+    });
+}
+
+/// The `aggregator` world.
+pub mod aggregator {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "aggregator",
+        pub_export_macro: true,
+        default_bindings_module: "flowlet_sdk::__wasm::aggregator",
+        runtime_path: "flowlet_sdk::__wasm::wit_bindgen::rt",
+        with: {
+            "flowlet:operator/types@0.1.0": crate::__wasm::bindings::flowlet::operator::types,
+            "flowlet:operator/log@0.1.0": crate::__wasm::bindings::flowlet::operator::log,
+            "flowlet:operator/metrics@0.1.0": crate::__wasm::bindings::flowlet::operator::metrics,
+        },
+    });
+}
+
 use bindings::flowlet::operator::types as wit;
 
 thread_local! {
@@ -39,8 +71,8 @@ pub fn init<O: crate::Operator>(config: String) -> Result<(), wit::Error> {
     Ok(())
 }
 
-pub fn process<O: crate::Operator>(input: wit::Batch) -> Result<wit::Output, wit::Error> {
-    let input = flowlet_types::Batch {
+fn from_wit(input: wit::Batch) -> flowlet_types::Batch {
+    flowlet_types::Batch {
         values: input.values,
         value_ends: input.value_ends,
         keys: input.keys,
@@ -55,31 +87,50 @@ pub fn process<O: crate::Operator>(input: wit::Batch) -> Result<wit::Output, wit
                 value: h.value,
             })
             .collect(),
-    };
+    }
+}
+
+fn to_wit(e: flowlet_types::Batch) -> wit::Batch {
+    wit::Batch {
+        values: e.values,
+        value_ends: e.value_ends,
+        keys: e.keys,
+        key_ends: e.key_ends,
+        timestamps: e.timestamps,
+        headers: e
+            .headers
+            .into_iter()
+            .map(|h| wit::Header {
+                event: h.event,
+                name: h.name,
+                value: h.value,
+            })
+            .collect(),
+    }
+}
+
+fn with_instance<T: 'static, R>(
+    f: impl FnOnce(&mut T) -> Result<R, wit::Error>,
+) -> Result<R, wit::Error> {
+    INSTANCE.with_borrow_mut(|slot| {
+        let op = slot
+            .as_mut()
+            .and_then(|op| op.downcast_mut::<T>())
+            .ok_or_else(|| wit::Error::Failed("called before init".into()))?;
+        f(op)
+    })
+}
+
+pub fn process<O: crate::Operator>(input: wit::Batch) -> Result<wit::Output, wit::Error> {
+    let input = from_wit(input);
     INSTANCE.with_borrow_mut(|slot| {
         let op = slot
             .as_mut()
             .and_then(|op| op.downcast_mut::<O>())
             .ok_or_else(|| wit::Error::Failed("process called before init".into()))?;
         let out = crate::run_batch(op, &input).map_err(to_wit_error)?;
-        let e = out.events;
         Ok(wit::Output {
-            events: wit::Batch {
-                values: e.values,
-                value_ends: e.value_ends,
-                keys: e.keys,
-                key_ends: e.key_ends,
-                timestamps: e.timestamps,
-                headers: e
-                    .headers
-                    .into_iter()
-                    .map(|h| wit::Header {
-                        event: h.event,
-                        name: h.name,
-                        value: h.value,
-                    })
-                    .collect(),
-            },
+            events: to_wit(out.events),
             rejected: out
                 .rejected
                 .into_iter()
@@ -89,5 +140,95 @@ pub fn process<O: crate::Operator>(input: wit::Batch) -> Result<wit::Output, wit
                 })
                 .collect(),
         })
+    })
+}
+
+pub fn on_timer<O: crate::Operator>(
+    fired: Vec<stateful::exports::flowlet::operator::stateful_handler::Timer>,
+) -> Result<wit::Output, wit::Error> {
+    use stateful::flowlet::operator::timers::TimeDomain as D;
+    let timers: Vec<crate::Timer> = fired
+        .into_iter()
+        .map(|t| crate::Timer {
+            key: t.key,
+            domain: match t.domain {
+                D::EventTime => crate::TimeDomain::EventTime,
+                D::ProcessingTime => crate::TimeDomain::ProcessingTime,
+            },
+            at: t.at,
+        })
+        .collect();
+    with_instance::<O, _>(|op| {
+        let events = crate::run_timers(op, &timers).map_err(to_wit_error)?;
+        Ok(wit::Output {
+            events: to_wit(events),
+            rejected: Vec::new(),
+        })
+    })
+}
+
+use aggregator::exports::flowlet::operator::aggregate as agg;
+
+pub fn aggregate_init<A: crate::aggregate::Aggregate>(config: String) -> Result<(), wit::Error> {
+    let value: serde_json::Value = serde_json::from_str(&config)
+        .map_err(|e| wit::Error::InvalidConfig(format!("config is not JSON: {e}")))?;
+    let a = A::init(crate::Config(value)).map_err(to_wit_error)?;
+    INSTANCE.with_borrow_mut(|slot| *slot = Some(Box::new(a)));
+    Ok(())
+}
+
+pub fn aggregate_create<A: crate::aggregate::Aggregate>() -> Result<Vec<u8>, wit::Error> {
+    with_instance::<A, _>(|a| Ok(crate::aggregate::create(a)))
+}
+
+pub fn aggregate_add<A: crate::aggregate::Aggregate>(
+    accumulators: Vec<Vec<u8>>,
+    input: wit::Batch,
+    slots: Vec<u32>,
+) -> Result<agg::Added, wit::Error> {
+    let input = from_wit(input);
+    with_instance::<A, _>(|a| {
+        let (accumulators, rejected) =
+            crate::aggregate::add(a, accumulators, &input, &slots).map_err(to_wit_error)?;
+        Ok(agg::Added {
+            accumulators,
+            rejected: rejected
+                .into_iter()
+                .map(|r| wit::Rejection {
+                    event: r.event,
+                    reason: r.reason,
+                })
+                .collect(),
+        })
+    })
+}
+
+pub fn aggregate_merge<A: crate::aggregate::Aggregate>(
+    a: Vec<u8>,
+    b: Vec<u8>,
+) -> Result<Vec<u8>, wit::Error> {
+    with_instance::<A, _>(|agg| crate::aggregate::merge(agg, &a, &b).map_err(to_wit_error))
+}
+
+pub fn aggregate_finish<A: crate::aggregate::Aggregate>(
+    fired: Vec<agg::Fired>,
+) -> Result<wit::Batch, wit::Error> {
+    with_instance::<A, _>(|a| {
+        let batch = crate::aggregate::finish(
+            a,
+            fired.iter().map(|f| {
+                (
+                    crate::aggregate::Fired {
+                        start: f.window.start,
+                        end: f.window.end,
+                        key: &f.key,
+                        firing: f.firing,
+                    },
+                    f.accumulator.as_slice(),
+                )
+            }),
+        )
+        .map_err(to_wit_error)?;
+        Ok(to_wit(batch))
     })
 }

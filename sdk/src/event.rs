@@ -23,6 +23,12 @@ impl<'a> Event<'a> {
         self.inner.key()
     }
 
+    /// The keyed state of this event's key (an unkeyed event has the empty key); see
+    /// [`crate::state`].
+    pub fn state(&self) -> crate::KeyState<'a> {
+        crate::KeyState::new(self.inner.key().unwrap_or_default())
+    }
+
     /// The raw value: usually JSON.
     pub fn value(&self) -> &'a [u8] {
         self.inner.value()

@@ -52,10 +52,12 @@
 // The generated bindings refer to this crate by name.
 extern crate self as flowlet_sdk;
 
+pub mod aggregate;
 mod event;
 pub mod log;
 pub mod metrics;
 mod output;
+pub mod state;
 pub mod testing;
 
 #[cfg(target_arch = "wasm32")]
@@ -65,8 +67,9 @@ pub mod __wasm;
 pub use event::Event;
 pub use flowlet_types::json::Pointer;
 pub use flowlet_types::{Batch, Timestamp};
-pub use output::Output;
+pub use output::{Emitter, Output};
 pub use serde_json;
+pub use state::{KeyState, TimeDomain, Timer};
 
 use std::fmt;
 
@@ -144,6 +147,13 @@ pub trait Operator: Sized + 'static {
     /// [`Error::Reject`] when the event is bad.
     fn process(&mut self, event: &Event<'_>, out: &mut Output<'_>) -> Result<(), Error>;
 
+    /// Handle timers that fired (operators of the `stateful-processor` world, see [`state`]).
+    /// `out` gives events the timer's key and time.
+    fn on_timer(&mut self, timer: &Timer, out: &mut Emitter) -> Result<(), Error> {
+        let _ = (timer, out);
+        Ok(())
+    }
+
     /// Handle a batch. The default calls [`process`](Operator::process) for each event and turns
     /// rejections into per-event rejections, discarding what was emitted for a rejected event.
     fn process_batch<'a>(&mut self, input: &'a Batch, out: &mut Output<'a>) -> Result<(), Error> {
@@ -165,6 +175,16 @@ pub fn run_batch<O: Operator>(op: &mut O, input: &Batch) -> Result<flowlet_types
     let mut out = Output::new(input);
     op.process_batch(input, &mut out)?;
     Ok(out.finish())
+}
+
+/// Run fired timers through an operator natively.
+pub fn run_timers<O: Operator>(op: &mut O, timers: &[Timer]) -> Result<Batch, Error> {
+    let mut out = Emitter::new();
+    for t in timers {
+        out.set(&t.key, t.at);
+        op.on_timer(t, &mut out)?;
+    }
+    Ok(out.into_batch())
 }
 
 /// Make the crate a Wasm component of flowlet's `processor` world exporting `$op`.
@@ -196,6 +216,87 @@ macro_rules! export_operator {
             }
 
             $crate::__wasm::bindings::export!(FlowletGuest with_types_in $crate::__wasm::bindings);
+        };
+    };
+}
+
+/// Make the crate a Wasm component of flowlet's `stateful-processor` world exporting `$op`:
+/// `$op` may use keyed state and timers ([`state`]) and receives timers in `on_timer`.
+#[macro_export]
+macro_rules! export_stateful_operator {
+    ($op:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct FlowletGuest;
+
+            impl $crate::__wasm::stateful::exports::flowlet::operator::stateful_handler::Guest for FlowletGuest {
+                fn init(
+                    config: ::std::string::String,
+                ) -> ::std::result::Result<(), $crate::__wasm::bindings::flowlet::operator::types::Error> {
+                    $crate::__wasm::init::<$op>(config)
+                }
+
+                fn process(
+                    input: $crate::__wasm::bindings::flowlet::operator::types::Batch,
+                ) -> ::std::result::Result<
+                    $crate::__wasm::bindings::flowlet::operator::types::Output,
+                    $crate::__wasm::bindings::flowlet::operator::types::Error,
+                > {
+                    $crate::__wasm::process::<$op>(input)
+                }
+
+                fn on_timer(
+                    fired: ::std::vec::Vec<$crate::__wasm::stateful::exports::flowlet::operator::stateful_handler::Timer>,
+                ) -> ::std::result::Result<
+                    $crate::__wasm::bindings::flowlet::operator::types::Output,
+                    $crate::__wasm::bindings::flowlet::operator::types::Error,
+                > {
+                    $crate::__wasm::on_timer::<$op>(fired)
+                }
+            }
+
+            $crate::__wasm::stateful::export!(FlowletGuest with_types_in $crate::__wasm::stateful);
+        };
+    };
+}
+
+/// Make the crate a Wasm component of flowlet's `aggregator` world exporting `$agg`, an
+/// [`aggregate::Aggregate`].
+#[macro_export]
+macro_rules! export_aggregate {
+    ($agg:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct FlowletGuest;
+            use $crate::__wasm::aggregator::exports::flowlet::operator::aggregate as wit;
+            use $crate::__wasm::bindings::flowlet::operator::types as t;
+
+            impl wit::Guest for FlowletGuest {
+                fn init(config: ::std::string::String) -> ::std::result::Result<(), t::Error> {
+                    $crate::__wasm::aggregate_init::<$agg>(config)
+                }
+                fn create_accumulator() -> ::std::result::Result<::std::vec::Vec<u8>, t::Error> {
+                    $crate::__wasm::aggregate_create::<$agg>()
+                }
+                fn add(
+                    accumulators: ::std::vec::Vec<::std::vec::Vec<u8>>,
+                    input: t::Batch,
+                    slots: ::std::vec::Vec<u32>,
+                ) -> ::std::result::Result<wit::Added, t::Error> {
+                    $crate::__wasm::aggregate_add::<$agg>(accumulators, input, slots)
+                }
+                fn merge(
+                    a: ::std::vec::Vec<u8>,
+                    b: ::std::vec::Vec<u8>,
+                ) -> ::std::result::Result<::std::vec::Vec<u8>, t::Error> {
+                    $crate::__wasm::aggregate_merge::<$agg>(a, b)
+                }
+                fn finish(fired: ::std::vec::Vec<wit::Fired>) -> ::std::result::Result<t::Batch, t::Error> {
+                    $crate::__wasm::aggregate_finish::<$agg>(fired)
+                }
+            }
+
+            $crate::__wasm::aggregator::export!(FlowletGuest with_types_in $crate::__wasm::aggregator);
         };
     };
 }

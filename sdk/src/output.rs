@@ -115,3 +115,49 @@ impl<'a> Output<'a> {
         }
     }
 }
+
+/// Where a window aggregate's `finish` and a stateful operator's `on_timer` put their events.
+/// `emit*` give an event the window's (or timer's) key, and the window's last millisecond
+/// (`end - 1`) or the timer's time as timestamp.
+pub struct Emitter {
+    events: Batch,
+    key: Vec<u8>,
+    timestamp: Timestamp,
+}
+
+impl Emitter {
+    pub(crate) fn new() -> Self {
+        Self {
+            events: Batch::new(),
+            key: Vec::new(),
+            timestamp: 0,
+        }
+    }
+
+    pub(crate) fn set(&mut self, key: &[u8], timestamp: Timestamp) {
+        self.key.clear();
+        self.key.extend_from_slice(key);
+        self.timestamp = timestamp;
+    }
+
+    pub(crate) fn into_batch(self) -> Batch {
+        self.events
+    }
+
+    pub fn emit(&mut self, value: &[u8]) {
+        self.events.push(&self.key, value, self.timestamp);
+    }
+
+    pub fn emit_json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        self.events
+            .push_with(&self.key, self.timestamp, |buf| {
+                serde_json::to_writer(buf, value)
+            })
+            .map_err(|e| Error::Failed(format!("cannot serialize output: {e}")))
+    }
+
+    /// Emit with an explicit key and timestamp.
+    pub fn emit_with(&mut self, key: &[u8], value: &[u8], timestamp: Timestamp) {
+        self.events.push(key, value, timestamp);
+    }
+}

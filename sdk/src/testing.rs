@@ -98,3 +98,121 @@ impl<O: Operator> Harness<O> {
         &mut self.op
     }
 }
+
+#[cfg(not(target_arch = "wasm32"))]
+impl<O: Operator> Harness<O> {
+    /// Advance the native watermark to `watermark` and fire the event-time timers due, in time
+    /// order, as the host would.
+    pub fn advance_watermark(&mut self, watermark: Timestamp) -> Result<Batch, Error> {
+        self.fire(crate::TimeDomain::EventTime, watermark, |n| {
+            n.watermark = n.watermark.max(watermark)
+        })
+    }
+
+    /// Set the native processing-time clock and fire the processing-time timers due.
+    pub fn set_processing_time(&mut self, now: Timestamp) -> Result<Batch, Error> {
+        self.fire(crate::TimeDomain::ProcessingTime, now, |n| n.now = now)
+    }
+
+    fn fire(
+        &mut self,
+        domain: crate::TimeDomain,
+        until: Timestamp,
+        set: impl FnOnce(&mut crate::state::imp::Native),
+    ) -> Result<Batch, Error> {
+        let due: Vec<crate::Timer> = crate::state::imp::NATIVE.with_borrow_mut(|n| {
+            set(n);
+            let due: Vec<_> = n
+                .timers
+                .iter()
+                .filter(|(d, at, _)| *d == domain && *at <= until)
+                .cloned()
+                .collect();
+            for t in &due {
+                n.timers.remove(t);
+            }
+            due.into_iter()
+                .map(|(domain, at, key)| crate::Timer { key, domain, at })
+                .collect()
+        });
+        crate::run_timers(&mut self.op, &due)
+    }
+
+    /// Run one batch of events with these (key, value, timestamp)s.
+    pub fn process_keyed(
+        &mut self,
+        events: &[(&str, &str, Timestamp)],
+    ) -> Result<TestOutput, Error> {
+        let mut batch = Batch::new();
+        for (k, v, t) in events {
+            batch.push(k.as_bytes(), v.as_bytes(), *t);
+        }
+        self.process(&batch)
+    }
+}
+
+/// A window aggregate driven by a test: fold events into accumulators, merge and finish them.
+pub struct AggregateHarness<A: crate::aggregate::Aggregate> {
+    agg: A,
+}
+
+/// What [`AggregateHarness::fold_and_finish`] produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateOutput {
+    pub json: Vec<serde_json::Value>,
+    /// Indexes of the rejected events.
+    pub rejected: Vec<u32>,
+}
+
+impl<A: crate::aggregate::Aggregate> AggregateHarness<A> {
+    pub fn new(config: serde_json::Value) -> Result<Self, Error> {
+        Ok(Self {
+            agg: A::init(Config(config))?,
+        })
+    }
+
+    /// Fold unkeyed events (timestamps 0, 1, …) into one fresh accumulator; rejections are
+    /// dropped.
+    pub fn fold(&self, values: &[&str]) -> Result<Vec<u8>, Error> {
+        self.fold_rejecting(values).map(|(acc, _)| acc)
+    }
+
+    fn fold_rejecting(&self, values: &[&str]) -> Result<(Vec<u8>, Vec<u32>), Error> {
+        let mut batch = Batch::new();
+        for (i, v) in values.iter().enumerate() {
+            batch.push(b"", v.as_bytes(), i as Timestamp);
+        }
+        let empty = crate::aggregate::create(&self.agg);
+        let (mut accs, rejected) =
+            crate::aggregate::add(&self.agg, vec![empty], &batch, &vec![0; batch.len()])?;
+        Ok((accs.remove(0), rejected.iter().map(|r| r.event).collect()))
+    }
+
+    pub fn merge(&self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, Error> {
+        crate::aggregate::merge(&self.agg, a, b)
+    }
+
+    /// Finish `acc` as the window `[0, 1000)` of key `k`.
+    pub fn finish_one(&self, acc: &[u8]) -> Result<Vec<serde_json::Value>, Error> {
+        let fired = crate::aggregate::Fired {
+            start: 0,
+            end: 1000,
+            key: b"k",
+            firing: 0,
+        };
+        let out = crate::aggregate::finish(&self.agg, [(fired, acc)])?;
+        Ok(out
+            .iter()
+            .map(|e| serde_json::from_slice(e.value()).expect("output is JSON"))
+            .collect())
+    }
+
+    /// Fold `values` into one window and finish it.
+    pub fn fold_and_finish(&self, values: &[&str]) -> Result<AggregateOutput, Error> {
+        let (acc, rejected) = self.fold_rejecting(values)?;
+        Ok(AggregateOutput {
+            json: self.finish_one(&acc)?,
+            rejected,
+        })
+    }
+}

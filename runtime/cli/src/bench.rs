@@ -102,9 +102,13 @@ pub async fn run(which: Bench, host: Host) -> anyhow::Result<()> {
                 let factories = crate::factories(&host, &manifest)?;
                 let cpu0 = cpu_seconds();
                 let t0 = Instant::now();
-                let report =
-                    flowlet_dataflow::run(&manifest, factories, flowlet_dataflow::Stop::new())
-                        .await?;
+                let report = flowlet_dataflow::run(
+                    &manifest,
+                    factories,
+                    flowlet_dataflow::Stop::new(),
+                    Default::default(),
+                )
+                .await?;
                 let wall = t0.elapsed().as_secs_f64();
                 let cpu = cpu_seconds() - cpu0;
                 let out = report.nodes["out"].events_in;

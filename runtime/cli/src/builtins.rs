@@ -4,10 +4,13 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use flowlet_dataflow::{Operator, OperatorError, OperatorFactory};
+use flowlet_dataflow::{
+    Added, Aggregator, FiredWindow, Instance, InstanceContext, Operator, OperatorError,
+    OperatorFactory, PluginKind,
+};
 use flowlet_sdk::{Batch, Config, Error};
 
-pub const NAMES: [&str; 3] = ["filter", "map", "flat-map"];
+pub const NAMES: [&str; 4] = ["filter", "map", "flat-map", "aggregate"];
 
 struct Builtin<O> {
     name: &'static str,
@@ -31,13 +34,84 @@ impl<O: flowlet_sdk::Operator + Send> Operator for Native<O> {
 }
 
 impl<O: flowlet_sdk::Operator + Send> OperatorFactory for Builtin<O> {
-    fn instantiate(&self) -> Result<Box<dyn Operator>, OperatorError> {
+    fn instantiate(&self, _: &InstanceContext) -> Result<Instance, OperatorError> {
         let op = O::init(Config(self.config.clone())).map_err(to_operator_error)?;
-        Ok(Box::new(Native(op)))
+        Ok(Instance::Processor(Box::new(Native(op))))
     }
 
     fn plugin_id(&self) -> String {
         format!("builtin:{}", self.name)
+    }
+
+    fn kind(&self) -> PluginKind {
+        PluginKind::Processor
+    }
+}
+
+/// A window aggregate linked natively.
+struct BuiltinAggregate<A> {
+    name: &'static str,
+    config: serde_json::Value,
+    _agg: PhantomData<fn() -> A>,
+}
+
+struct NativeAggregate<A>(A);
+
+impl<A: flowlet_sdk::aggregate::Aggregate + Send> Aggregator for NativeAggregate<A> {
+    fn create_accumulator(&mut self) -> Result<Vec<u8>, OperatorError> {
+        Ok(flowlet_sdk::aggregate::create(&self.0))
+    }
+
+    fn add(
+        &mut self,
+        accumulators: Vec<Vec<u8>>,
+        input: &Batch,
+        slots: &[u32],
+    ) -> Result<Added, OperatorError> {
+        let (accumulators, rejected) =
+            flowlet_sdk::aggregate::add(&self.0, accumulators, input, slots)
+                .map_err(to_operator_error)?;
+        Ok(Added {
+            accumulators,
+            rejected,
+        })
+    }
+
+    fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, OperatorError> {
+        flowlet_sdk::aggregate::merge(&self.0, a, b).map_err(to_operator_error)
+    }
+
+    fn finish(&mut self, fired: &[FiredWindow]) -> Result<Batch, OperatorError> {
+        flowlet_sdk::aggregate::finish(
+            &self.0,
+            fired.iter().map(|f| {
+                (
+                    flowlet_sdk::aggregate::Fired {
+                        start: f.start,
+                        end: f.end,
+                        key: &f.key,
+                        firing: f.firing,
+                    },
+                    f.accumulator.as_slice(),
+                )
+            }),
+        )
+        .map_err(to_operator_error)
+    }
+}
+
+impl<A: flowlet_sdk::aggregate::Aggregate + Send> OperatorFactory for BuiltinAggregate<A> {
+    fn instantiate(&self, _: &InstanceContext) -> Result<Instance, OperatorError> {
+        let a = A::init(Config(self.config.clone())).map_err(to_operator_error)?;
+        Ok(Instance::Aggregator(Box::new(NativeAggregate(a))))
+    }
+
+    fn plugin_id(&self) -> String {
+        format!("builtin:{}", self.name)
+    }
+
+    fn kind(&self) -> PluginKind {
+        PluginKind::Aggregator
     }
 }
 
@@ -58,6 +132,13 @@ pub fn factory(name: &str, config: serde_json::Value) -> Option<Arc<dyn Operator
         "filter" => make::<flowlet_plugin_filter::Filter>("filter", config),
         "map" => make::<flowlet_plugin_map::Mapper>("map", config),
         "flat-map" => make::<flowlet_plugin_flat_map::FlatMap>("flat-map", config),
+        "aggregate" => Arc::new(
+            BuiltinAggregate::<flowlet_plugin_aggregate::WindowAggregate> {
+                name: "aggregate",
+                config,
+                _agg: PhantomData,
+            },
+        ),
         _ => return None,
     })
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use flowlet_dataflow::{OperatorFactory, RunReport, Stop};
+use flowlet_dataflow::{OperatorFactory, RunOptions, RunReport, Stop};
 use flowlet_host::{Host, InstanceSettings};
 use flowlet_manifest::{Manifest, ManifestError, Options, PluginRef};
 
@@ -116,6 +116,15 @@ pub fn factories(
 
 /// Run a validated manifest; Ctrl-C stops the sources and lets everything drain.
 pub async fn run_manifest(host: &Host, manifest: &Manifest) -> anyhow::Result<RunReport> {
+    run_manifest_with(host, manifest, RunOptions::default()).await
+}
+
+/// [`run_manifest`] with a clock, standard input and tick of the caller's (tests, embedding).
+pub async fn run_manifest_with(
+    host: &Host,
+    manifest: &Manifest,
+    options: RunOptions,
+) -> anyhow::Result<RunReport> {
     let factories = factories(host, manifest)?;
     let stop = Stop::new();
     let on_signal = stop.clone();
@@ -131,7 +140,7 @@ pub async fn run_manifest(host: &Host, manifest: &Manifest) -> anyhow::Result<Ru
         }
     });
     let started = std::time::Instant::now();
-    let report = flowlet_dataflow::run(manifest, factories, stop).await?;
+    let report = flowlet_dataflow::run(manifest, factories, stop, options).await?;
     let secs = started.elapsed().as_secs_f64();
     for (name, s) in &report.nodes {
         tracing::info!(
@@ -142,6 +151,8 @@ pub async fn run_manifest(host: &Host, manifest: &Manifest) -> anyhow::Result<Ru
             skipped = s.skipped,
             dead_lettered = s.dead_lettered,
             restarts = s.restarts,
+            late = s.late,
+            windows_fired = s.windows_fired,
             "done"
         );
     }

@@ -11,8 +11,12 @@
 mod edge;
 pub mod generator;
 mod operator;
+mod policy;
 mod sinks;
 mod sources;
+pub mod state;
+mod time;
+mod window;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,8 +32,53 @@ pub enum Message {
     Batch(Batch),
     /// No event with a smaller timestamp will follow on this input.
     Watermark(Timestamp),
+    /// The producer has been idle for its source's `idle-timeout`: until its next batch or
+    /// watermark it does not hold back the consumer's watermark.
+    Idle,
     /// This input is finished.
     End,
+    /// Processing time moved (sent by the executor to operators that use it).
+    Tick,
+}
+
+/// Processing time: the system clock, or a clock a test moves.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        sources::now_ms()
+    }
+}
+
+/// A clock that only moves when told to (tests).
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    pub fn new(now: Timestamp) -> Arc<Self> {
+        Arc::new(Self(now.into()))
+    }
+
+    pub fn set(&self, now: Timestamp) {
+        self.0.store(now, Ordering::SeqCst);
+    }
+
+    pub fn advance(&self, by: Timestamp) {
+        self.0.fetch_add(by, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// A message and the input it arrived on (an index into the receiver's inputs).
@@ -61,14 +110,107 @@ pub enum OperatorError {
 pub trait Operator: Send {
     /// Transform one batch.
     fn process(&mut self, input: &Batch) -> Result<Output, OperatorError>;
+
+    /// Handle timers that fired (stateful operators).
+    fn on_timer(&mut self, timers: &[state::Timer]) -> Result<Batch, OperatorError> {
+        let _ = timers;
+        Ok(Batch::new())
+    }
+}
+
+/// What [`Aggregator::add`] returns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Added {
+    pub accumulators: Vec<Vec<u8>>,
+    pub rejected: Vec<flowlet_types::Rejection>,
+}
+
+/// A window that fired, handed to [`Aggregator::finish`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FiredWindow {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub key: Vec<u8>,
+    pub accumulator: Vec<u8>,
+    pub firing: u32,
+}
+
+/// One instance of a window aggregate (the `aggregator` world).
+pub trait Aggregator: Send {
+    fn create_accumulator(&mut self) -> Result<Vec<u8>, OperatorError>;
+    /// Fold `input` into `accumulators`: event `i` into `accumulators[slots[i]]`.
+    fn add(
+        &mut self,
+        accumulators: Vec<Vec<u8>>,
+        input: &Batch,
+        slots: &[u32],
+    ) -> Result<Added, OperatorError>;
+    fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, OperatorError>;
+    fn finish(&mut self, fired: &[FiredWindow]) -> Result<Batch, OperatorError>;
+}
+
+/// Which flowlet world a plugin implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginKind {
+    /// `processor`: stateless, batch in, batch out.
+    Processor,
+    /// `stateful-processor`: keyed state and timers.
+    StatefulProcessor,
+    /// `aggregator`: window aggregates.
+    Aggregator,
+}
+
+impl std::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Processor => "processor",
+            Self::StatefulProcessor => "stateful-processor",
+            Self::Aggregator => "aggregator",
+        })
+    }
+}
+
+/// A new instance of one of the kinds.
+pub enum Instance {
+    Processor(Box<dyn Operator>),
+    Aggregator(Box<dyn Aggregator>),
+}
+
+/// What an instance is given by the executor: the keyed state of its key groups (stateful
+/// processors).
+#[derive(Clone, Default)]
+pub struct InstanceContext {
+    pub state: Option<state::StateHandle>,
 }
 
 /// Makes instances of one operator: at start, and again to replace a trapped one.
 pub trait OperatorFactory: Send + Sync {
     /// A new, initialised instance.
-    fn instantiate(&self) -> Result<Box<dyn Operator>, OperatorError>;
+    fn instantiate(&self, ctx: &InstanceContext) -> Result<Instance, OperatorError>;
     /// What runs: `sha256:…` of a component, or `builtin:NAME`.
     fn plugin_id(&self) -> String;
+    fn kind(&self) -> PluginKind;
+}
+
+/// How a topology runs, beyond its manifest.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Processing time (windows with `time: processing`, timers, state TTL).
+    pub clock: Arc<dyn Clock>,
+    /// Where the `stdin` source reads from (default: the process's standard input).
+    pub stdin: Arc<std::sync::Mutex<Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>>>,
+    /// How often operators with processing-time windows or timers look at the clock.
+    pub tick: std::time::Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            stdin: Arc::default(),
+            tick: std::time::Duration::from_millis(50),
+        }
+    }
 }
 
 /// Why a topology stopped with an error.
@@ -98,6 +240,17 @@ pub enum DataflowError {
     Sink { sink: String, message: String },
     #[error("no factory for operator `{0}`")]
     NoFactory(String),
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error(
+        "operator `{operator}`: plugin {plugin} implements the `{kind}` world, which {problem}"
+    )]
+    WrongKind {
+        operator: String,
+        plugin: String,
+        kind: PluginKind,
+        problem: &'static str,
+    },
     #[error("a task of the topology panicked: {0}")]
     Panic(String),
 }
@@ -142,6 +295,9 @@ pub struct NodeCounters {
     pub skipped: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub restarts: AtomicU64,
+    /// Events too late for every window they belong to.
+    pub late: AtomicU64,
+    pub windows_fired: AtomicU64,
 }
 
 /// A snapshot of a node's counters.
@@ -154,6 +310,8 @@ pub struct NodeStats {
     pub skipped: u64,
     pub dead_lettered: u64,
     pub restarts: u64,
+    pub late: u64,
+    pub windows_fired: u64,
 }
 
 impl NodeCounters {
@@ -167,6 +325,8 @@ impl NodeCounters {
             skipped: g(&self.skipped),
             dead_lettered: g(&self.dead_lettered),
             restarts: g(&self.restarts),
+            late: g(&self.late),
+            windows_fired: g(&self.windows_fired),
         }
     }
 }
@@ -193,12 +353,24 @@ fn instance_outputs(
     edge::Outputs::new(edges, index)
 }
 
+/// The key groups instance `index` of `parallelism` owns (a contiguous range).
+pub fn key_groups_of(index: usize, parallelism: usize) -> std::ops::Range<u32> {
+    let owned: Vec<u32> = (0..edge::KEY_GROUPS)
+        .filter(|g| edge::instance_of(*g, parallelism) == index)
+        .collect();
+    match (owned.first(), owned.last()) {
+        (Some(a), Some(b)) => *a..*b + 1,
+        _ => 0..0,
+    }
+}
+
 /// Run `manifest` until its sources end (or `stop` is triggered) and everything is flushed.
 /// `factories` has one entry per operator.
 pub async fn run(
     manifest: &Manifest,
     factories: BTreeMap<String, Arc<dyn OperatorFactory>>,
     stop: Arc<Stop>,
+    options: RunOptions,
 ) -> Result<RunReport, DataflowError> {
     // One receiver per operator instance and per sink; each knows its inputs by index.
     let mut op_rx: BTreeMap<&str, Vec<mpsc::Receiver<Envelope>>> = BTreeMap::new();
@@ -251,6 +423,10 @@ pub async fn run(
         }
         upstream_count.insert(name, count);
     }
+    let op_tx_weak: BTreeMap<&str, Vec<mpsc::WeakSender<Envelope>>> = op_tx
+        .iter()
+        .map(|(k, v)| (*k, v.iter().map(|t| t.downgrade()).collect()))
+        .collect();
     drop(op_tx);
     drop(sink_tx);
 
@@ -262,17 +438,77 @@ pub async fn run(
         .map(|n| (n.clone(), Arc::default()))
         .collect();
 
+    // Kinds first: a window needs an aggregate, an aggregate needs a window.
+    let mut stateful = false;
+    for (name, op) in &manifest.operators {
+        let factory = factories
+            .get(name)
+            .ok_or_else(|| DataflowError::NoFactory(name.clone()))?;
+        let wrong = |problem| DataflowError::WrongKind {
+            operator: name.clone(),
+            plugin: factory.plugin_id(),
+            kind: factory.kind(),
+            problem,
+        };
+        match (factory.kind(), &op.window) {
+            (PluginKind::Aggregator, None) => {
+                return Err(wrong(
+                    "needs a `window:` on the operator (kind: tumbling | sliding | session)",
+                ));
+            }
+            (PluginKind::Processor | PluginKind::StatefulProcessor, Some(_)) => {
+                return Err(wrong(
+                    "cannot run windows; remove `window:` or use a plugin of the `aggregator` world",
+                ));
+            }
+            (PluginKind::Processor, None) => {}
+            _ => stateful = true,
+        }
+    }
+    let db = if stateful {
+        let dir = manifest.state_dir();
+        Some(
+            tokio::task::spawn_blocking(move || state::StateDb::open(&dir))
+                .await
+                .map_err(|e| DataflowError::Panic(e.to_string()))??,
+        )
+    } else {
+        None
+    };
+    let commit_interval = manifest
+        .state
+        .commit_interval
+        .unwrap_or(std::time::Duration::from_secs(10));
+
     // Start every operator instance before any event flows, so that a bad plugin or config
     // stops the run before it reads anything.
     let mut instances = Vec::new();
     for (name, op) in &manifest.operators {
-        let factory = factories
-            .get(name)
-            .cloned()
-            .ok_or_else(|| DataflowError::NoFactory(name.clone()))?;
+        let factory = factories[name].clone();
+        let kind = factory.kind();
         for i in 0..op.parallelism as usize {
+            let groups = key_groups_of(i, op.parallelism as usize);
+            let mut ctx = InstanceContext::default();
+            let mut store = None;
+            if let Some(db) = &db {
+                match kind {
+                    PluginKind::StatefulProcessor => {
+                        let st = state::KeyedState::open(
+                            name,
+                            db.tree(name, "state")?,
+                            db.tree(name, "timers")?,
+                            options.clock.clone(),
+                            groups.clone(),
+                        )?;
+                        ctx.state = Some(Arc::new(std::sync::Mutex::new(st)));
+                    }
+                    PluginKind::Aggregator => store = Some(db.tree(name, "windows")?),
+                    PluginKind::Processor => {}
+                }
+            }
             let f = factory.clone();
-            let made = tokio::task::spawn_blocking(move || f.instantiate())
+            let c = ctx.clone();
+            let made = tokio::task::spawn_blocking(move || f.instantiate(&c))
                 .await
                 .map_err(|e| DataflowError::Panic(e.to_string()))?;
             let instance = made.map_err(|error| DataflowError::Init {
@@ -280,34 +516,104 @@ pub async fn run(
                 plugin: factory.plugin_id(),
                 error,
             })?;
-            instances.push((name.as_str(), i, instance, factory.clone()));
+            instances.push((
+                name.as_str(),
+                i,
+                instance,
+                factory.clone(),
+                ctx,
+                store,
+                groups,
+            ));
         }
     }
 
     let mut tasks = tokio::task::JoinSet::new();
     let mut sources = Vec::new();
-    for (name, index, instance, factory) in instances {
+    let mut tickers = Vec::new();
+    for (name, index, instance, factory, ctx, store, groups) in instances {
         let spec = &manifest.operators[name];
         let rx = op_rx
             .get_mut(name)
             .expect("receivers per operator")
             .remove(0);
-        let task = operator::OperatorTask {
+        let policy = policy::Policy {
             name: name.to_owned(),
             instance_index: index,
             plugin: factory.plugin_id(),
-            factory,
-            instance,
             on_error: spec.on_error,
-            inputs: upstream_count[name],
-            // Every instance gets its own handles on the same consumers.
-            main: instance_outputs(&outputs, name, Port::Main, index),
-            dead_letter: instance_outputs(&outputs, name, Port::DeadLetter, index),
             counters: counters[name].clone(),
         };
+        // Every instance gets its own handles on the same consumers.
+        let main = instance_outputs(&outputs, name, Port::Main, index);
+        let dead_letter = instance_outputs(&outputs, name, Port::DeadLetter, index);
+        let uses_clock = factory.kind() == PluginKind::StatefulProcessor
+            || spec
+                .window
+                .as_ref()
+                .is_some_and(|w| w.time == flowlet_manifest::TimeDomain::Processing);
+        if uses_clock {
+            tickers.push(op_tx_weak[name][index].clone());
+        }
         // Operators are CPU-bound (Wasm calls): each instance gets a blocking thread so that it
         // never stalls the async tasks of sources and sinks.
-        tasks.spawn_blocking(move || task.run(rx));
+        match instance {
+            Instance::Processor(instance) => {
+                let task = operator::OperatorTask {
+                    policy,
+                    factory,
+                    instance,
+                    ctx,
+                    inputs: upstream_count[name],
+                    main,
+                    dead_letter,
+                    clock: options.clock.clone(),
+                    commit_interval,
+                };
+                tasks.spawn_blocking(move || task.run(rx));
+            }
+            Instance::Aggregator(agg) => {
+                let task = window::WindowTask {
+                    policy,
+                    factory,
+                    agg,
+                    spec: spec.window.clone().expect("checked above"),
+                    inputs: upstream_count[name],
+                    main,
+                    late: instance_outputs(&outputs, name, Port::Late, index),
+                    dead_letter,
+                    store: store.expect("aggregators have a store"),
+                    groups,
+                    clock: options.clock.clone(),
+                    commit_interval,
+                };
+                tasks.spawn_blocking(move || task.run(rx));
+            }
+        }
+    }
+    drop(op_tx_weak);
+    if !tickers.is_empty() {
+        let tick = options.tick;
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(tick);
+            loop {
+                interval.tick().await;
+                let mut alive = 0;
+                for weak in &tickers {
+                    if let Some(tx) = weak.upgrade() {
+                        alive += 1;
+                        // Skip a tick rather than wait behind a full channel.
+                        let _ = tx.try_send(Envelope {
+                            input: usize::MAX,
+                            message: Message::Tick,
+                        });
+                    }
+                }
+                if alive == 0 {
+                    return;
+                }
+            }
+        });
     }
     for (name, source) in &manifest.sources {
         let out = instance_outputs(&outputs, name, Port::Main, 0);
@@ -330,6 +636,9 @@ pub async fn run(
         let task = sources::SourceTask {
             name: name.clone(),
             kind: source.kind.clone(),
+            event_time: source.event_time.clone(),
+            stdin: options.stdin.clone(),
+            clock: options.clock.clone(),
             path: match &source.kind {
                 flowlet_manifest::SourceKind::File { path } => Some(manifest.resolve(path)),
                 _ => None,
@@ -352,6 +661,11 @@ pub async fn run(
             stop.stop();
             first_error = Some(e);
         }
+    }
+    if let Some(db) = db {
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| DataflowError::Panic(e.to_string()))??;
     }
     if let Some(e) = first_error {
         return Err(e);

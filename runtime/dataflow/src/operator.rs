@@ -1,93 +1,160 @@
-//! One operator instance's task: receive, process, apply the error policy, send.
+//! One operator instance's task: receive, process, apply the error policy, send; fire timers.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 
-use flowlet_manifest::OnError;
-use flowlet_types::{Batch, EventRef, Timestamp};
+use flowlet_types::{Batch, Timestamp};
 use tokio::sync::mpsc;
 
 use crate::edge::Outputs;
+use crate::policy::Policy;
+use crate::state::{StateHandle, TimeDomain};
+use crate::time::{Change, Watermarks};
 use crate::{
-    DataflowError, Envelope, Message, NodeCounters, Operator, OperatorError, OperatorFactory,
+    Clock, DataflowError, Envelope, Instance, InstanceContext, Message, Operator, OperatorError,
+    OperatorFactory,
 };
 
 pub(crate) struct OperatorTask {
-    pub name: String,
-    pub instance_index: usize,
-    pub plugin: String,
+    pub policy: Policy,
     pub factory: Arc<dyn OperatorFactory>,
     pub instance: Box<dyn Operator>,
-    pub on_error: OnError,
+    pub ctx: InstanceContext,
     /// Number of upstream producer instances (inputs).
     pub inputs: usize,
     pub main: Outputs,
     pub dead_letter: Outputs,
-    pub counters: Arc<NodeCounters>,
+    pub clock: Arc<dyn Clock>,
+    pub commit_interval: Duration,
 }
 
-/// A short, printable form of an event for error messages.
-fn preview(event: &EventRef<'_>) -> String {
-    let text = String::from_utf8_lossy(event.value());
-    let mut s: String = text.chars().take(200).collect();
-    if text.chars().count() > 200 {
-        s.push('…');
+/// Make an instance of the `processor` kinds.
+pub(crate) fn new_processor(
+    factory: &dyn OperatorFactory,
+    ctx: &InstanceContext,
+) -> Result<Box<dyn Operator>, OperatorError> {
+    match factory.instantiate(ctx)? {
+        Instance::Processor(p) => Ok(p),
+        Instance::Aggregator(_) => Err(OperatorError::Malformed(
+            "the plugin is a window aggregate; give the operator a `window:`".into(),
+        )),
     }
-    format!("#{} `{s}`", event.index())
 }
 
 impl OperatorTask {
+    fn state(&self) -> Option<&StateHandle> {
+        self.ctx.state.as_ref()
+    }
+
+    fn state_error(&self, e: crate::state::StateError) -> DataflowError {
+        DataflowError::State(e)
+    }
+
     pub fn run(mut self, mut rx: mpsc::Receiver<Envelope>) -> Result<(), DataflowError> {
-        let mut watermarks = vec![Timestamp::MIN; self.inputs];
-        let mut ended = vec![false; self.inputs];
-        let mut open = self.inputs;
-        let mut watermark = Timestamp::MIN;
-        while open > 0 {
+        let mut marks = Watermarks::new(self.inputs);
+        let mut last_commit = Instant::now();
+        while marks.open() > 0 {
             let Some(env) = rx.blocking_recv() else {
                 break; // every producer is gone: the topology is stopping
             };
-            match env.message {
+            let change = match env.message {
                 Message::Batch(batch) => {
+                    let change = marks.activity(env.input);
                     if !self.handle(batch)? {
                         return Ok(()); // every consumer is gone
                     }
+                    change
                 }
-                Message::Watermark(w) => {
-                    let slot = &mut watermarks[env.input];
-                    *slot = (*slot).max(w);
-                    let min = watermarks.iter().copied().min().unwrap_or(Timestamp::MAX);
-                    if min > watermark {
-                        watermark = min;
-                        self.main.broadcast_blocking(Message::Watermark(min));
+                Message::Tick => {
+                    self.fire(TimeDomain::ProcessingTime, self.clock.now())?;
+                    Change::Nothing
+                }
+                other => marks.update(env.input, &other),
+            };
+            match change {
+                Change::Watermark(w) => {
+                    if let Some(s) = self.state() {
+                        s.lock().expect("state lock").watermark = w;
                     }
+                    self.fire(TimeDomain::EventTime, w)?;
+                    self.main.broadcast_blocking(Message::Watermark(w));
+                    self.dead_letter.broadcast_blocking(Message::Watermark(w));
                 }
-                Message::End => {
-                    if !std::mem::replace(&mut ended[env.input], true) {
-                        open -= 1;
-                        watermarks[env.input] = Timestamp::MAX;
-                    }
-                }
+                Change::Idle => self.main.broadcast_blocking(Message::Idle),
+                Change::Nothing => {}
+            }
+            if last_commit.elapsed() >= self.commit_interval {
+                self.commit()?;
+                last_commit = Instant::now();
             }
         }
+        self.commit()?;
         self.main.broadcast_blocking(Message::End);
         self.dead_letter.broadcast_blocking(Message::End);
         Ok(())
     }
 
+    fn commit(&mut self) -> Result<(), DataflowError> {
+        if let Some(s) = self.state() {
+            s.lock()
+                .expect("state lock")
+                .commit()
+                .map_err(|e| self.state_error(e))?;
+        }
+        Ok(())
+    }
+
+    /// Fire the timers of `domain` due at `time`.
+    fn fire(&mut self, domain: TimeDomain, time: Timestamp) -> Result<(), DataflowError> {
+        let Some(state) = self.state().cloned() else {
+            return Ok(());
+        };
+        loop {
+            let due = state.lock().expect("state lock").due_timers(domain, time);
+            if due.is_empty() {
+                return Ok(());
+            }
+            let out = match self.instance.on_timer(&due) {
+                Ok(out) => out,
+                Err(error) => {
+                    // A timer has no input event to skip or dead-letter: the operator fails.
+                    return Err(DataflowError::Operator {
+                        operator: self.policy.name.clone(),
+                        plugin: self.policy.plugin.clone(),
+                        error,
+                        event: format!("timers {:?}", due.iter().map(|t| t.at).collect::<Vec<_>>()),
+                    });
+                }
+            };
+            out.validate().map_err(|e| DataflowError::Operator {
+                operator: self.policy.name.clone(),
+                plugin: self.policy.plugin.clone(),
+                error: OperatorError::Malformed(e.to_string()),
+                event: "on-timer".into(),
+            })?;
+            self.policy
+                .counters
+                .events_out
+                .fetch_add(out.len() as u64, Relaxed);
+            if !out.is_empty() {
+                self.main.send_blocking(out);
+            }
+        }
+    }
+
     fn restart(&mut self, why: &OperatorError) -> Result<(), DataflowError> {
         tracing::warn!(
-            operator = %self.name,
-            instance = self.instance_index,
-            plugin = %self.plugin,
+            operator = %self.policy.name,
+            instance = self.policy.instance_index,
+            plugin = %self.policy.plugin,
             "instance {why}; replacing it with a fresh one"
         );
-        self.counters.restarts.fetch_add(1, Relaxed);
-        self.instance = self
-            .factory
-            .instantiate()
-            .map_err(|error| DataflowError::Init {
-                operator: self.name.clone(),
-                plugin: self.plugin.clone(),
+        self.policy.counters.restarts.fetch_add(1, Relaxed);
+        self.instance =
+            new_processor(&*self.factory, &self.ctx).map_err(|error| DataflowError::Init {
+                operator: self.policy.name.clone(),
+                plugin: self.policy.plugin.clone(),
                 error,
             })?;
         Ok(())
@@ -115,25 +182,29 @@ impl OperatorTask {
 
     /// Handle one input batch. Returns false when no consumer is left.
     fn handle(&mut self, batch: Batch) -> Result<bool, DataflowError> {
-        self.counters
-            .events_in
-            .fetch_add(batch.len() as u64, Relaxed);
-        self.counters.batches.fetch_add(1, Relaxed);
+        let counters = self.policy.counters.clone();
+        counters.events_in.fetch_add(batch.len() as u64, Relaxed);
+        counters.batches.fetch_add(1, Relaxed);
         let mut dead = Batch::new();
         let output = match self.call(&batch) {
             Ok(out) => {
                 for r in &out.rejected {
-                    self.counters.rejected.fetch_add(1, Relaxed);
+                    counters.rejected.fetch_add(1, Relaxed);
                     let error = OperatorError::Failed(format!("rejected: {}", r.reason));
-                    self.bad_event(&batch.get(r.event as usize), error, &mut dead)?;
+                    self.policy
+                        .bad_event(&batch.get(r.event as usize), error, &mut dead)?;
                 }
                 out.events
             }
             Err(error) => self.isolate(&batch, error, &mut dead)?,
         };
-        self.counters
-            .events_out
-            .fetch_add(output.len() as u64, Relaxed);
+        if let Some(s) = self.state() {
+            let e = s.lock().expect("state lock").error.take();
+            if let Some(e) = e {
+                return Err(self.state_error(e));
+            }
+        }
+        counters.events_out.fetch_add(output.len() as u64, Relaxed);
         let mut alive = true;
         if !output.is_empty() && !self.main.is_empty() {
             alive &= self.main.send_blocking(output);
@@ -156,7 +227,7 @@ impl OperatorTask {
             self.restart(&error)?;
         }
         if batch.len() == 1 {
-            self.bad_event(&batch.get(0), error, dead)?;
+            self.policy.bad_event(&batch.get(0), error, dead)?;
             return Ok(Batch::new());
         }
         let mut output = Batch::new();
@@ -167,9 +238,9 @@ impl OperatorTask {
             match self.call(&single) {
                 Ok(out) => {
                     if let Some(r) = out.rejected.first() {
-                        self.counters.rejected.fetch_add(1, Relaxed);
+                        self.policy.counters.rejected.fetch_add(1, Relaxed);
                         let error = OperatorError::Failed(format!("rejected: {}", r.reason));
-                        self.bad_event(&event, error, dead)?;
+                        self.policy.bad_event(&event, error, dead)?;
                     } else {
                         output.extend_from(&out.events);
                     }
@@ -178,64 +249,10 @@ impl OperatorTask {
                     if matches!(error, OperatorError::Trap(_)) {
                         self.restart(&error)?;
                     }
-                    self.bad_event(&event, error, dead)?;
+                    self.policy.bad_event(&event, error, dead)?;
                 }
             }
         }
         Ok(output)
-    }
-
-    /// Apply the `on-error` policy to one event.
-    fn bad_event(
-        &mut self,
-        event: &EventRef<'_>,
-        error: OperatorError,
-        dead: &mut Batch,
-    ) -> Result<(), DataflowError> {
-        match self.on_error {
-            OnError::Fail => Err(DataflowError::Operator {
-                operator: self.name.clone(),
-                plugin: self.plugin.clone(),
-                error,
-                event: preview(event),
-            }),
-            OnError::Skip => {
-                self.counters.skipped.fetch_add(1, Relaxed);
-                tracing::warn!(operator = %self.name, plugin = %self.plugin, "skipping event {}: {error}", preview(event));
-                Ok(())
-            }
-            OnError::DeadLetter => {
-                self.counters.dead_lettered.fetch_add(1, Relaxed);
-                let record = self.dead_letter_record(event, &error);
-                dead.push(event.key().unwrap_or_default(), &record, event.timestamp());
-                Ok(())
-            }
-        }
-    }
-
-    /// `{"operator", "instance", "plugin", "error", "event": {"key", "value", "timestamp"}}`;
-    /// the value is embedded as JSON when it is JSON, as a string otherwise.
-    fn dead_letter_record(&self, event: &EventRef<'_>, error: &OperatorError) -> Vec<u8> {
-        use serde_json::value::RawValue;
-        let value: Box<RawValue> = match serde_json::from_slice::<&RawValue>(event.value()) {
-            Ok(raw) => raw.to_owned(),
-            Err(_) => {
-                let s = serde_json::to_string(&String::from_utf8_lossy(event.value()))
-                    .expect("a string is JSON");
-                RawValue::from_string(s).expect("a JSON string is JSON")
-            }
-        };
-        let record = serde_json::json!({
-            "operator": self.name,
-            "instance": self.instance_index,
-            "plugin": self.plugin,
-            "error": error.to_string(),
-            "event": {
-                "key": event.key().map(String::from_utf8_lossy),
-                "value": value,
-                "timestamp": event.timestamp(),
-            },
-        });
-        serde_json::to_vec(&record).expect("a record is JSON")
     }
 }

@@ -60,7 +60,7 @@ pub(crate) fn run(
                     written.map_err(|e| fail(format!("write error: {e}")))?;
                 }
             }
-            Message::Watermark(_) => {}
+            Message::Watermark(_) | Message::Idle | Message::Tick => {}
             Message::End => {
                 if !std::mem::replace(&mut ended[env.input], true) {
                     open -= 1;

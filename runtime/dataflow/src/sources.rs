@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use flowlet_manifest::SourceKind;
+use flowlet_manifest::{EventTime, SourceKind};
 use flowlet_types::{Batch, Timestamp};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use crate::edge::Outputs;
 use crate::{DataflowError, Message, NodeCounters, Stop, generator};
@@ -15,11 +15,38 @@ use crate::{DataflowError, Message, NodeCounters, Stop, generator};
 pub(crate) struct SourceTask {
     pub name: String,
     pub kind: SourceKind,
+    pub event_time: Option<EventTime>,
+    pub stdin: Arc<std::sync::Mutex<Option<Box<dyn AsyncRead + Send + Unpin>>>>,
     pub path: Option<PathBuf>,
     pub batch_size: usize,
     pub out: Outputs,
     pub counters: Arc<NodeCounters>,
     pub stop: Arc<Stop>,
+    pub clock: Arc<dyn crate::Clock>,
+}
+
+/// Event time and watermarks of one source.
+struct Clocking {
+    field: Option<flowlet_manifest::Pointer>,
+    bound: Timestamp,
+    idle_timeout: Option<Duration>,
+    max_seen: Timestamp,
+    sent: Timestamp,
+    /// Events dropped because their time field was missing or unreadable.
+    bad_times: u64,
+}
+
+/// An event time: a number of milliseconds, or an RFC 3339 string.
+fn parse_time(raw: &str) -> Option<Timestamp> {
+    if let Ok(n) = raw.parse::<f64>() {
+        return n.is_finite().then_some(n as Timestamp);
+    }
+    let s: String = serde_json::from_str(raw).ok()?;
+    let t = humantime::parse_rfc3339_weak(&s).ok()?;
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => Some(d.as_millis() as Timestamp),
+        Err(e) => Some(-(e.duration().as_millis() as Timestamp)),
+    }
 }
 
 /// Processing time now, in ms since the Unix epoch.
@@ -31,23 +58,53 @@ pub fn now_ms() -> Timestamp {
 
 impl SourceTask {
     pub async fn run(mut self) -> Result<(), DataflowError> {
+        let et = self.event_time.clone().unwrap_or_default();
+        let mut clocking = Clocking {
+            field: et.field,
+            bound: et.max_out_of_orderness.as_millis() as Timestamp,
+            idle_timeout: et.idle_timeout,
+            max_seen: Timestamp::MIN,
+            sent: Timestamp::MIN,
+            bad_times: 0,
+        };
         let result = match self.kind.clone() {
             SourceKind::Generator { count, rate, seed } => {
-                self.generate(count, rate, seed).await;
+                self.generate(count, rate, seed, &mut clocking).await;
                 Ok(())
             }
             SourceKind::File { .. } => {
                 let path = self.path.clone().expect("file sources have a path");
                 match tokio::fs::File::open(&path).await {
                     Ok(f) => {
-                        self.lines(BufReader::with_capacity(1 << 20, f), false)
+                        self.lines(BufReader::with_capacity(1 << 20, f), false, &mut clocking)
                             .await
                     }
                     Err(e) => Err(format!("cannot open {}: {e}", path.display())),
                 }
             }
-            SourceKind::Stdin => self.lines(BufReader::new(tokio::io::stdin()), true).await,
+            SourceKind::Stdin => {
+                let injected = self.stdin.lock().expect("stdin lock").take();
+                match injected {
+                    Some(r) => self.lines(BufReader::new(r), true, &mut clocking).await,
+                    None => {
+                        self.lines(BufReader::new(tokio::io::stdin()), true, &mut clocking)
+                            .await
+                    }
+                }
+            }
         };
+        if clocking.bad_times > 0 {
+            tracing::warn!(
+                source = %self.name,
+                "{} event(s) had no readable event time in {} and were dropped",
+                clocking.bad_times,
+                clocking.field.as_ref().map(|f| f.to_string()).unwrap_or_default(),
+            );
+        }
+        // A bounded input that ended (not stopped) is complete: every window may fire.
+        if result.is_ok() && !self.stop.is_stopped() {
+            self.out.broadcast(Message::Watermark(Timestamp::MAX)).await;
+        }
         // End the stream even after an error, so that everything downstream flushes.
         self.out.broadcast(Message::End).await;
         result.map_err(|message| DataflowError::Source {
@@ -56,15 +113,72 @@ impl SourceTask {
         })
     }
 
-    async fn emit(&mut self, batch: Batch) -> bool {
+    /// Set event times from the time field (dropping the events without one), send the batch,
+    /// then the watermark if it advanced.
+    async fn emit(&mut self, mut batch: Batch, c: &mut Clocking) -> bool {
+        if let Some(field) = &c.field {
+            let mut bad = Vec::new();
+            for i in 0..batch.len() {
+                let event = batch.get(i);
+                let t = field
+                    .find(event.value())
+                    .ok()
+                    .flatten()
+                    .and_then(|raw| parse_time(raw.get()));
+                match t {
+                    Some(t) => batch.timestamps[i] = t,
+                    None => {
+                        if c.bad_times < 5 {
+                            tracing::warn!(
+                                source = %self.name,
+                                "dropping an event without a readable event time at {field}: {}",
+                                String::from_utf8_lossy(&event.value()[..event.value().len().min(200)])
+                            );
+                        }
+                        bad.push(i);
+                    }
+                }
+            }
+            if !bad.is_empty() {
+                c.bad_times += bad.len() as u64;
+                self.counters.rejected.fetch_add(bad.len() as u64, Relaxed);
+                let mut kept = Batch::with_capacity(batch.len(), batch.values.len());
+                let mut b = bad.iter().peekable();
+                for e in batch.iter() {
+                    if b.peek() == Some(&&e.index()) {
+                        b.next();
+                    } else {
+                        kept.push_event(&e);
+                    }
+                }
+                batch = kept;
+            }
+        }
+        if let Some(max) = batch.timestamps.iter().copied().max() {
+            c.max_seen = c.max_seen.max(max);
+        }
         self.counters
             .events_out
             .fetch_add(batch.len() as u64, Relaxed);
         self.counters.batches.fetch_add(1, Relaxed);
-        self.out.send(batch).await
+        if !batch.is_empty() && !self.out.send(batch).await {
+            return false;
+        }
+        let w = c.max_seen.saturating_sub(c.bound);
+        if c.max_seen > Timestamp::MIN && w > c.sent {
+            c.sent = w;
+            self.out.broadcast(Message::Watermark(w)).await;
+        }
+        true
     }
 
-    async fn generate(&mut self, count: Option<u64>, rate: Option<f64>, seed: u64) {
+    async fn generate(
+        &mut self,
+        count: Option<u64>,
+        rate: Option<f64>,
+        seed: u64,
+        c: &mut Clocking,
+    ) {
         // With a rate, batches hold at most 50 ms of events so that output stays smooth.
         let batch_size = match rate {
             Some(r) => self.batch_size.min((r / 20.0).ceil().max(1.0) as usize),
@@ -81,51 +195,92 @@ impl SourceTask {
             n = end;
             if let Some(r) = rate {
                 let due = start + Duration::from_secs_f64(n as f64 / r);
-                tokio::select! {
-                    _ = tokio::time::sleep_until(due) => {}
-                    _ = self.stop.stopped() => {}
-                }
+                self.wait_until(due, c).await;
             }
             let full = std::mem::replace(
                 &mut batch,
                 Batch::with_capacity(batch_size, batch_size * 128),
             );
-            if !self.emit(full).await {
+            if !self.emit(full, c).await {
                 return;
             }
         }
     }
 
-    /// One event per non-empty line, timestamped with processing time. With `interactive`,
-    /// a batch is sent as soon as no more input is buffered, so typed lines come out at once.
-    async fn lines<R: tokio::io::AsyncRead + Unpin>(
+    /// Sleep until `due` (or a stop), telling the consumers when the source goes idle.
+    async fn wait_until(&mut self, due: tokio::time::Instant, c: &Clocking) {
+        let idle_at = c.idle_timeout.map(|t| tokio::time::Instant::now() + t);
+        match idle_at {
+            Some(idle_at) if idle_at < due => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(idle_at) => {}
+                    _ = self.stop.stopped() => return,
+                }
+                self.out.broadcast(Message::Idle).await;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => {}
+                    _ = self.stop.stopped() => {}
+                }
+            }
+            _ => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => {}
+                    _ = self.stop.stopped() => {}
+                }
+            }
+        }
+    }
+
+    /// One event per non-empty line, timestamped with processing time (or its time field).
+    /// With `interactive`, a batch is sent as soon as no more input is buffered, so typed lines
+    /// come out at once.
+    async fn lines<R: AsyncRead + Unpin>(
         &mut self,
         mut reader: BufReader<R>,
         interactive: bool,
+        c: &mut Clocking,
     ) -> Result<(), String> {
         let mut batch = Batch::new();
         let mut line = Vec::new();
+        let mut idle = false;
         loop {
-            line.clear();
+            // `read_until` keeps what it read when another branch wins, so a line interrupted
+            // by the idle timer is completed by the next call.
+            let idle_timer = async {
+                match c.idle_timeout {
+                    Some(t) if !idle => tokio::time::sleep(t).await,
+                    _ => std::future::pending().await,
+                }
+            };
             let read = tokio::select! {
                 r = reader.read_until(b'\n', &mut line) => r.map_err(|e| format!("read error: {e}"))?,
                 _ = self.stop.stopped() => 0,
+                _ = idle_timer => {
+                    if !batch.is_empty() && !self.emit(std::mem::take(&mut batch), c).await {
+                        return Ok(());
+                    }
+                    idle = true;
+                    self.out.broadcast(Message::Idle).await;
+                    continue;
+                }
             };
+            idle = false;
             if read == 0 {
                 break;
             }
             let text = line.trim_ascii();
             if !text.is_empty() {
-                batch.push(b"", text, now_ms());
+                batch.push(b"", text, self.clock.now());
             }
+            line.clear();
             let drained = interactive && reader.buffer().is_empty();
             let due = batch.len() >= self.batch_size || (drained && !batch.is_empty());
-            if due && !self.emit(std::mem::take(&mut batch)).await {
+            if due && !self.emit(std::mem::take(&mut batch), c).await {
                 return Ok(());
             }
         }
         if !batch.is_empty() {
-            self.emit(batch).await;
+            self.emit(batch, c).await;
         }
         Ok(())
     }

@@ -5,15 +5,19 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flowlet_dataflow::{Operator, OperatorError, OperatorFactory};
-use flowlet_types::{Batch, Header, Output, Rejection};
+use flowlet_dataflow::state::{StateHandle, TimeDomain, Timer};
+use flowlet_dataflow::{
+    Added, Aggregator, FiredWindow, Instance, InstanceContext, Operator, OperatorError,
+    OperatorFactory, PluginKind,
+};
+use flowlet_types::{Batch, Header, Output, Rejection, Timestamp};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{self, types as wit};
 use crate::guest_output::GuestOutput;
-use crate::{EPOCH_TICK, Host, Plugin};
+use crate::{EPOCH_TICK, Host, Plugin, Pre};
 
 /// What an instance is given: limits, grants and its configuration.
 #[derive(Debug, Clone)]
@@ -65,6 +69,98 @@ pub(crate) struct InstanceState {
     limits: StoreLimits,
     operator: Arc<str>,
     metrics: GuestMetrics,
+    /// Keyed state and timers (stateful processors).
+    state: Option<StateHandle>,
+}
+
+impl InstanceState {
+    fn with_state<R: Default>(
+        &mut self,
+        f: impl FnOnce(&mut flowlet_dataflow::state::KeyedState) -> R,
+    ) -> R {
+        match &self.state {
+            Some(s) => f(&mut s.lock().expect("state lock")),
+            None => R::default(),
+        }
+    }
+}
+
+mod state_host {
+    use super::*;
+    use crate::bindings::stateful::flowlet::operator::{state, timers};
+
+    impl state::Host for InstanceState {
+        fn value_get(&mut self, key: Vec<u8>, name: String) -> Option<Vec<u8>> {
+            self.with_state(|s| s.value_get(&key, &name))
+        }
+        fn value_put(&mut self, key: Vec<u8>, name: String, value: Vec<u8>, ttl: Option<u64>) {
+            self.with_state(|s| s.value_put(&key, &name, &value, ttl));
+        }
+        fn value_delete(&mut self, key: Vec<u8>, name: String) {
+            self.with_state(|s| s.value_delete(&key, &name));
+        }
+        fn map_get(&mut self, key: Vec<u8>, name: String, map_key: Vec<u8>) -> Option<Vec<u8>> {
+            self.with_state(|s| s.map_get(&key, &name, &map_key))
+        }
+        fn map_put(
+            &mut self,
+            key: Vec<u8>,
+            name: String,
+            map_key: Vec<u8>,
+            value: Vec<u8>,
+            ttl: Option<u64>,
+        ) {
+            self.with_state(|s| s.map_put(&key, &name, &map_key, &value, ttl));
+        }
+        fn map_delete(&mut self, key: Vec<u8>, name: String, map_key: Vec<u8>) {
+            self.with_state(|s| s.map_delete(&key, &name, &map_key));
+        }
+        fn map_range(
+            &mut self,
+            key: Vec<u8>,
+            name: String,
+            start: Vec<u8>,
+            end: Vec<u8>,
+            limit: u32,
+        ) -> Vec<(Vec<u8>, Vec<u8>)> {
+            self.with_state(|s| s.map_range(&key, &name, &start, &end, limit))
+        }
+    }
+
+    pub(super) fn domain(d: timers::TimeDomain) -> TimeDomain {
+        match d {
+            timers::TimeDomain::EventTime => TimeDomain::EventTime,
+            timers::TimeDomain::ProcessingTime => TimeDomain::ProcessingTime,
+        }
+    }
+
+    pub(super) fn wit_domain(d: TimeDomain) -> timers::TimeDomain {
+        match d {
+            TimeDomain::EventTime => timers::TimeDomain::EventTime,
+            TimeDomain::ProcessingTime => timers::TimeDomain::ProcessingTime,
+        }
+    }
+
+    impl timers::Host for InstanceState {
+        fn current_watermark(&mut self) -> Timestamp {
+            match &self.state {
+                Some(s) => s.lock().expect("state lock").watermark,
+                None => Timestamp::MIN,
+            }
+        }
+        fn current_processing_time(&mut self) -> Timestamp {
+            match &self.state {
+                Some(s) => s.lock().expect("state lock").now(),
+                None => flowlet_dataflow::Clock::now(&flowlet_dataflow::SystemClock),
+            }
+        }
+        fn register(&mut self, key: Vec<u8>, d: timers::TimeDomain, at: Timestamp) {
+            self.with_state(|s| s.register_timer(&key, domain(d), at));
+        }
+        fn cancel(&mut self, key: Vec<u8>, d: timers::TimeDomain, at: Timestamp) {
+            self.with_state(|s| s.cancel_timer(&key, domain(d), at));
+        }
+    }
 }
 
 impl WasiView for InstanceState {
@@ -145,10 +241,17 @@ fn ticks(d: Duration) -> u64 {
     (d.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1
 }
 
+/// The exports of an instance, by world.
+enum Exports {
+    Processor(bindings::Processor),
+    Stateful(bindings::stateful::StatefulProcessor),
+    Aggregator(bindings::aggregator::Aggregator),
+}
+
 /// One running instance.
 pub struct WasmInstance {
     store: Store<InstanceState>,
-    processor: bindings::Processor,
+    exports: Exports,
     output: GuestOutput,
     settings: Arc<InstanceSettings>,
 }
@@ -199,7 +302,7 @@ fn explain(
 }
 
 impl OperatorFactory for WasmFactory {
-    fn instantiate(&self) -> Result<Box<dyn Operator>, OperatorError> {
+    fn instantiate(&self, ctx: &InstanceContext) -> Result<Instance, OperatorError> {
         let settings = Arc::new(self.settings.clone());
         let output = GuestOutput::new(&self.operator);
         let mut wasi = WasiCtxBuilder::new();
@@ -225,6 +328,7 @@ impl OperatorFactory for WasmFactory {
                 .build(),
             operator: self.operator.clone(),
             metrics: self.metrics.clone(),
+            state: ctx.state.clone(),
         };
         let mut store = Store::new(self.host.engine(), state);
         store.limiter(|s| &mut s.limits);
@@ -232,15 +336,33 @@ impl OperatorFactory for WasmFactory {
         store.epoch_deadline_trap();
         let fail =
             |e, output: &GuestOutput| explain(e, output, &settings, "init", settings.init_timeout);
-        let processor = self
-            .plugin
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| fail(e, &output))?;
-        let init = processor
-            .flowlet_operator_handler()
-            .call_init(&mut store, &settings.config)
-            .map_err(|e| fail(e, &output))?;
+        let config = settings.config.clone();
+        let (exports, init) = match &self.plugin.pre {
+            Pre::Processor(pre) => {
+                let p = pre.instantiate(&mut store).map_err(|e| fail(e, &output))?;
+                let init = p
+                    .flowlet_operator_handler()
+                    .call_init(&mut store, &config)
+                    .map_err(|e| fail(e, &output))?;
+                (Exports::Processor(p), init)
+            }
+            Pre::Stateful(pre) => {
+                let p = pre.instantiate(&mut store).map_err(|e| fail(e, &output))?;
+                let init = p
+                    .flowlet_operator_stateful_handler()
+                    .call_init(&mut store, &config)
+                    .map_err(|e| fail(e, &output))?;
+                (Exports::Stateful(p), init)
+            }
+            Pre::Aggregator(pre) => {
+                let p = pre.instantiate(&mut store).map_err(|e| fail(e, &output))?;
+                let init = p
+                    .flowlet_operator_aggregate()
+                    .call_init(&mut store, &config)
+                    .map_err(|e| fail(e, &output))?;
+                (Exports::Aggregator(p), init)
+            }
+        };
         match init {
             Ok(()) => {}
             Err(wit::Error::InvalidConfig(m)) => return Err(OperatorError::InvalidConfig(m)),
@@ -248,77 +370,169 @@ impl OperatorFactory for WasmFactory {
                 return Err(OperatorError::Failed(format!("init failed: {m}")));
             }
         }
-        Ok(Box::new(WasmInstance {
+        let instance = WasmInstance {
             store,
-            processor,
+            exports,
             output,
             settings,
-        }))
+        };
+        Ok(match self.plugin.kind {
+            PluginKind::Aggregator => Instance::Aggregator(Box::new(instance)),
+            _ => Instance::Processor(Box::new(instance)),
+        })
     }
 
     fn plugin_id(&self) -> String {
         self.plugin.digest.clone()
     }
+
+    fn kind(&self) -> PluginKind {
+        self.plugin.kind
+    }
+}
+
+pub(crate) fn to_wit(input: &Batch) -> wit::Batch {
+    wit::Batch {
+        values: input.values.clone(),
+        value_ends: input.value_ends.clone(),
+        keys: input.keys.clone(),
+        key_ends: input.key_ends.clone(),
+        timestamps: input.timestamps.clone(),
+        headers: input
+            .headers
+            .iter()
+            .map(|h| wit::Header {
+                event: h.event,
+                name: h.name.clone(),
+                value: h.value.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn from_wit(e: wit::Batch) -> Batch {
+    Batch {
+        values: e.values,
+        value_ends: e.value_ends,
+        keys: e.keys,
+        key_ends: e.key_ends,
+        timestamps: e.timestamps,
+        headers: e
+            .headers
+            .into_iter()
+            .map(|h| Header {
+                event: h.event,
+                name: h.name,
+                value: h.value,
+            })
+            .collect(),
+    }
+}
+
+fn from_wit_output(out: wit::Output) -> Output {
+    Output {
+        events: from_wit(out.events),
+        rejected: out
+            .rejected
+            .into_iter()
+            .map(|r| Rejection {
+                event: r.event,
+                reason: r.reason,
+            })
+            .collect(),
+    }
+}
+
+fn guest_error(e: wit::Error) -> OperatorError {
+    match e {
+        wit::Error::Failed(m) | wit::Error::InvalidConfig(m) => OperatorError::Failed(m),
+    }
+}
+
+impl WasmInstance {
+    /// Call into the guest with the call deadline, explaining traps.
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(&Exports, &mut Store<InstanceState>) -> wasmtime::Result<Result<T, wit::Error>>,
+    ) -> Result<T, OperatorError> {
+        self.store
+            .set_epoch_deadline(ticks(self.settings.call_timeout));
+        let result = f(&self.exports, &mut self.store).map_err(|e| {
+            explain(
+                e,
+                &self.output,
+                &self.settings,
+                "call",
+                self.settings.call_timeout,
+            )
+        })?;
+        result.map_err(guest_error)
+    }
 }
 
 impl Operator for WasmInstance {
     fn process(&mut self, input: &Batch) -> Result<Output, OperatorError> {
-        let batch = wit::Batch {
-            values: input.values.clone(),
-            value_ends: input.value_ends.clone(),
-            keys: input.keys.clone(),
-            key_ends: input.key_ends.clone(),
-            timestamps: input.timestamps.clone(),
-            headers: input
-                .headers
-                .iter()
-                .map(|h| wit::Header {
-                    event: h.event,
-                    name: h.name.clone(),
-                    value: h.value.clone(),
-                })
-                .collect(),
-        };
-        self.store
-            .set_epoch_deadline(ticks(self.settings.call_timeout));
-        let result = self
-            .processor
-            .flowlet_operator_handler()
-            .call_process(&mut self.store, &batch)
-            .map_err(|e| {
-                explain(
-                    e,
-                    &self.output,
-                    &self.settings,
-                    "call",
-                    self.settings.call_timeout,
-                )
-            })?;
-        let out = match result {
-            Ok(out) => out,
-            Err(wit::Error::Failed(m) | wit::Error::InvalidConfig(m)) => {
-                return Err(OperatorError::Failed(m));
+        let batch = to_wit(input);
+        let out = self.call(|e, store| match e {
+            Exports::Processor(p) => p.flowlet_operator_handler().call_process(store, &batch),
+            Exports::Stateful(p) => p
+                .flowlet_operator_stateful_handler()
+                .call_process(store, &batch),
+            Exports::Aggregator(_) => unreachable!("aggregators are not processors"),
+        })?;
+        Ok(from_wit_output(out))
+    }
+
+    fn on_timer(&mut self, timers: &[Timer]) -> Result<Batch, OperatorError> {
+        use crate::bindings::stateful::exports::flowlet::operator::stateful_handler as sh;
+        let fired: Vec<sh::Timer> = timers
+            .iter()
+            .map(|t| sh::Timer {
+                key: t.key.clone(),
+                domain: state_host::wit_domain(t.domain),
+                at: t.at,
+            })
+            .collect();
+        let out = self.call(|e, store| match e {
+            Exports::Stateful(p) => p
+                .flowlet_operator_stateful_handler()
+                .call_on_timer(store, &fired),
+            _ => Ok(Ok(wit::Output {
+                events: to_wit(&Batch::new()),
+                rejected: Vec::new(),
+            })),
+        })?;
+        Ok(from_wit(out.events))
+    }
+}
+
+impl Aggregator for WasmInstance {
+    fn create_accumulator(&mut self) -> Result<Vec<u8>, OperatorError> {
+        self.call(|e, store| match e {
+            Exports::Aggregator(a) => a
+                .flowlet_operator_aggregate()
+                .call_create_accumulator(store),
+            _ => unreachable!("only aggregators are aggregators"),
+        })
+    }
+
+    fn add(
+        &mut self,
+        accumulators: Vec<Vec<u8>>,
+        input: &Batch,
+        slots: &[u32],
+    ) -> Result<Added, OperatorError> {
+        let batch = to_wit(input);
+        let added = self.call(|e, store| match e {
+            Exports::Aggregator(a) => {
+                a.flowlet_operator_aggregate()
+                    .call_add(store, &accumulators, &batch, slots)
             }
-        };
-        let e = out.events;
-        Ok(Output {
-            events: Batch {
-                values: e.values,
-                value_ends: e.value_ends,
-                keys: e.keys,
-                key_ends: e.key_ends,
-                timestamps: e.timestamps,
-                headers: e
-                    .headers
-                    .into_iter()
-                    .map(|h| Header {
-                        event: h.event,
-                        name: h.name,
-                        value: h.value,
-                    })
-                    .collect(),
-            },
-            rejected: out
+            _ => unreachable!("only aggregators are aggregators"),
+        })?;
+        Ok(Added {
+            accumulators: added.accumulators,
+            rejected: added
                 .rejected
                 .into_iter()
                 .map(|r| Rejection {
@@ -327,5 +541,33 @@ impl Operator for WasmInstance {
                 })
                 .collect(),
         })
+    }
+
+    fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, OperatorError> {
+        self.call(|e, store| match e {
+            Exports::Aggregator(x) => x.flowlet_operator_aggregate().call_merge(store, a, b),
+            _ => unreachable!("only aggregators are aggregators"),
+        })
+    }
+
+    fn finish(&mut self, fired: &[FiredWindow]) -> Result<Batch, OperatorError> {
+        use crate::bindings::aggregator::exports::flowlet::operator::aggregate as ag;
+        let fired: Vec<ag::Fired> = fired
+            .iter()
+            .map(|f| ag::Fired {
+                window: wit::Window {
+                    start: f.start,
+                    end: f.end,
+                },
+                key: f.key.clone(),
+                accumulator: f.accumulator.clone(),
+                firing: f.firing,
+            })
+            .collect();
+        let out = self.call(|e, store| match e {
+            Exports::Aggregator(a) => a.flowlet_operator_aggregate().call_finish(store, &fired),
+            _ => unreachable!("only aggregators are aggregators"),
+        })?;
+        Ok(from_wit(out))
     }
 }

@@ -21,6 +21,8 @@ use wasmtime::component::types::{ComponentExtern, ComponentItem};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
+pub use flowlet_dataflow::PluginKind;
+
 pub use instance::{InstanceSettings, WasmFactory};
 
 /// The WIT package version this host implements.
@@ -73,8 +75,10 @@ pub enum HostError {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Inspection {
     pub digest: String,
-    /// `processor` when the component implements it.
+    /// The flowlet world the component implements, if any.
     pub world: Option<String>,
+    #[serde(skip)]
+    pub kind: Option<PluginKind>,
     /// The contract version of the flowlet interfaces it uses.
     pub contract_version: Option<String>,
     pub exports: Vec<String>,
@@ -93,14 +97,32 @@ struct HostInner {
     cache: cache::ComponentCache,
 }
 
-/// A component loaded and checked against the `processor` world.
+/// A component loaded and checked against one of flowlet's worlds.
 #[derive(Clone)]
 pub struct Plugin {
     pub path: PathBuf,
     /// `sha256:<hex>` of the component file.
     pub digest: String,
-    pre: bindings::ProcessorPre<instance::InstanceState>,
+    pub kind: PluginKind,
+    pre: Pre,
 }
+
+#[derive(Clone)]
+pub(crate) enum Pre {
+    Processor(bindings::ProcessorPre<instance::InstanceState>),
+    Stateful(bindings::stateful::StatefulProcessorPre<instance::InstanceState>),
+    Aggregator(bindings::aggregator::AggregatorPre<instance::InstanceState>),
+}
+
+/// The exported interface that makes a component implement each world.
+const WORLDS: [(&str, PluginKind); 3] = [
+    ("flowlet:operator/handler", PluginKind::Processor),
+    (
+        "flowlet:operator/stateful-handler",
+        PluginKind::StatefulProcessor,
+    ),
+    ("flowlet:operator/aggregate", PluginKind::Aggregator),
+];
 
 fn engine_config() -> Config {
     let mut config = Config::new();
@@ -123,6 +145,16 @@ impl Host {
             &mut linker,
             |s| s,
         )
+        .map_err(|e| HostError::Engine(e.to_string()))?;
+        bindings::stateful::flowlet::operator::state::add_to_linker::<
+            _,
+            wasmtime::component::HasSelf<_>,
+        >(&mut linker, |s| s)
+        .map_err(|e| HostError::Engine(e.to_string()))?;
+        bindings::stateful::flowlet::operator::timers::add_to_linker::<
+            _,
+            wasmtime::component::HasSelf<_>,
+        >(&mut linker, |s| s)
         .map_err(|e| HostError::Engine(e.to_string()))?;
         // Advance the epoch while the engine lives; deadlines are counted in ticks.
         let weak = engine.weak();
@@ -195,18 +227,20 @@ impl Host {
         Ok((component, digest))
     }
 
-    /// Load a component and check that it is a flowlet `processor` whose imports flowlet
-    /// provides. Nothing is instantiated yet.
+    /// Load a component and check that it implements one of flowlet's worlds (`processor`,
+    /// `stateful-processor`, `aggregator`) and imports only what flowlet provides. Nothing is
+    /// instantiated yet.
     pub fn load(&self, path: &Path) -> Result<Plugin, HostError> {
         let (component, digest) = self.component(path)?;
         let info = self.describe(&component, &digest);
-        if info.world.is_none() {
+        let Some(kind) = info.kind else {
             let message = match &info.contract_version {
                 Some(v) => format!(
                     "it was built for flowlet contract {v}, and this flowlet implements {CONTRACT_VERSION}; rebuild it against this flowlet's wit/"
                 ),
                 None => format!(
-                    "it does not export {HANDLER_INTERFACE}@{CONTRACT_VERSION} (it exports: {}); build it with flowlet-sdk or against wit/ world `processor`",
+                    "it exports none of {} at version {CONTRACT_VERSION} (it exports: {}); build it with flowlet-sdk or against a world of wit/",
+                    WORLDS.map(|(i, _)| i).join(", "),
                     if info.exports.is_empty() {
                         "nothing".to_owned()
                     } else {
@@ -219,7 +253,7 @@ impl Host {
                 digest,
                 message,
             });
-        }
+        };
         let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| {
             let text = format!("{e:#}");
             let import = info
@@ -234,14 +268,26 @@ impl Host {
                 import,
             }
         })?;
-        let pre = bindings::ProcessorPre::new(pre).map_err(|e| HostError::WrongWorld {
+        let wrong = |e: wasmtime::Error| HostError::WrongWorld {
             path: path.to_owned(),
             digest: digest.clone(),
             message: format!("{e:#}"),
-        })?;
+        };
+        let pre = match kind {
+            PluginKind::Processor => {
+                Pre::Processor(bindings::ProcessorPre::new(pre).map_err(wrong)?)
+            }
+            PluginKind::StatefulProcessor => {
+                Pre::Stateful(bindings::stateful::StatefulProcessorPre::new(pre).map_err(wrong)?)
+            }
+            PluginKind::Aggregator => {
+                Pre::Aggregator(bindings::aggregator::AggregatorPre::new(pre).map_err(wrong)?)
+            }
+        };
         Ok(Plugin {
             path: path.to_owned(),
             digest: format!("sha256:{digest}"),
+            kind,
             pre,
         })
     }
@@ -267,14 +313,18 @@ impl Host {
             .filter_map(|n| n.strip_prefix("flowlet:operator/"))
             .filter_map(|n| n.split_once('@').map(|(_, v)| v.to_owned()))
             .next();
-        let implements = exports
-            .iter()
-            .filter_map(|e| e.strip_prefix(HANDLER_INTERFACE))
-            .filter_map(|e| e.strip_prefix('@'))
-            .any(compatible);
+        let kind = WORLDS.iter().find_map(|(interface, kind)| {
+            exports
+                .iter()
+                .filter_map(|e| e.strip_prefix(interface))
+                .filter_map(|e| e.strip_prefix('@'))
+                .any(compatible)
+                .then_some(*kind)
+        });
         Inspection {
             digest: format!("sha256:{digest}"),
-            world: implements.then(|| "processor".to_owned()),
+            world: kind.map(|k| k.to_string()),
+            kind,
             contract_version: flowlet_version,
             exports,
             imports,

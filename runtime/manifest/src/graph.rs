@@ -75,6 +75,29 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
                     _ => {}
                 }
             }
+            if input.port == Port::Late
+                && m.operators
+                    .get(&input.node)
+                    .is_some_and(|o| o.window.is_none())
+            {
+                d.error_hint(
+                    input.pos,
+                    format!(
+                        "{kind} `{name}` reads `{input}`, but operator `{}` has no window",
+                        input.node
+                    ),
+                    "only window aggregates (operators with `window:`) have a late output",
+                );
+            } else if input.port == Port::Late && m.sources.contains_key(&input.node) {
+                d.error_hint(
+                    input.pos,
+                    format!(
+                        "{kind} `{name}` reads `{input}`, but `{}` is a source",
+                        input.node
+                    ),
+                    "only window aggregates have a late output",
+                );
+            }
             if input.node == *name {
                 d.error_hint(
                     input.pos,
@@ -97,6 +120,13 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
                 at(name),
                 format!("operator `{name}` dead-letters rejected events, but nothing reads `{name}.dead-letter`"),
                 format!("add a sink with `inputs: [{name}.dead-letter]`, or choose `on-error: skip`"),
+            );
+        }
+        if op.window.is_some() && op.key_by.is_none() && op.parallelism > 1 {
+            d.error_hint(
+                at(name),
+                format!("operator `{name}` has a window but no `key-by`, so it cannot run {} instances", op.parallelism),
+                "add `key-by:` to split the windows by key, or set `parallelism: 1` (one window over all events)",
             );
         }
         match &op.plugin {

@@ -2,7 +2,7 @@
 //! `docs/manifest.schema.json` are generated from these types.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -27,6 +27,9 @@ pub struct Manifest {
     #[serde(default)]
     pub operators: BTreeMap<String, Operator>,
     pub sinks: BTreeMap<String, Sink>,
+    /// Where keyed state and window contents are kept.
+    #[serde(default)]
+    pub state: State,
     /// Where the manifest was read from; relative paths in it are relative to its folder.
     #[serde(skip)]
     #[schemars(skip)]
@@ -46,6 +49,47 @@ pub struct Source {
     /// Events per batch (1–65536).
     #[serde(default)]
     pub batch_size: Option<u32>,
+    /// Where event time comes from and how far it may be out of order. Absent: the source's own
+    /// timestamps (file and stdin: the time a line is read; generator: its synthetic clock),
+    /// in order.
+    #[serde(default)]
+    pub event_time: Option<EventTime>,
+}
+
+/// A source's event time and watermarks.
+#[derive(Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct EventTime {
+    /// JSON pointer to the event's time: milliseconds since the Unix epoch, or an RFC 3339
+    /// string. Absent: the source's own timestamp.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub field: Option<Pointer>,
+    /// How much later than the newest event an event may arrive and still be on time, e.g.
+    /// `4s`: the watermark trails the largest timestamp seen by this much (default 0).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub max_out_of_orderness: Duration,
+    /// After this long without events the source is idle and stops holding back the watermark
+    /// of the operators it feeds, e.g. `30s`. Absent: never idle.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Keyed state: a sled database with one tree per stateful operator.
+#[derive(Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct State {
+    /// Directory of the state database, relative to the manifest. Absent:
+    /// `.flowlet/state/<topology name>` next to the manifest.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// How often changes kept in memory are written to the database, e.g. `10s` (default 10s;
+    /// always at the end of a run).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub commit_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone, JsonSchema)]
@@ -92,6 +136,57 @@ pub struct Operator {
     pub limits: Limits,
     #[serde(default)]
     pub grants: Grants,
+    /// Make this a window aggregate: the plugin implements the `aggregator` world.
+    #[serde(default)]
+    pub window: Option<Window>,
+}
+
+/// The windows of a window aggregate.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Window {
+    #[serde(flatten)]
+    pub kind: WindowKind,
+    /// How long after a window's end (in event time) late events still update it; the window
+    /// fires again with the updated result. Later events go to `OPERATOR.late` (default 0).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub allowed_lateness: Duration,
+    /// `event` (default): windows of event time, fired by watermarks. `processing`: windows of
+    /// the operator's clock, fired by the clock.
+    #[serde(default)]
+    pub time: TimeDomain,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum WindowKind {
+    /// Fixed, non-overlapping windows of `size`, aligned to the Unix epoch.
+    Tumbling {
+        #[schemars(with = "String")]
+        size: Duration,
+    },
+    /// Windows of `size` starting every `slide`; an event is in `size / slide` windows.
+    Sliding {
+        #[schemars(with = "String")]
+        size: Duration,
+        #[schemars(with = "String")]
+        slide: Duration,
+    },
+    /// Per key, events closer than `gap` to each other form one window; an event that bridges
+    /// two sessions merges them.
+    Session {
+        #[schemars(with = "String")]
+        gap: Duration,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimeDomain {
+    #[default]
+    Event,
+    Processing,
 }
 
 fn one() -> u32 {
@@ -190,10 +285,12 @@ pub struct Input {
 pub enum Port {
     Main,
     DeadLetter,
+    /// Events too late for their windows (window aggregates only).
+    Late,
 }
 
 impl Port {
-    pub const SIDE_OUTPUTS: [&'static str; 1] = ["dead-letter"];
+    pub const SIDE_OUTPUTS: [&'static str; 2] = ["dead-letter", "late"];
 }
 
 impl std::fmt::Display for Input {
@@ -201,6 +298,7 @@ impl std::fmt::Display for Input {
         match self.port {
             Port::Main => f.write_str(&self.node),
             Port::DeadLetter => write!(f, "{}.dead-letter", self.node),
+            Port::Late => write!(f, "{}.late", self.node),
         }
     }
 }
@@ -215,6 +313,14 @@ impl Manifest {
     /// The batch size of `source` (its own, the topology's, or 256).
     pub fn batch_size(&self, source: &Source) -> usize {
         source.batch_size.or(self.batch_size).unwrap_or(256) as usize
+    }
+
+    /// The state directory (resolved).
+    pub fn state_dir(&self) -> PathBuf {
+        match &self.state.dir {
+            Some(d) => self.resolve(d),
+            None => self.resolve(Path::new(".flowlet/state")).join(&self.name),
+        }
     }
 
     /// Resolve a path written in the manifest.

@@ -210,9 +210,25 @@ fn positive_number(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<f64>
 }
 
 fn duration(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Duration> {
-    let parsed = as_str(n).map(humantime::parse_duration);
-    match parsed {
-        Some(Ok(v)) if !v.is_zero() => Some(v),
+    duration_in(n, what, false, d)
+}
+
+/// A duration that may be zero (`0s`): lateness and out-of-orderness bounds.
+fn bound(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Duration> {
+    duration_in(n, what, true, d)
+}
+
+fn duration_in(n: &Node<'_>, what: &str, zero: bool, d: &mut Diagnostics) -> Option<Duration> {
+    let text = match &n.data {
+        YamlData::Value(Scalar::Integer(0)) => Some("0s"),
+        _ => as_str(n),
+    };
+    match text.map(humantime::parse_duration) {
+        Some(Ok(v)) if zero || !v.is_zero() => Some(v),
+        Some(Ok(_)) => {
+            d.error(pos(n), format!("{what} must be longer than 0"));
+            None
+        }
         _ => {
             d.error_hint(
                 pos(n),
@@ -274,9 +290,10 @@ fn inputs(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Vec<Input>> {
         let (node, port) = match text.split_once('.') {
             None => (text.as_str(), Port::Main),
             Some((node, "dead-letter")) => (node, Port::DeadLetter),
+            Some((node, "late")) => (node, Port::Late),
             Some((node, other)) => {
                 let hint = did_you_mean(other, Port::SIDE_OUTPUTS)
-                    .unwrap_or_else(|| "side outputs: dead-letter".into());
+                    .unwrap_or_else(|| "side outputs: dead-letter, late".into());
                 d.error_hint(
                     pos(item),
                     format!("`{node}` has no side output `{other}`"),
@@ -298,6 +315,7 @@ const TOP: &[&str] = &[
     "version",
     "name",
     "batch-size",
+    "state",
     "sources",
     "operators",
     "sinks",
@@ -311,6 +329,7 @@ const OPERATOR: &[&str] = &[
     "on-error",
     "limits",
     "grants",
+    "window",
 ];
 
 /// Report an unknown `kind` with the closest known one (a missing or non-string `kind` has
@@ -336,6 +355,10 @@ fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
         .take("batch-size")
         .and_then(|n| integer(n, &format!("`batch-size` of {what}"), 1..=65_536, d))
         .map(|v| v as u32);
+    let event_time = match o.take("event-time") {
+        None => Some(None),
+        Some(n) => event_time(n, &what, d).map(Some),
+    };
     let kind_node = o.require("kind", pos(n), d);
     let kind = kind_node.and_then(|k| string(k, &format!("`kind` of {what}"), d));
     let (kind, known): (Option<SourceKind>, &[&str]) = match kind.as_deref() {
@@ -352,7 +375,7 @@ fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
                 .unwrap_or(0);
             (
                 Some(SourceKind::Generator { count, rate, seed }),
-                &["kind", "batch-size", "count", "rate", "seed"],
+                &["kind", "batch-size", "event-time", "count", "rate", "seed"],
             )
         }
         Some("file") => {
@@ -361,10 +384,13 @@ fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
                 .and_then(|p| string(p, &format!("`path` of {what}"), d));
             (
                 path.map(|p| SourceKind::File { path: p.into() }),
-                &["kind", "batch-size", "path"],
+                &["kind", "batch-size", "event-time", "path"],
             )
         }
-        Some("stdin") => (Some(SourceKind::Stdin), &["kind", "batch-size"]),
+        Some("stdin") => (
+            Some(SourceKind::Stdin),
+            &["kind", "batch-size", "event-time"],
+        ),
         other => {
             unknown_kind(
                 d,
@@ -381,7 +407,159 @@ fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
     Some(Source {
         kind: kind?,
         batch_size,
+        event_time: event_time?,
     })
+}
+
+fn pointer(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Pointer> {
+    string(n, what, d).and_then(|s| match Pointer::parse(&s) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            d.error_hint(
+                pos(n),
+                format!("{what}: {e}"),
+                format!("did you mean `/{s}`?"),
+            );
+            None
+        }
+    })
+}
+
+fn event_time(n: &Node<'_>, of: &str, d: &mut Diagnostics) -> Option<EventTime> {
+    let what = format!("`event-time` of {of}");
+    let mut o = Obj::new(n, &what, d)?;
+    let mut ok = true;
+    let mut e = EventTime::default();
+    if let Some(f) = o.take("field") {
+        e.field = pointer(f, &format!("`field` in {what}"), d);
+        ok &= e.field.is_some();
+    }
+    if let Some(t) = o.take("max-out-of-orderness") {
+        ok &= bound(t, &format!("`max-out-of-orderness` in {what}"), d)
+            .map(|v| e.max_out_of_orderness = v)
+            .is_some();
+    }
+    if let Some(t) = o.take("idle-timeout") {
+        e.idle_timeout = duration(t, &format!("`idle-timeout` in {what}"), d);
+        ok &= e.idle_timeout.is_some();
+    }
+    o.finish(&["field", "max-out-of-orderness", "idle-timeout"], d);
+    ok.then_some(e)
+}
+
+fn window(n: &Node<'_>, of: &str, d: &mut Diagnostics) -> Option<Window> {
+    let what = format!("`window` of {of}");
+    let mut o = Obj::new(n, &what, d)?;
+    let kind_node = o.require("kind", pos(n), d);
+    let kind = kind_node.and_then(|k| string(k, &format!("`kind` of {what}"), d));
+    let req = |o: &mut Obj<'_, '_>, key: &str, d: &mut Diagnostics| {
+        o.require(key, pos(n), d)
+            .and_then(|v| duration(v, &format!("`{key}` in {what}"), d))
+    };
+    let (kind, known): (Option<WindowKind>, &[&str]) = match kind.as_deref() {
+        Some("tumbling") => (
+            req(&mut o, "size", d).map(|size| WindowKind::Tumbling { size }),
+            &["size"],
+        ),
+        Some("sliding") => {
+            let size = req(&mut o, "size", d);
+            let slide = req(&mut o, "slide", d);
+            let kind = match (size, slide) {
+                (Some(size), Some(slide)) if slide > size => {
+                    d.error_hint(
+                        pos(n),
+                        format!("{what}: `slide` ({slide:?}) is longer than `size` ({size:?})"),
+                        "a sliding window's slide is at most its size (equal: tumbling)",
+                    );
+                    None
+                }
+                (Some(size), Some(slide)) if size.as_millis() % slide.as_millis().max(1) != 0 => {
+                    d.error_hint(
+                        pos(n),
+                        format!(
+                            "{what}: `size` ({size:?}) is not a multiple of `slide` ({slide:?})"
+                        ),
+                        "choose a slide that divides the size, e.g. size 1m with slide 10s",
+                    );
+                    None
+                }
+                (Some(size), Some(slide)) => Some(WindowKind::Sliding { size, slide }),
+                _ => None,
+            };
+            (kind, &["size", "slide"])
+        }
+        Some("session") => (
+            req(&mut o, "gap", d).map(|gap| WindowKind::Session { gap }),
+            &["gap"],
+        ),
+        other => {
+            unknown_kind(
+                d,
+                kind_node,
+                other,
+                "window",
+                &["tumbling", "sliding", "session"],
+            );
+            o.ignore_rest();
+            (None, &[])
+        }
+    };
+    for dur in [&kind].into_iter().flatten() {
+        let ms = match dur {
+            WindowKind::Tumbling { size } | WindowKind::Sliding { size, .. } => *size,
+            WindowKind::Session { gap } => *gap,
+        };
+        if ms.as_millis() == 0 {
+            d.error(
+                pos(n),
+                format!("{what}: windows are counted in milliseconds; use at least 1ms"),
+            );
+        }
+    }
+    let allowed_lateness = match o.take("allowed-lateness") {
+        None => Some(Duration::ZERO),
+        Some(t) => bound(t, &format!("`allowed-lateness` in {what}"), d),
+    };
+    let time = match o.take("time") {
+        None => Some(TimeDomain::Event),
+        Some(t) => match as_str(t) {
+            Some("event") => Some(TimeDomain::Event),
+            Some("processing") => Some(TimeDomain::Processing),
+            _ => {
+                d.error_hint(
+                    pos(t),
+                    format!("`time` in {what} cannot be {}", describe(t)),
+                    "choose `event` or `processing`",
+                );
+                None
+            }
+        },
+    };
+    let mut all = vec!["kind", "allowed-lateness", "time"];
+    all.extend_from_slice(known);
+    o.finish(&all, d);
+    Some(Window {
+        kind: kind?,
+        allowed_lateness: allowed_lateness?,
+        time: time?,
+    })
+}
+
+fn state(n: &Node<'_>, d: &mut Diagnostics) -> Option<State> {
+    let what = "`state`";
+    let mut o = Obj::new(n, what, d)?;
+    let mut s = State::default();
+    let mut ok = true;
+    if let Some(p) = o.take("dir") {
+        s.dir = string(p, &format!("`dir` in {what}"), d).map(PathBuf::from);
+        ok &= s.dir.is_some();
+    }
+    if let Some(t) = o.take("commit-interval") {
+        s.commit_interval = duration(t, &format!("`commit-interval` in {what}"), d);
+        ok &= s.commit_interval.is_some();
+    }
+    o.finish(&["dir", "commit-interval"], d);
+    ok.then_some(s)
 }
 
 fn sink(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Sink> {
@@ -444,19 +622,11 @@ fn operator(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Operator> {
     };
     let key_by = match o.take("key-by") {
         None => Some(None),
-        Some(k) => {
-            string(k, &format!("`key-by` of {what}"), d).and_then(|s| match Pointer::parse(&s) {
-                Ok(p) => Some(Some(p)),
-                Err(e) => {
-                    d.error_hint(
-                        pos(k),
-                        format!("`key-by` of {what}: {e}"),
-                        format!("did you mean `/{s}`?"),
-                    );
-                    None
-                }
-            })
-        }
+        Some(k) => pointer(k, &format!("`key-by` of {what}"), d).map(Some),
+    };
+    let window = match o.take("window") {
+        None => Some(None),
+        Some(w) => window(w, &what, d).map(Some),
     };
     let on_error = match o.take("on-error") {
         None => Some(OnError::Fail),
@@ -496,6 +666,7 @@ fn operator(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Operator> {
         on_error: on_error?,
         limits: limits?,
         grants: grants?,
+        window: window?,
     })
 }
 
@@ -684,6 +855,10 @@ pub(crate) fn parse(text: &str, file: &Path) -> (Option<Manifest>, Diagnostics) 
         .take("batch-size")
         .and_then(|n| integer(n, "`batch-size`", 1..=65_536, &mut d))
         .map(|v| v as u32);
+    let state = match top.take("state") {
+        None => State::default(),
+        Some(n) => self::state(n, &mut d).unwrap_or_default(),
+    };
     let mut names = BTreeMap::new();
     let sources = section(
         &mut top, "sources", true, &mut d, &mut names, "source", source,
@@ -706,6 +881,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> (Option<Manifest>, Diagnostics) 
         sources,
         operators,
         sinks,
+        state,
         base_dir: file.parent().map(Path::to_owned).unwrap_or_default(),
         positions: names.into_iter().map(|(k, (_, p))| (k, p)).collect(),
     };

@@ -1,0 +1,615 @@
+//! Keyed state: a persistent [`Store`] (sled) under an in-memory layer.
+//!
+//! Every stored key starts with the key group of the user key (2 bytes, big-endian), so that
+//! the state of a key group is one contiguous range that can later move with a Kafka
+//! partition; then the user key (length-prefixed) and a namespace (value state, map state,
+//! window contents). Operators read and write the in-memory layer; its changes reach the store
+//! as one atomic batch at commit points (every `state.commit-interval` and at the end of a run).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use flowlet_types::Timestamp;
+
+use crate::Clock;
+use crate::edge::key_group;
+
+/// Why state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot open the state database in {dir}: {message}")]
+    Open { dir: PathBuf, message: String },
+    #[error(
+        "the state database in {dir} was written by an incompatible flowlet (state format {found}, this flowlet writes {expected}); move it away or point `state.dir` elsewhere"
+    )]
+    Format {
+        dir: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("state of operator `{operator}`: {message}")]
+    Io { operator: String, message: String },
+    #[error("state of operator `{operator}` is corrupt: {message}")]
+    Corrupt { operator: String, message: String },
+}
+
+/// The persistent side of an operator's state: an ordered key-value store.
+pub trait Store: Send + Sync {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+    /// Entries with `start <= key < end`, in order, at most `limit`.
+    fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError>;
+    /// Apply puts (`Some`) and deletes (`None`) atomically.
+    fn apply(&self, changes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StateError>;
+}
+
+/// The state format this flowlet writes; a database with another is refused.
+pub const STATE_FORMAT: &str = "flowlet-state-1";
+
+/// A topology's state database: one sled tree per stateful operator.
+#[derive(Clone)]
+pub struct StateDb {
+    db: sled::Db,
+    dir: PathBuf,
+}
+
+impl StateDb {
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        let open = |message: String| StateError::Open {
+            dir: dir.to_owned(),
+            message,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open(e.to_string()))?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(64 << 20)
+            .open()
+            .map_err(|e| open(e.to_string()))?;
+        match db.get("flowlet.format").map_err(|e| open(e.to_string()))? {
+            None => {
+                db.insert("flowlet.format", STATE_FORMAT)
+                    .map_err(|e| open(e.to_string()))?;
+            }
+            Some(v) if v.as_ref() == STATE_FORMAT.as_bytes() => {}
+            Some(v) => {
+                return Err(StateError::Format {
+                    dir: dir.to_owned(),
+                    found: String::from_utf8_lossy(&v).into_owned(),
+                    expected: STATE_FORMAT.into(),
+                });
+            }
+        }
+        Ok(Self {
+            db,
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// The store of operator `name` (`suffix` distinguishes its trees: state, timers).
+    pub fn tree(&self, name: &str, suffix: &str) -> Result<Arc<dyn Store>, StateError> {
+        let tree = self
+            .db
+            .open_tree(format!("op/{name}/{suffix}"))
+            .map_err(|e| StateError::Io {
+                operator: name.into(),
+                message: e.to_string(),
+            })?;
+        Ok(Arc::new(SledStore {
+            tree,
+            operator: name.into(),
+        }))
+    }
+
+    /// Make every applied batch durable.
+    pub fn flush(&self) -> Result<(), StateError> {
+        self.db.flush().map(|_| ()).map_err(|e| StateError::Io {
+            operator: "*".into(),
+            message: e.to_string(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Bytes on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+struct SledStore {
+    tree: sled::Tree,
+    operator: String,
+}
+
+impl SledStore {
+    fn err(&self, e: sled::Error) -> StateError {
+        StateError::Io {
+            operator: self.operator.clone(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Store for SledStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.tree
+            .get(key)
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(|e| self.err(e))
+    }
+
+    fn range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+        self.tree
+            .range(start..end)
+            .take(limit)
+            .map(|r| {
+                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(|e| self.err(e))
+            })
+            .collect()
+    }
+
+    fn apply(&self, changes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StateError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in changes {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        self.tree.apply_batch(batch).map_err(|e| self.err(e))
+    }
+}
+
+/// Namespaces within a key's state.
+pub(crate) mod ns {
+    pub const VALUE: u8 = b'v';
+    pub const MAP: u8 = b'm';
+    pub const WINDOW: u8 = b'w';
+}
+
+/// `[key group][key length][key][namespace]`.
+pub(crate) fn key_prefix(key: &[u8], namespace: u8) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 16);
+    k.extend_from_slice(&(key_group(key) as u16).to_be_bytes());
+    k.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    k.extend_from_slice(key);
+    k.push(namespace);
+    k
+}
+
+/// The user key of a stored key.
+pub(crate) fn user_key(stored: &[u8]) -> Option<&[u8]> {
+    let len = u32::from_be_bytes(stored.get(2..6)?.try_into().ok()?) as usize;
+    stored.get(6..6 + len)
+}
+
+/// Timestamps in keys sort as bytes: big-endian with the sign bit flipped.
+pub(crate) fn ts_bytes(t: Timestamp) -> [u8; 8] {
+    ((t as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub(crate) fn ts_from(b: &[u8]) -> Option<Timestamp> {
+    Some((u64::from_be_bytes(b.get(..8)?.try_into().ok()?) ^ (1 << 63)) as Timestamp)
+}
+
+fn name_prefix(key: &[u8], namespace: u8, name: &str) -> Vec<u8> {
+    let mut k = key_prefix(key, namespace);
+    k.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// Stored values carry their expiry: `[0]` + value, or `[1]` + expiry (8 bytes) + value.
+fn encode_value(value: &[u8], expires: Option<Timestamp>) -> Vec<u8> {
+    let mut v = Vec::with_capacity(value.len() + 9);
+    match expires {
+        None => v.push(0),
+        Some(t) => {
+            v.push(1);
+            v.extend_from_slice(&t.to_be_bytes());
+        }
+    }
+    v.extend_from_slice(value);
+    v
+}
+
+/// The value, or `None` when it has expired at `now`.
+fn decode_value(stored: &[u8], now: Timestamp) -> Option<&[u8]> {
+    match stored.first()? {
+        0 => Some(&stored[1..]),
+        1 => {
+            let exp = Timestamp::from_be_bytes(stored.get(1..9)?.try_into().ok()?);
+            (exp > now).then(|| &stored[9..])
+        }
+        _ => None,
+    }
+}
+
+/// Time domains of timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TimeDomain {
+    EventTime,
+    ProcessingTime,
+}
+
+/// A timer of a key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timer {
+    pub domain: TimeDomain,
+    pub at: Timestamp,
+    pub key: Vec<u8>,
+}
+
+/// The in-memory layer over one operator instance's store, with its timers and clocks: what
+/// the state and timers host functions use.
+pub struct KeyedState {
+    operator: String,
+    store: Arc<dyn Store>,
+    timer_store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    /// Entries read from the store (clean) or written since the last commit (dirty).
+    cache: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    dirty: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    timers: BTreeSet<Timer>,
+    timers_dirty: BTreeMap<Vec<u8>, bool>,
+    pub watermark: Timestamp,
+    /// The first store error; reported by the operator task after the call.
+    pub error: Option<StateError>,
+}
+
+/// Shared between an operator task and its instance's host functions.
+pub type StateHandle = Arc<Mutex<KeyedState>>;
+
+/// Clean entries kept in memory before the cache is dropped at a commit.
+const CACHE_LIMIT: usize = 1 << 20;
+
+fn timer_key(t: &Timer) -> Vec<u8> {
+    let mut k = Vec::with_capacity(t.key.len() + 16);
+    k.extend_from_slice(&(key_group(&t.key) as u16).to_be_bytes());
+    k.push(t.domain as u8);
+    k.extend_from_slice(&ts_bytes(t.at));
+    k.extend_from_slice(&t.key);
+    k
+}
+
+impl KeyedState {
+    /// The state of `operator`, with the timers of the key groups in `groups` loaded.
+    pub fn open(
+        operator: &str,
+        store: Arc<dyn Store>,
+        timer_store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        groups: std::ops::Range<u32>,
+    ) -> Result<Self, StateError> {
+        let mut timers = BTreeSet::new();
+        let start = (groups.start as u16).to_be_bytes();
+        let end = (groups.end as u32).to_be_bytes();
+        let end = if groups.end >= 1 << 16 {
+            vec![0xff; 3]
+        } else {
+            end[2..].to_vec()
+        };
+        for (k, _) in timer_store.range(&start, &end, usize::MAX)? {
+            let bad = || StateError::Corrupt {
+                operator: operator.into(),
+                message: "a timer entry is malformed".into(),
+            };
+            let domain = match k.get(2) {
+                Some(0) => TimeDomain::EventTime,
+                Some(1) => TimeDomain::ProcessingTime,
+                _ => return Err(bad()),
+            };
+            let at = ts_from(k.get(3..).ok_or_else(bad)?).ok_or_else(bad)?;
+            timers.insert(Timer {
+                domain,
+                at,
+                key: k[11..].to_vec(),
+            });
+        }
+        Ok(Self {
+            operator: operator.into(),
+            store,
+            timer_store,
+            clock,
+            cache: HashMap::new(),
+            dirty: BTreeMap::new(),
+            timers,
+            timers_dirty: BTreeMap::new(),
+            watermark: Timestamp::MIN,
+            error: None,
+        })
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn read(&mut self, k: Vec<u8>) -> Option<Vec<u8>> {
+        let stored = match self.cache.get(&k) {
+            Some(v) => v.clone(),
+            None => {
+                let v = match self.store.get(&k) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        self.error.get_or_insert(e);
+                        None
+                    }
+                };
+                self.cache.insert(k.clone(), v.clone());
+                v
+            }
+        }?;
+        let now = self.clock.now();
+        match decode_value(&stored, now) {
+            Some(v) => Some(v.to_vec()),
+            None => {
+                // Expired: remove it at the next commit.
+                self.write(k, None);
+                None
+            }
+        }
+    }
+
+    fn write(&mut self, k: Vec<u8>, v: Option<Vec<u8>>) {
+        self.cache.insert(k.clone(), v.clone());
+        self.dirty.insert(k, v);
+    }
+
+    fn expiry(&self, ttl: Option<u64>) -> Option<Timestamp> {
+        ttl.map(|t| {
+            self.clock
+                .now()
+                .saturating_add(t.min(i64::MAX as u64) as i64)
+        })
+    }
+
+    pub fn value_get(&mut self, key: &[u8], name: &str) -> Option<Vec<u8>> {
+        self.read(name_prefix(key, ns::VALUE, name))
+    }
+
+    pub fn value_put(&mut self, key: &[u8], name: &str, value: &[u8], ttl: Option<u64>) {
+        let v = encode_value(value, self.expiry(ttl));
+        self.write(name_prefix(key, ns::VALUE, name), Some(v));
+    }
+
+    pub fn value_delete(&mut self, key: &[u8], name: &str) {
+        self.write(name_prefix(key, ns::VALUE, name), None);
+    }
+
+    fn map_key(key: &[u8], name: &str, map_key: &[u8]) -> Vec<u8> {
+        let mut k = name_prefix(key, ns::MAP, name);
+        k.extend_from_slice(map_key);
+        k
+    }
+
+    pub fn map_get(&mut self, key: &[u8], name: &str, map_key: &[u8]) -> Option<Vec<u8>> {
+        self.read(Self::map_key(key, name, map_key))
+    }
+
+    pub fn map_put(
+        &mut self,
+        key: &[u8],
+        name: &str,
+        map_key: &[u8],
+        value: &[u8],
+        ttl: Option<u64>,
+    ) {
+        let v = encode_value(value, self.expiry(ttl));
+        self.write(Self::map_key(key, name, map_key), Some(v));
+    }
+
+    pub fn map_delete(&mut self, key: &[u8], name: &str, map_key: &[u8]) {
+        self.write(Self::map_key(key, name, map_key), None);
+    }
+
+    /// Entries of a map with `start <= map key < end` (`end` empty: to the end of the map):
+    /// the store's entries overlaid with the changes not yet committed.
+    pub fn map_range(
+        &mut self,
+        key: &[u8],
+        name: &str,
+        start: &[u8],
+        end: &[u8],
+        limit: u32,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let prefix = name_prefix(key, ns::MAP, name);
+        let from = Self::map_key(key, name, start);
+        let to = if end.is_empty() {
+            next_prefix(&prefix)
+        } else {
+            Self::map_key(key, name, end)
+        };
+        let limit = limit as usize;
+        // Overlay: uncommitted changes win over the store.
+        let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        let deleted_or_written = self.dirty.range(from.clone()..to.clone()).count();
+        match self
+            .store
+            .range(&from, &to, limit.saturating_add(deleted_or_written))
+        {
+            Ok(entries) => merged.extend(entries.into_iter().map(|(k, v)| (k, Some(v)))),
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+        for (k, v) in self.dirty.range(from..to) {
+            merged.insert(k.clone(), v.clone());
+        }
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        for (k, v) in merged {
+            if out.len() == limit {
+                break;
+            }
+            if let Some(v) = v.as_deref().and_then(|v| decode_value(v, now)) {
+                out.push((k[prefix.len()..].to_vec(), v.to_vec()));
+            }
+        }
+        out
+    }
+
+    pub fn register_timer(&mut self, key: &[u8], domain: TimeDomain, at: Timestamp) {
+        let t = Timer {
+            domain,
+            at,
+            key: key.to_vec(),
+        };
+        self.timers_dirty.insert(timer_key(&t), true);
+        self.timers.insert(t);
+    }
+
+    pub fn cancel_timer(&mut self, key: &[u8], domain: TimeDomain, at: Timestamp) {
+        let t = Timer {
+            domain,
+            at,
+            key: key.to_vec(),
+        };
+        if self.timers.remove(&t) {
+            self.timers_dirty.insert(timer_key(&t), false);
+        }
+    }
+
+    /// Remove and return the timers of `domain` due at `time`, in time order.
+    pub fn due_timers(&mut self, domain: TimeDomain, time: Timestamp) -> Vec<Timer> {
+        let due: Vec<Timer> = self
+            .timers
+            .iter()
+            .filter(|t| t.domain == domain && t.at <= time)
+            .cloned()
+            .collect();
+        for t in &due {
+            self.timers.remove(t);
+            self.timers_dirty.insert(timer_key(t), false);
+        }
+        due
+    }
+
+    pub fn has_timers(&self) -> bool {
+        !self.timers.is_empty()
+    }
+
+    /// Write the changes since the last commit to the store.
+    pub fn commit(&mut self) -> Result<(), StateError> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let changes: Vec<_> = std::mem::take(&mut self.dirty).into_iter().collect();
+        if !changes.is_empty() {
+            self.store.apply(changes)?;
+        }
+        let timers: Vec<_> = std::mem::take(&mut self.timers_dirty)
+            .into_iter()
+            .map(|(k, live)| (k, live.then(Vec::new)))
+            .collect();
+        if !timers.is_empty() {
+            self.timer_store.apply(timers)?;
+        }
+        if self.cache.len() > CACHE_LIMIT {
+            self.cache.clear();
+        }
+        Ok(())
+    }
+
+    pub fn operator(&self) -> &str {
+        &self.operator
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`.
+fn next_prefix(prefix: &[u8]) -> Vec<u8> {
+    let mut p = prefix.to_vec();
+    while let Some(last) = p.pop() {
+        if last < 0xff {
+            p.push(last + 1);
+            return p;
+        }
+    }
+    vec![0xff; prefix.len() + 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+
+    fn state(dir: &Path, clock: Arc<ManualClock>) -> KeyedState {
+        let db = StateDb::open(dir).unwrap();
+        KeyedState::open(
+            "op",
+            db.tree("op", "state").unwrap(),
+            db.tree("op", "timers").unwrap(),
+            clock,
+            0..crate::edge::KEY_GROUPS,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn map_range_merges_committed_and_pending_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(0);
+        let mut s = state(dir.path(), clock.clone());
+        for k in [b"a", b"b", b"c", b"d"] {
+            s.map_put(b"user", "m", k, k, None);
+        }
+        s.map_put(b"other", "m", b"a", b"x", None);
+        s.commit().unwrap();
+        s.map_delete(b"user", "m", b"b");
+        s.map_put(b"user", "m", b"bb", b"new", None);
+        let got = s.map_range(b"user", "m", b"b", b"d", 10);
+        assert_eq!(
+            got,
+            vec![
+                (b"bb".to_vec(), b"new".to_vec()),
+                (b"c".to_vec(), b"c".to_vec())
+            ]
+        );
+        let all = s.map_range(b"user", "m", b"", b"", 10);
+        assert_eq!(all.len(), 4);
+        assert_eq!(s.map_range(b"user", "m", b"", b"", 2).len(), 2);
+    }
+
+    #[test]
+    fn ttl_expires_and_state_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(1000);
+        {
+            let mut s = state(dir.path(), clock.clone());
+            s.value_put(b"k", "v", b"1", Some(500));
+            s.value_put(b"k", "forever", b"2", None);
+            s.register_timer(b"k", TimeDomain::EventTime, 42);
+            s.commit().unwrap();
+        }
+        let mut s = state(dir.path(), clock.clone());
+        assert_eq!(s.value_get(b"k", "v"), Some(b"1".to_vec()));
+        assert_eq!(s.due_timers(TimeDomain::EventTime, 100).len(), 1);
+        clock.set(1500);
+        assert_eq!(s.value_get(b"k", "v"), None);
+        assert_eq!(s.value_get(b"k", "forever"), Some(b"2".to_vec()));
+    }
+
+    #[test]
+    fn a_foreign_state_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.insert("flowlet.format", "flowlet-state-0").unwrap();
+            db.flush().unwrap();
+        }
+        let err = StateDb::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("incompatible"), "{err}");
+    }
+}

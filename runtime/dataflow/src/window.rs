@@ -1,0 +1,721 @@
+//! Window aggregates: assign events to windows, keep one accumulator per (key, window), fire
+//! windows when time passes their end, re-fire them for late events within the allowed
+//! lateness, and send events later than that to the `late` output.
+//!
+//! The accumulators live in memory (one hash map per window, so that firing a tumbling window
+//! drains one map) and are written to the operator's store at commit points; memory is bounded
+//! by the windows alive, not by the input. One `add` call per batch carries every event and
+//! the accumulators it touches.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use flowlet_manifest::{TimeDomain, Window, WindowKind};
+use flowlet_types::{Batch, Timestamp};
+use tokio::sync::mpsc;
+
+use crate::edge::Outputs;
+use crate::policy::Policy;
+use crate::state::{Store, key_prefix, ns, ts_bytes, ts_from, user_key};
+use crate::time::{Change, Watermarks};
+use crate::{
+    Aggregator, Clock, DataflowError, Envelope, FiredWindow, Instance, InstanceContext, Message,
+    OperatorError, OperatorFactory,
+};
+
+/// A window: `[start, end)`. Ordered by end first, so that firing and purging walk a prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Win {
+    end: Timestamp,
+    start: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    acc: Vec<u8>,
+    /// How many times the window fired for this key.
+    firing: u32,
+    dirty: bool,
+    stored: bool,
+}
+
+/// Windows fired per `finish` call.
+const FINISH_CHUNK: usize = 1024;
+
+pub(crate) struct WindowTask {
+    pub policy: Policy,
+    pub factory: Arc<dyn OperatorFactory>,
+    pub agg: Box<dyn Aggregator>,
+    pub spec: Window,
+    pub inputs: usize,
+    pub main: Outputs,
+    pub late: Outputs,
+    pub dead_letter: Outputs,
+    pub store: Arc<dyn Store>,
+    pub groups: Range<u32>,
+    pub clock: Arc<dyn Clock>,
+    pub commit_interval: Duration,
+}
+
+/// The live windows of one instance.
+#[derive(Default)]
+struct Windows {
+    by_window: BTreeMap<Win, HashMap<Box<[u8]>, Slot>>,
+    /// Session windows: each key's sessions, start → end.
+    sessions: HashMap<Box<[u8]>, BTreeMap<Timestamp, Timestamp>>,
+    /// Stored entries to delete at the next commit.
+    deletes: Vec<Vec<u8>>,
+    /// Windows at or below this end have fired on time.
+    fired_upto: Option<Timestamp>,
+}
+
+fn storage_key(key: &[u8], w: Win) -> Vec<u8> {
+    let mut k = key_prefix(key, ns::WINDOW);
+    k.extend_from_slice(&ts_bytes(w.start));
+    k.extend_from_slice(&ts_bytes(w.end));
+    k
+}
+
+fn ms(d: Duration) -> Timestamp {
+    d.as_millis().min(i64::MAX as u128) as Timestamp
+}
+
+impl Windows {
+    fn slot_mut(&mut self, key: &[u8], w: Win) -> Option<&mut Slot> {
+        self.by_window.get_mut(&w).and_then(|m| m.get_mut(key))
+    }
+
+    fn remove(&mut self, key: &[u8], w: Win) -> Option<Slot> {
+        let map = self.by_window.get_mut(&w)?;
+        let slot = map.remove(key)?;
+        if map.is_empty() {
+            self.by_window.remove(&w);
+        }
+        if slot.stored {
+            self.deletes.push(storage_key(key, w));
+        }
+        Some(slot)
+    }
+}
+
+impl WindowTask {
+    fn lateness(&self) -> Timestamp {
+        ms(self.spec.allowed_lateness)
+    }
+
+    fn op_error(&self, error: OperatorError, event: String) -> DataflowError {
+        DataflowError::Operator {
+            operator: self.policy.name.clone(),
+            plugin: self.policy.plugin.clone(),
+            error,
+            event,
+        }
+    }
+
+    /// Load this instance's windows (its key groups) from the store.
+    fn load(&self) -> Result<Windows, DataflowError> {
+        let mut w = Windows::default();
+        let start = (self.groups.start as u16).to_be_bytes();
+        let end = (self.groups.end as u16).to_be_bytes();
+        let corrupt = |message: &str| {
+            DataflowError::State(crate::state::StateError::Corrupt {
+                operator: self.policy.name.clone(),
+                message: message.into(),
+            })
+        };
+        for (k, v) in self
+            .store
+            .range(&start, &end, usize::MAX)
+            .map_err(DataflowError::State)?
+        {
+            let key = user_key(&k).ok_or_else(|| corrupt("a window key is malformed"))?;
+            let rest = &k[6 + key.len()..];
+            if rest.first() != Some(&ns::WINDOW) || rest.len() != 17 || v.len() < 4 {
+                continue; // not window contents
+            }
+            let win = Win {
+                start: ts_from(&rest[1..]).ok_or_else(|| corrupt("bad window start"))?,
+                end: ts_from(&rest[9..]).ok_or_else(|| corrupt("bad window end"))?,
+            };
+            let slot = Slot {
+                firing: u32::from_be_bytes(v[..4].try_into().expect("4 bytes")),
+                acc: v[4..].to_vec(),
+                dirty: false,
+                stored: true,
+            };
+            if matches!(self.spec.kind, WindowKind::Session { .. }) {
+                w.sessions
+                    .entry(key.into())
+                    .or_default()
+                    .insert(win.start, win.end);
+            }
+            w.by_window.entry(win).or_default().insert(key.into(), slot);
+        }
+        Ok(w)
+    }
+
+    pub fn run(mut self, mut rx: mpsc::Receiver<Envelope>) -> Result<(), DataflowError> {
+        let empty = self
+            .agg
+            .create_accumulator()
+            .map_err(|e| self.op_error(e, "create-accumulator".into()))?;
+        let mut windows = self.load()?;
+        let mut marks = Watermarks::new(self.inputs);
+        let mut last_commit = Instant::now();
+        let processing = self.spec.time == TimeDomain::Processing;
+        while marks.open() > 0 {
+            let Some(env) = rx.blocking_recv() else {
+                break;
+            };
+            let change = match env.message {
+                Message::Batch(batch) => {
+                    let change = marks.activity(env.input);
+                    let now = if processing {
+                        self.clock.now()
+                    } else {
+                        marks.current()
+                    };
+                    if !self.handle(&mut windows, &empty, batch, now)? {
+                        return Ok(());
+                    }
+                    change
+                }
+                Message::Tick => {
+                    if processing {
+                        self.advance(&mut windows, self.clock.now())?;
+                    }
+                    Change::Nothing
+                }
+                other => marks.update(env.input, &other),
+            };
+            match change {
+                Change::Watermark(w) => {
+                    if !processing || w == Timestamp::MAX {
+                        // The end of every input (watermark MAX) fires processing-time
+                        // windows too.
+                        self.advance(&mut windows, w)?;
+                    }
+                    self.main.broadcast_blocking(Message::Watermark(w));
+                    self.late.broadcast_blocking(Message::Watermark(w));
+                    self.dead_letter.broadcast_blocking(Message::Watermark(w));
+                }
+                Change::Idle => self.main.broadcast_blocking(Message::Idle),
+                Change::Nothing => {}
+            }
+            if last_commit.elapsed() >= self.commit_interval {
+                self.commit(&mut windows)?;
+                last_commit = Instant::now();
+            }
+        }
+        self.commit(&mut windows)?;
+        for out in [&mut self.main, &mut self.late, &mut self.dead_letter] {
+            out.broadcast_blocking(Message::End);
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, w: &mut Windows) -> Result<(), DataflowError> {
+        let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            w.deletes.drain(..).map(|k| (k, None)).collect();
+        for (win, map) in &mut w.by_window {
+            for (key, slot) in map.iter_mut().filter(|(_, s)| s.dirty) {
+                let mut v = Vec::with_capacity(4 + slot.acc.len());
+                v.extend_from_slice(&slot.firing.to_be_bytes());
+                v.extend_from_slice(&slot.acc);
+                changes.push((storage_key(key, *win), Some(v)));
+                slot.dirty = false;
+                slot.stored = true;
+            }
+        }
+        if !changes.is_empty() {
+            self.store.apply(changes).map_err(DataflowError::State)?;
+        }
+        Ok(())
+    }
+
+    /// The windows of an event at `ts` (all but session windows).
+    fn assign(&self, ts: Timestamp, out: &mut Vec<Win>) {
+        out.clear();
+        match self.spec.kind {
+            WindowKind::Tumbling { size } => {
+                let size = ms(size);
+                let start = ts.div_euclid(size) * size;
+                out.push(Win {
+                    start,
+                    end: start.saturating_add(size),
+                });
+            }
+            WindowKind::Sliding { size, slide } => {
+                let (size, slide) = (ms(size), ms(slide));
+                let mut start = ts.div_euclid(slide) * slide;
+                while start > ts - size {
+                    out.push(Win {
+                        start,
+                        end: start.saturating_add(size),
+                    });
+                    start -= slide;
+                }
+            }
+            WindowKind::Session { .. } => unreachable!("sessions are merged, not assigned"),
+        }
+    }
+
+    /// Put an event of `key` at `ts` into its session, merging the sessions it bridges.
+    /// `None` when even the merged session is too late.
+    fn sessionize(
+        &self,
+        w: &mut Windows,
+        key: &[u8],
+        ts: Timestamp,
+        now: Timestamp,
+        absorbed: &mut Vec<(Box<[u8]>, Win)>,
+    ) -> Option<()> {
+        let WindowKind::Session { gap } = self.spec.kind else {
+            unreachable!()
+        };
+        let (mut start, mut end) = (ts, ts.saturating_add(ms(gap)));
+        let sessions = w.sessions.entry(key.into()).or_default();
+        let overlapping: Vec<(Timestamp, Timestamp)> = sessions
+            .range(..end)
+            .rev()
+            .take_while(|(_, e)| **e > start)
+            .map(|(s, e)| (*s, *e))
+            .collect();
+        // Sessions are disjoint and sorted, so the ones overlapping [start, end) are the last
+        // ones starting before `end` whose end is after `start`.
+        for (s, e) in &overlapping {
+            start = start.min(*s);
+            end = end.max(*e);
+        }
+        if end.saturating_add(self.lateness()) <= now {
+            if sessions.is_empty() {
+                w.sessions.remove(key);
+            }
+            return None;
+        }
+        for (s, e) in overlapping {
+            if (s, e) != (start, end) {
+                sessions.remove(&s);
+                absorbed.push((key.into(), Win { start: s, end: e }));
+            }
+        }
+        sessions.insert(start, end);
+        Some(())
+    }
+
+    /// Handle one batch at time `now` (the watermark, or the clock for processing time).
+    fn handle(
+        &mut self,
+        w: &mut Windows,
+        empty: &[u8],
+        batch: Batch,
+        now: Timestamp,
+    ) -> Result<bool, DataflowError> {
+        let counters = self.policy.counters.clone();
+        counters.events_in.fetch_add(batch.len() as u64, Relaxed);
+        counters.batches.fetch_add(1, Relaxed);
+        let processing = self.spec.time == TimeDomain::Processing;
+        let session = matches!(self.spec.kind, WindowKind::Session { .. });
+        let lateness = self.lateness();
+        // (event, window) pairs, and the events too late for every window.
+        let mut pairs: Vec<(u32, Win)> = Vec::with_capacity(batch.len());
+        let mut late = Batch::new();
+        let mut absorbed = Vec::new();
+        let mut wins = Vec::new();
+        for event in batch.iter() {
+            let ts = if processing { now } else { event.timestamp() };
+            let key = event.key().unwrap_or_default();
+            if session {
+                match self.sessionize(w, key, ts, now, &mut absorbed) {
+                    // The final session is looked up once the batch is placed.
+                    Some(()) => pairs.push((event.index() as u32, Win { start: ts, end: ts })),
+                    None => late.push_event(&event),
+                }
+                continue;
+            }
+            self.assign(ts, &mut wins);
+            let before = pairs.len();
+            for win in &wins {
+                if win.end.saturating_add(lateness) > now {
+                    pairs.push((event.index() as u32, *win));
+                }
+            }
+            if pairs.len() == before {
+                late.push_event(&event);
+            }
+        }
+        if session {
+            // Each event belongs to the final session of its key that contains it.
+            for (i, win) in &mut pairs {
+                let key = batch.get(*i as usize).key().unwrap_or_default();
+                let (s, e) = w.sessions[key]
+                    .range(..=win.start)
+                    .next_back()
+                    .map(|(s, e)| (*s, *e))
+                    .expect("the event's session exists");
+                *win = Win { start: s, end: e };
+            }
+            self.merge_absorbed(w, absorbed)?;
+        }
+
+        // One slot per (window, key) touched by the batch.
+        let mut slot_of: HashMap<(Win, &[u8]), u32> = HashMap::new();
+        let mut order: Vec<(Win, &[u8])> = Vec::new();
+        let mut slots = Vec::with_capacity(pairs.len());
+        for (i, win) in &pairs {
+            let key = batch.get(*i as usize).key().unwrap_or_default();
+            let n = *slot_of.entry((*win, key)).or_insert_with(|| {
+                order.push((*win, key));
+                (order.len() - 1) as u32
+            });
+            slots.push(n);
+        }
+        let accs: Vec<Vec<u8>> = order
+            .iter()
+            .map(|(win, key)| {
+                w.by_window
+                    .get(win)
+                    .and_then(|m| m.get(*key))
+                    .map_or_else(|| empty.to_vec(), |s| s.acc.clone())
+            })
+            .collect();
+        // The events as the aggregate sees them: the batch itself when each event is in one
+        // window, else one copy per window.
+        let identity = pairs.len() == batch.len()
+            && pairs.iter().enumerate().all(|(n, (i, _))| n == *i as usize);
+        let input = if identity {
+            None
+        } else {
+            let mut b = Batch::with_capacity(pairs.len(), batch.values.len());
+            for (i, _) in &pairs {
+                b.push_event(&batch.get(*i as usize));
+            }
+            Some(b)
+        };
+        let input_ref = input.as_ref().unwrap_or(&batch);
+        let mut dead = Batch::new();
+        let mut bad: BTreeSet<u32> = BTreeSet::new();
+        let updated: Vec<Option<Vec<u8>>> = if pairs.is_empty() {
+            Vec::new()
+        } else {
+            match self.add(accs.clone(), input_ref, &slots) {
+                Ok(added) => {
+                    for r in &added.rejected {
+                        let event = pairs[r.event as usize].0;
+                        if bad.insert(event) {
+                            counters.rejected.fetch_add(1, Relaxed);
+                            let error = OperatorError::Failed(format!("rejected: {}", r.reason));
+                            self.policy
+                                .bad_event(&batch.get(event as usize), error, &mut dead)?;
+                        }
+                    }
+                    added.accumulators.into_iter().map(Some).collect()
+                }
+                Err(error) => self.isolate(&batch, &pairs, &slots, accs, error, &mut dead)?,
+            }
+        };
+        // Write back, and note the windows that fired already and must fire again.
+        let mut refire = Vec::new();
+        for ((win, key), acc) in order.iter().zip(updated) {
+            let Some(acc) = acc else { continue };
+            let slot = w
+                .by_window
+                .entry(*win)
+                .or_default()
+                .entry((*key).into())
+                .or_insert_with(|| Slot {
+                    acc: Vec::new(),
+                    firing: 0,
+                    dirty: true,
+                    stored: false,
+                });
+            slot.acc = acc;
+            slot.dirty = true;
+            if win.end <= now {
+                refire.push((*win, key.to_vec()));
+            }
+        }
+        if !late.is_empty() {
+            counters.late.fetch_add(late.len() as u64, Relaxed);
+            if self.late.is_empty() {
+                tracing::warn!(
+                    operator = %self.policy.name,
+                    "{} event(s) arrived after their windows closed (allowed lateness {:?}) and are dropped; read `{}.late` to keep them",
+                    late.len(),
+                    self.spec.allowed_lateness,
+                    self.policy.name,
+                );
+            } else if !self.late.send_blocking(late) {
+                return Ok(false);
+            }
+        }
+        if !dead.is_empty() && !self.dead_letter.send_blocking(dead) {
+            return Ok(false);
+        }
+        refire.sort();
+        refire.dedup();
+        let fired: Vec<(Win, Box<[u8]>)> = refire
+            .into_iter()
+            .map(|(win, k)| (win, k.into_boxed_slice()))
+            .collect();
+        self.fire(w, fired)?;
+        if processing {
+            self.advance(w, now)?;
+        }
+        Ok(true)
+    }
+
+    /// Fold the accumulators of sessions that were merged into their new sessions.
+    fn merge_absorbed(
+        &mut self,
+        w: &mut Windows,
+        absorbed: Vec<(Box<[u8]>, Win)>,
+    ) -> Result<(), DataflowError> {
+        for (key, old) in absorbed {
+            let Some(slot) = w.remove(&key, old) else {
+                continue; // a session of this batch that had no contents yet
+            };
+            let (s, e) = w.sessions[&key]
+                .range(..=old.start)
+                .next_back()
+                .map(|(s, e)| (*s, *e))
+                .expect("a merged session lies inside a session");
+            let target = Win { start: s, end: e };
+            let acc = match w.slot_mut(&key, target) {
+                Some(t) => self
+                    .agg
+                    .merge(&t.acc, &slot.acc)
+                    .map_err(|e| self.op_error(e, "merging two sessions".into()))?,
+                None => slot.acc,
+            };
+            let t = w
+                .by_window
+                .entry(target)
+                .or_default()
+                .entry(key)
+                .or_insert(Slot {
+                    acc: Vec::new(),
+                    firing: 0,
+                    dirty: true,
+                    stored: false,
+                });
+            t.acc = acc;
+            t.firing = t.firing.max(slot.firing);
+            t.dirty = true;
+        }
+        Ok(())
+    }
+
+    fn add(
+        &mut self,
+        accs: Vec<Vec<u8>>,
+        input: &Batch,
+        slots: &[u32],
+    ) -> Result<crate::Added, OperatorError> {
+        let added = self.agg.add(accs, input, slots)?;
+        let n = slots.iter().max().map_or(0, |m| *m as usize + 1);
+        if added.accumulators.len() != n {
+            return Err(OperatorError::Malformed(format!(
+                "add returned {} accumulators for {n}",
+                added.accumulators.len()
+            )));
+        }
+        if let Some(r) = added
+            .rejected
+            .iter()
+            .find(|r| r.event as usize >= input.len())
+        {
+            return Err(OperatorError::Malformed(format!(
+                "it rejected event {} of a batch of {}",
+                r.event,
+                input.len()
+            )));
+        }
+        Ok(added)
+    }
+
+    fn restart(&mut self, why: &OperatorError) -> Result<(), DataflowError> {
+        tracing::warn!(
+            operator = %self.policy.name,
+            instance = self.policy.instance_index,
+            plugin = %self.policy.plugin,
+            "instance {why}; replacing it with a fresh one"
+        );
+        self.policy.counters.restarts.fetch_add(1, Relaxed);
+        let made = self
+            .factory
+            .instantiate(&InstanceContext::default())
+            .map_err(|error| DataflowError::Init {
+                operator: self.policy.name.clone(),
+                plugin: self.policy.plugin.clone(),
+                error,
+            })?;
+        match made {
+            Instance::Aggregator(a) => self.agg = a,
+            Instance::Processor(_) => unreachable!("the factory made an aggregator before"),
+        }
+        Ok(())
+    }
+
+    /// `add` failed for the whole batch: fold the events one at a time (on a fresh instance
+    /// after each trap) and apply the policy to the ones that fail.
+    fn isolate(
+        &mut self,
+        batch: &Batch,
+        pairs: &[(u32, Win)],
+        slots: &[u32],
+        mut accs: Vec<Vec<u8>>,
+        error: OperatorError,
+        dead: &mut Batch,
+    ) -> Result<Vec<Option<Vec<u8>>>, DataflowError> {
+        if matches!(error, OperatorError::Trap(_)) {
+            self.restart(&error)?;
+        }
+        let mut touched = vec![false; accs.len()];
+        let mut p = 0;
+        while p < pairs.len() {
+            // All the windows of one event together.
+            let event = pairs[p].0;
+            let mut q = p;
+            while q < pairs.len() && pairs[q].0 == event {
+                q += 1;
+            }
+            let mut single = Batch::new();
+            let mut mine: Vec<u32> = Vec::new();
+            let mut local = Vec::new();
+            for slot in &slots[p..q] {
+                single.push_event(&batch.get(event as usize));
+                local.push(mine.len() as u32);
+                mine.push(*slot);
+            }
+            let sub: Vec<Vec<u8>> = mine.iter().map(|s| accs[*s as usize].clone()).collect();
+            let result = self.add(sub, &single, &local);
+            match result {
+                Ok(added) if added.rejected.is_empty() => {
+                    for (s, acc) in mine.iter().zip(added.accumulators) {
+                        accs[*s as usize] = acc;
+                        touched[*s as usize] = true;
+                    }
+                }
+                Ok(added) => {
+                    self.policy.counters.rejected.fetch_add(1, Relaxed);
+                    let reason = &added.rejected[0].reason;
+                    let error = OperatorError::Failed(format!("rejected: {reason}"));
+                    self.policy
+                        .bad_event(&batch.get(event as usize), error, dead)?;
+                }
+                Err(error) => {
+                    if matches!(error, OperatorError::Trap(_)) {
+                        self.restart(&error)?;
+                    }
+                    self.policy
+                        .bad_event(&batch.get(event as usize), error, dead)?;
+                }
+            }
+            p = q;
+        }
+        Ok(accs
+            .into_iter()
+            .zip(touched)
+            .map(|(a, t)| t.then_some(a))
+            .collect())
+    }
+
+    /// Time reached `now`: fire the windows that end at or before it, then drop the windows
+    /// whose allowed lateness has passed.
+    fn advance(&mut self, w: &mut Windows, now: Timestamp) -> Result<(), DataflowError> {
+        let from = w.fired_upto;
+        let mut due = Vec::new();
+        for (win, map) in w.by_window.range(
+            ..=Win {
+                end: now,
+                start: Timestamp::MAX,
+            },
+        ) {
+            if from.is_some_and(|f| win.end <= f) {
+                continue;
+            }
+            for (key, slot) in map {
+                if slot.firing == 0 {
+                    due.push((*win, key.clone()));
+                }
+            }
+        }
+        w.fired_upto = Some(from.map_or(now, |f| f.max(now)));
+        self.fire(w, due)?;
+        let lateness = self.lateness();
+        let expired: Vec<Win> = w
+            .by_window
+            .keys()
+            .take_while(|win| win.end.saturating_add(lateness) <= now)
+            .copied()
+            .collect();
+        for win in expired {
+            if let Some(map) = w.by_window.remove(&win) {
+                for (key, slot) in map {
+                    if slot.stored {
+                        w.deletes.push(storage_key(&key, win));
+                    }
+                    if let Some(s) = w.sessions.get_mut(&key) {
+                        s.remove(&win.start);
+                        if s.is_empty() {
+                            w.sessions.remove(&key);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Call `finish` for these windows (in chunks) and send what it returns.
+    fn fire(&mut self, w: &mut Windows, due: Vec<(Win, Box<[u8]>)>) -> Result<(), DataflowError> {
+        for chunk in due.chunks(FINISH_CHUNK) {
+            let mut fired = Vec::with_capacity(chunk.len());
+            for (win, key) in chunk {
+                let Some(slot) = w.slot_mut(key, *win) else {
+                    continue;
+                };
+                fired.push(FiredWindow {
+                    start: win.start,
+                    end: win.end,
+                    key: key.to_vec(),
+                    accumulator: slot.acc.clone(),
+                    firing: slot.firing,
+                });
+                slot.firing += 1;
+                slot.dirty = true;
+            }
+            let out = self.agg.finish(&fired).map_err(|error| {
+                let first = &fired[0];
+                self.op_error(
+                    error,
+                    format!(
+                        "finishing window [{}, {}) of key `{}`",
+                        first.start,
+                        first.end,
+                        String::from_utf8_lossy(&first.key)
+                    ),
+                )
+            })?;
+            out.validate().map_err(|e| {
+                self.op_error(OperatorError::Malformed(e.to_string()), "finish".into())
+            })?;
+            self.policy
+                .counters
+                .windows_fired
+                .fetch_add(fired.len() as u64, Relaxed);
+            self.policy
+                .counters
+                .events_out
+                .fetch_add(out.len() as u64, Relaxed);
+            if !out.is_empty() && !self.main.is_empty() {
+                self.main.send_blocking(out);
+            }
+        }
+        Ok(())
+    }
+}
