@@ -52,7 +52,9 @@ pub(crate) fn run(
                             w.write_all(event.value())?;
                             w.write_all(b"\n")?;
                         }
-                        if flush_each_batch {
+                        // Files are flushed when nothing more is waiting, so that they can be
+                        // followed while the topology runs.
+                        if flush_each_batch || rx.is_empty() {
                             w.flush()?;
                         }
                         Ok(())

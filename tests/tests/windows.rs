@@ -1,0 +1,305 @@
+//! Window aggregates end to end (file source → Wasm aggregate → file sinks), checked against a
+//! plain reference implementation of the same semantics written here, on hand-made and
+//! generated event vectors with out-of-order and late events.
+//!
+//! Semantics (see docs/ARCHITECTURE.md): a source's watermark is the largest timestamp seen
+//! minus `max-out-of-orderness`, sent after each batch; a window `[start, end)` fires when the
+//! watermark reaches `end`; an event is late for a window when `end + allowed-lateness <=
+//! watermark`; an event late for all its windows goes to `.late`; an event added to a window
+//! that fired already makes it fire again; the end of the input fires every open window.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use flowlet_tests::{json_lines, manifest_text, run_text};
+use serde_json::{Value, json};
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Tumbling(i64),
+    Sliding(i64, i64),
+    Session(i64),
+}
+
+/// One fired window as the aggregate plugin (function count) reports it.
+type Row = (String, i64, i64, u64, u64); // key, start, end, count, firing
+
+/// The reference: one event per batch, watermark after each.
+fn reference(kind: Kind, bound: i64, lateness: i64, events: &[(String, i64)]) -> (Vec<Row>, Vec<i64>) {
+    // (key, start, end) -> (count, times fired)
+    let mut windows: BTreeMap<(String, i64, i64), (u64, u64)> = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut late = Vec::new();
+    let mut wm = i64::MIN;
+    let mut max_seen = i64::MIN;
+    let fire = |w: &mut BTreeMap<(String, i64, i64), (u64, u64)>, k: &(String, i64, i64), out: &mut Vec<Row>| {
+        let e = w.get_mut(k).unwrap();
+        out.push((k.0.clone(), k.1, k.2, e.0, e.1));
+        e.1 += 1;
+    };
+    let advance = |w: &mut BTreeMap<(String, i64, i64), (u64, u64)>, to: i64, out: &mut Vec<Row>| {
+        let mut due: Vec<_> = w
+            .iter()
+            .filter(|((_, _, end), (_, fired))| *end <= to && *fired == 0)
+            .map(|(k, _)| k.clone())
+            .collect();
+        due.sort_by_key(|k| (k.2, k.1, k.0.clone()));
+        for k in due {
+            fire(w, &k, out);
+        }
+        w.retain(|(_, _, end), _| end.saturating_add(lateness) > to);
+    };
+    for (key, ts) in events {
+        let (key, ts) = (key.clone(), *ts);
+        match kind {
+            Kind::Tumbling(_) | Kind::Sliding(..) => {
+                let (size, slide) = match kind {
+                    Kind::Tumbling(s) => (s, s),
+                    Kind::Sliding(s, l) => (s, l),
+                    _ => unreachable!(),
+                };
+                let mut starts = Vec::new();
+                let mut s = ts.div_euclid(slide) * slide;
+                while s > ts - size {
+                    starts.push(s);
+                    s -= slide;
+                }
+                let live: Vec<i64> = starts.into_iter().filter(|s| s + size + lateness > wm).collect();
+                if live.is_empty() {
+                    late.push(ts);
+                }
+                let mut refire = Vec::new();
+                for s in live {
+                    let k = (key.clone(), s, s + size);
+                    windows.entry(k.clone()).or_insert((0, 0)).0 += 1;
+                    if s + size <= wm {
+                        refire.push(k);
+                    }
+                }
+                refire.sort_by_key(|k| (k.2, k.1));
+                for k in refire {
+                    fire(&mut windows, &k, &mut out);
+                }
+            }
+            Kind::Session(gap) => {
+                let (mut start, mut end) = (ts, ts + gap);
+                let overlapping: Vec<_> = windows
+                    .keys()
+                    .filter(|(k, s, e)| *k == key && *s < end && *e > start)
+                    .cloned()
+                    .collect();
+                for (_, s, e) in &overlapping {
+                    start = start.min(*s);
+                    end = end.max(*e);
+                }
+                if end + lateness <= wm {
+                    late.push(ts);
+                } else {
+                    let (mut count, mut fired) = (1, 0);
+                    for k in overlapping {
+                        let (c, f) = windows.remove(&k).unwrap();
+                        count += c;
+                        fired = fired.max(f);
+                    }
+                    let k = (key.clone(), start, end);
+                    windows.insert(k.clone(), (count, fired));
+                    if end <= wm {
+                        fire(&mut windows, &k, &mut out);
+                    }
+                }
+            }
+        }
+        max_seen = max_seen.max(ts);
+        let w = max_seen - bound;
+        if w > wm {
+            wm = w;
+            advance(&mut windows, wm, &mut out);
+        }
+    }
+    advance(&mut windows, i64::MAX, &mut out);
+    (out, late)
+}
+
+fn window_yaml(kind: Kind, lateness: i64) -> String {
+    match kind {
+        Kind::Tumbling(s) => format!("{{kind: tumbling, size: {s}ms, allowed-lateness: {lateness}ms}}"),
+        Kind::Sliding(s, l) => format!(
+            "{{kind: sliding, size: {s}ms, slide: {l}ms, allowed-lateness: {lateness}ms}}"
+        ),
+        Kind::Session(g) => format!("{{kind: session, gap: {g}ms, allowed-lateness: {lateness}ms}}"),
+    }
+}
+
+/// Run the count aggregate over `events` (one per batch) and return what it fired and the
+/// timestamps of the late events.
+async fn run_engine(
+    dir: &Path,
+    kind: Kind,
+    bound: i64,
+    lateness: i64,
+    events: &[(String, i64)],
+) -> (Vec<Row>, Vec<i64>) {
+    let input: String = events
+        .iter()
+        .map(|(k, t)| format!("{}\n", json!({"user": k, "ts": t})))
+        .collect();
+    std::fs::write(dir.join("in.jsonl"), input).unwrap();
+    let text = manifest_text(&format!(
+        r#"
+version: 1
+state: {{dir: state}}
+sources:
+  clicks:
+    kind: file
+    path: in.jsonl
+    batch-size: 1
+    event-time: {{field: /ts, max-out-of-orderness: {bound}ms}}
+operators:
+  counts:
+    plugin: {{plugins}}/aggregate.wasm
+    key-by: /user
+    window: {window}
+    config: {{function: count}}
+    inputs: [clicks]
+sinks:
+  out: {{kind: file, path: out.jsonl, inputs: [counts]}}
+  late: {{kind: file, path: late.jsonl, inputs: [counts.late]}}
+"#,
+        window = window_yaml(kind, lateness)
+    ));
+    let report = run_text(dir, &text).await.unwrap();
+    let rows: Vec<Row> = json_lines(&dir.join("out.jsonl"))
+        .iter()
+        .map(|v| {
+            (
+                v["key"].as_str().unwrap().to_owned(),
+                v["start"].as_i64().unwrap(),
+                v["end"].as_i64().unwrap(),
+                v["count"].as_u64().unwrap(),
+                v.get("firing").and_then(Value::as_u64).unwrap_or(0),
+            )
+        })
+        .collect();
+    let late: Vec<i64> = json_lines(&dir.join("late.jsonl"))
+        .iter()
+        .map(|v| v["ts"].as_i64().unwrap())
+        .collect();
+    assert_eq!(report.nodes["counts"].late, late.len() as u64, "late counter");
+    (rows, late)
+}
+
+fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+async fn check(kind: Kind, bound: i64, lateness: i64, events: &[(&str, i64)]) -> (Vec<Row>, Vec<i64>) {
+    let events: Vec<(String, i64)> = events.iter().map(|(k, t)| (k.to_string(), *t)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (rows, late) = run_engine(dir.path(), kind, bound, lateness, &events).await;
+    let (expected_rows, expected_late) = reference(kind, bound, lateness, &events);
+    assert_eq!(sorted(&rows), sorted(&expected_rows), "fired windows of {kind:?}");
+    assert_eq!(late, expected_late, "late events of {kind:?}");
+    // Nothing lost: every event is counted in a window or sent to `late`.
+    let counted: BTreeSet<_> = rows.iter().map(|r| (&r.0, r.1)).collect();
+    assert!(!counted.is_empty() || events.is_empty());
+    (rows, late)
+}
+
+/// A pseudo-random stream: `n` events over `keys` keys, timestamps moving forward with jitter
+/// of up to `jitter` ms back.
+fn disorderly(n: usize, keys: u64, jitter: i64, seed: u64) -> Vec<(String, i64)> {
+    let mut x = seed;
+    let mut next = || {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x >> 33
+    };
+    (0..n)
+        .map(|i| {
+            let key = format!("k{}", next() % keys);
+            let back = (next() % (jitter as u64 + 1)) as i64;
+            (key, 1_000_000 + i as i64 * 37 - back)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tumbling_with_out_of_order_late_and_too_late_events() {
+    let (rows, late) = check(
+        Kind::Tumbling(10_000),
+        2_000,
+        5_000,
+        &[
+            ("a", 1_000),
+            ("b", 3_000),
+            ("a", 9_500),
+            ("a", 8_000),  // out of order, within the bound: on time
+            ("b", 12_500), // watermark 10_500: [0, 10_000) fires
+            ("a", 9_900),  // late but within the allowed lateness: [0, 10_000) of a fires again
+            ("a", 19_000),
+            ("b", 21_000), // watermark 19_000: [0, 10_000) is dropped (10_000 + 5_000 <= 19_000)
+            ("a", 4_000),  // too late: to `late`
+            ("a", 25_000),
+        ],
+    )
+    .await;
+    assert_eq!(late, vec![4_000]);
+    assert!(rows.contains(&("a".into(), 0, 10_000, 4, 1)), "{rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sliding_windows_count_each_event_in_every_window() {
+    let (rows, _) = check(
+        Kind::Sliding(3_000, 1_000),
+        500,
+        0,
+        &[("a", 100), ("a", 1_100), ("b", 1_500), ("a", 2_900), ("a", 900), ("a", 5_000), ("a", 1_200)],
+    )
+    .await;
+    // [0, 3000) of a has 100, 1100, 2900 and the late-but-on-time 900.
+    assert!(rows.contains(&("a".into(), 0, 3_000, 4, 0)), "{rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_merge_when_a_late_event_bridges_them() {
+    let (rows, late) = check(
+        Kind::Session(1_000),
+        300,
+        5_000,
+        &[
+            ("u", 1_000),
+            ("u", 1_500), // session [1000, 2500)
+            ("u", 4_000), // session [4000, 5000); watermark 3700: [1000, 2500) fires with 2
+            ("v", 4_200),
+            ("u", 2_200), // bridges: [1000, 3200) overlaps nothing else yet... extends the first
+            ("u", 3_100), // [3100, 4100) bridges [1000, 3200) and [4000, 5000): one session
+            ("v", 9_000), // watermark 8700: the merged session fires again with 5 events
+            ("u", 500),   // session [500, 1500) overlaps the merged one: it grows once more
+            ("w", 20_000),
+            ("u", 600), // watermark 19_700: u's session ended at 5000 + 5000 lateness: too late
+        ],
+    )
+    .await;
+    assert_eq!(late, vec![600]);
+    let u: Vec<_> = rows.iter().filter(|r| r.0 == "u").collect();
+    assert!(u.iter().any(|r| r.1 == 500 && r.2 == 5_000 && r.3 == 6), "{u:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn generated_disorder_matches_the_reference_for_every_kind() {
+    let events = disorderly(3_000, 7, 1_500, 42);
+    for (kind, bound, lateness) in [
+        (Kind::Tumbling(1_000), 150, 200),
+        (Kind::Sliding(1_000, 250), 100, 150),
+        (Kind::Session(120), 200, 300),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (rows, late) = run_engine(dir.path(), kind, bound, lateness, &events).await;
+        let (expected_rows, expected_late) = reference(kind, bound, lateness, &events);
+        assert!(!expected_late.is_empty(), "the vector has too-late events for {kind:?}");
+        assert!(expected_rows.iter().any(|r| r.4 > 0), "the vector re-fires windows for {kind:?}");
+        assert_eq!(sorted(&rows), sorted(&expected_rows), "{kind:?}");
+        assert_eq!(late, expected_late, "{kind:?}");
+    }
+}
