@@ -25,30 +25,38 @@ enum Kind {
 type Row = (String, i64, i64, u64, u64); // key, start, end, count, firing
 
 /// The reference: one event per batch, watermark after each.
-fn reference(kind: Kind, bound: i64, lateness: i64, events: &[(String, i64)]) -> (Vec<Row>, Vec<i64>) {
+fn reference(
+    kind: Kind,
+    bound: i64,
+    lateness: i64,
+    events: &[(String, i64)],
+) -> (Vec<Row>, Vec<i64>) {
     // (key, start, end) -> (count, times fired)
     let mut windows: BTreeMap<(String, i64, i64), (u64, u64)> = BTreeMap::new();
     let mut out = Vec::new();
     let mut late = Vec::new();
     let mut wm = i64::MIN;
     let mut max_seen = i64::MIN;
-    let fire = |w: &mut BTreeMap<(String, i64, i64), (u64, u64)>, k: &(String, i64, i64), out: &mut Vec<Row>| {
+    let fire = |w: &mut BTreeMap<(String, i64, i64), (u64, u64)>,
+                k: &(String, i64, i64),
+                out: &mut Vec<Row>| {
         let e = w.get_mut(k).unwrap();
         out.push((k.0.clone(), k.1, k.2, e.0, e.1));
         e.1 += 1;
     };
-    let advance = |w: &mut BTreeMap<(String, i64, i64), (u64, u64)>, to: i64, out: &mut Vec<Row>| {
-        let mut due: Vec<_> = w
-            .iter()
-            .filter(|((_, _, end), (_, fired))| *end <= to && *fired == 0)
-            .map(|(k, _)| k.clone())
-            .collect();
-        due.sort_by_key(|k| (k.2, k.1, k.0.clone()));
-        for k in due {
-            fire(w, &k, out);
-        }
-        w.retain(|(_, _, end), _| end.saturating_add(lateness) > to);
-    };
+    let advance =
+        |w: &mut BTreeMap<(String, i64, i64), (u64, u64)>, to: i64, out: &mut Vec<Row>| {
+            let mut due: Vec<_> = w
+                .iter()
+                .filter(|((_, _, end), (_, fired))| *end <= to && *fired == 0)
+                .map(|(k, _)| k.clone())
+                .collect();
+            due.sort_by_key(|k| (k.2, k.1, k.0.clone()));
+            for k in due {
+                fire(w, &k, out);
+            }
+            w.retain(|(_, _, end), _| end.saturating_add(lateness) > to);
+        };
     for (key, ts) in events {
         let (key, ts) = (key.clone(), *ts);
         match kind {
@@ -64,7 +72,10 @@ fn reference(kind: Kind, bound: i64, lateness: i64, events: &[(String, i64)]) ->
                     starts.push(s);
                     s -= slide;
                 }
-                let live: Vec<i64> = starts.into_iter().filter(|s| s + size + lateness > wm).collect();
+                let live: Vec<i64> = starts
+                    .into_iter()
+                    .filter(|s| s + size + lateness > wm)
+                    .collect();
                 if live.is_empty() {
                     late.push(ts);
                 }
@@ -122,11 +133,15 @@ fn reference(kind: Kind, bound: i64, lateness: i64, events: &[(String, i64)]) ->
 
 fn window_yaml(kind: Kind, lateness: i64) -> String {
     match kind {
-        Kind::Tumbling(s) => format!("{{kind: tumbling, size: {s}ms, allowed-lateness: {lateness}ms}}"),
-        Kind::Sliding(s, l) => format!(
-            "{{kind: sliding, size: {s}ms, slide: {l}ms, allowed-lateness: {lateness}ms}}"
-        ),
-        Kind::Session(g) => format!("{{kind: session, gap: {g}ms, allowed-lateness: {lateness}ms}}"),
+        Kind::Tumbling(s) => {
+            format!("{{kind: tumbling, size: {s}ms, allowed-lateness: {lateness}ms}}")
+        }
+        Kind::Sliding(s, l) => {
+            format!("{{kind: sliding, size: {s}ms, slide: {l}ms, allowed-lateness: {lateness}ms}}")
+        }
+        Kind::Session(g) => {
+            format!("{{kind: session, gap: {g}ms, allowed-lateness: {lateness}ms}}")
+        }
     }
 }
 
@@ -184,7 +199,11 @@ sinks:
         .iter()
         .map(|v| v["ts"].as_i64().unwrap())
         .collect();
-    assert_eq!(report.nodes["counts"].late, late.len() as u64, "late counter");
+    assert_eq!(
+        report.nodes["counts"].late,
+        late.len() as u64,
+        "late counter"
+    );
     (rows, late)
 }
 
@@ -194,12 +213,21 @@ fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
     v
 }
 
-async fn check(kind: Kind, bound: i64, lateness: i64, events: &[(&str, i64)]) -> (Vec<Row>, Vec<i64>) {
+async fn check(
+    kind: Kind,
+    bound: i64,
+    lateness: i64,
+    events: &[(&str, i64)],
+) -> (Vec<Row>, Vec<i64>) {
     let events: Vec<(String, i64)> = events.iter().map(|(k, t)| (k.to_string(), *t)).collect();
     let dir = tempfile::tempdir().unwrap();
     let (rows, late) = run_engine(dir.path(), kind, bound, lateness, &events).await;
     let (expected_rows, expected_late) = reference(kind, bound, lateness, &events);
-    assert_eq!(sorted(&rows), sorted(&expected_rows), "fired windows of {kind:?}");
+    assert_eq!(
+        sorted(&rows),
+        sorted(&expected_rows),
+        "fired windows of {kind:?}"
+    );
     assert_eq!(late, expected_late, "late events of {kind:?}");
     // Nothing lost: every event is counted in a window or sent to `late`.
     let counted: BTreeSet<_> = rows.iter().map(|r| (&r.0, r.1)).collect();
@@ -212,7 +240,9 @@ async fn check(kind: Kind, bound: i64, lateness: i64, events: &[(&str, i64)]) ->
 fn disorderly(n: usize, keys: u64, jitter: i64, seed: u64) -> Vec<(String, i64)> {
     let mut x = seed;
     let mut next = || {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         x >> 33
     };
     (0..n)
@@ -254,7 +284,15 @@ async fn sliding_windows_count_each_event_in_every_window() {
         Kind::Sliding(3_000, 1_000),
         500,
         0,
-        &[("a", 100), ("a", 1_100), ("b", 1_500), ("a", 2_900), ("a", 900), ("a", 5_000), ("a", 1_200)],
+        &[
+            ("a", 100),
+            ("a", 1_100),
+            ("b", 1_500),
+            ("a", 2_900),
+            ("a", 900),
+            ("a", 5_000),
+            ("a", 1_200),
+        ],
     )
     .await;
     // [0, 3000) of a has 100, 1100, 2900 and the late-but-on-time 900.
@@ -283,7 +321,10 @@ async fn sessions_merge_when_a_late_event_bridges_them() {
     .await;
     assert_eq!(late, vec![600]);
     let u: Vec<_> = rows.iter().filter(|r| r.0 == "u").collect();
-    assert!(u.iter().any(|r| r.1 == 500 && r.2 == 5_000 && r.3 == 6), "{u:?}");
+    assert!(
+        u.iter().any(|r| r.1 == 500 && r.2 == 5_000 && r.3 == 6),
+        "{u:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -297,8 +338,14 @@ async fn generated_disorder_matches_the_reference_for_every_kind() {
         let dir = tempfile::tempdir().unwrap();
         let (rows, late) = run_engine(dir.path(), kind, bound, lateness, &events).await;
         let (expected_rows, expected_late) = reference(kind, bound, lateness, &events);
-        assert!(!expected_late.is_empty(), "the vector has too-late events for {kind:?}");
-        assert!(expected_rows.iter().any(|r| r.4 > 0), "the vector re-fires windows for {kind:?}");
+        assert!(
+            !expected_late.is_empty(),
+            "the vector has too-late events for {kind:?}"
+        );
+        assert!(
+            expected_rows.iter().any(|r| r.4 > 0),
+            "the vector re-fires windows for {kind:?}"
+        );
         assert_eq!(sorted(&rows), sorted(&expected_rows), "{kind:?}");
         assert_eq!(late, expected_late, "{kind:?}");
     }

@@ -116,16 +116,6 @@ pub fn factories(
 
 /// Run a validated manifest; Ctrl-C stops the sources and lets everything drain.
 pub async fn run_manifest(host: &Host, manifest: &Manifest) -> anyhow::Result<RunReport> {
-    run_manifest_with(host, manifest, RunOptions::default()).await
-}
-
-/// [`run_manifest`] with a clock, standard input and tick of the caller's (tests, embedding).
-pub async fn run_manifest_with(
-    host: &Host,
-    manifest: &Manifest,
-    options: RunOptions,
-) -> anyhow::Result<RunReport> {
-    let factories = factories(host, manifest)?;
     let stop = Stop::new();
     let on_signal = stop.clone();
     tokio::spawn(async move {
@@ -139,6 +129,19 @@ pub async fn run_manifest_with(
             }
         }
     });
+    run_manifest_with(host, manifest, RunOptions::default(), stop).await
+}
+
+/// [`run_manifest`] with the caller's clock, standard input and stop handle (tests,
+/// embedding). Stopping ends the sources without completing their input: open windows stay
+/// open in the state directory for the next run.
+pub async fn run_manifest_with(
+    host: &Host,
+    manifest: &Manifest,
+    options: RunOptions,
+    stop: Arc<Stop>,
+) -> anyhow::Result<RunReport> {
+    let factories = factories(host, manifest)?;
     let started = std::time::Instant::now();
     let report = flowlet_dataflow::run(manifest, factories, stop, options).await?;
     let secs = started.elapsed().as_secs_f64();

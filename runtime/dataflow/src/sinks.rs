@@ -39,6 +39,7 @@ pub(crate) fn run(
         SinkKind::Null => (None, false),
     };
     let mut open = inputs;
+    let mut unflushed = false;
     let mut ended = vec![false; inputs];
     while open > 0 {
         let Some(env) = rx.blocking_recv() else { break };
@@ -52,14 +53,13 @@ pub(crate) fn run(
                             w.write_all(event.value())?;
                             w.write_all(b"\n")?;
                         }
-                        // Files are flushed when nothing more is waiting, so that they can be
-                        // followed while the topology runs.
-                        if flush_each_batch || rx.is_empty() {
+                        if flush_each_batch {
                             w.flush()?;
                         }
                         Ok(())
                     })();
                     written.map_err(|e| fail(format!("write error: {e}")))?;
+                    unflushed = !flush_each_batch;
                 }
             }
             Message::Watermark(_) | Message::Idle | Message::Tick => {}
@@ -68,6 +68,14 @@ pub(crate) fn run(
                     open -= 1;
                 }
             }
+        }
+        // Files are flushed whenever nothing more is waiting, so that they can be followed
+        // while the topology runs.
+        if unflushed && rx.is_empty() {
+            if let Some(w) = writer.as_mut() {
+                w.flush().map_err(|e| fail(format!("write error: {e}")))?;
+            }
+            unflushed = false;
         }
     }
     if let Some(w) = writer.as_mut() {
