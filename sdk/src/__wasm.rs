@@ -182,16 +182,23 @@ pub fn aggregate_create<A: crate::aggregate::Aggregate>() -> Result<Vec<u8>, wit
 }
 
 pub fn aggregate_add<A: crate::aggregate::Aggregate>(
-    accumulators: Vec<Vec<u8>>,
+    accumulators: agg::Accumulators,
     input: wit::Batch,
     slots: Vec<u32>,
 ) -> Result<agg::Added, wit::Error> {
     let input = from_wit(input);
+    let packed = crate::aggregate::Packed {
+        bytes: accumulators.bytes,
+        ends: accumulators.ends,
+    };
     with_instance::<A, _>(|a| {
-        let (accumulators, rejected) =
-            crate::aggregate::add(a, accumulators, &input, &slots).map_err(to_wit_error)?;
+        let (out, rejected) =
+            crate::aggregate::add(a, &packed, &input, &slots).map_err(to_wit_error)?;
         Ok(agg::Added {
-            accumulators,
+            accumulators: agg::Accumulators {
+                bytes: out.bytes,
+                ends: out.ends,
+            },
             rejected: rejected
                 .into_iter()
                 .map(|r| wit::Rejection {

@@ -154,14 +154,46 @@ pub fn create<A: Aggregate>(agg: &A) -> Vec<u8> {
     out
 }
 
-/// Fold `input` into `accumulators` (event `i` into slot `slots[i]`): what the Wasm glue, the
-/// host's built-ins and the test harness call.
+/// Accumulators packed into one buffer: slot `i` is `bytes[ends[i-1]..ends[i]]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Packed {
+    pub bytes: Vec<u8>,
+    pub ends: Vec<u32>,
+}
+
+impl Packed {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)? as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.bytes.get(start..end)
+    }
+
+    pub fn push(&mut self, acc: &[u8]) {
+        self.bytes.extend_from_slice(acc);
+        self.ends.push(self.bytes.len() as u32);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        (0..self.len()).map(|i| self.get(i).unwrap_or_default())
+    }
+}
+
+/// Fold `input` into the packed `accumulators` (event `i` into slot `slots[i]`): what the Wasm
+/// glue, the host's built-ins and the test harness call.
 pub fn add<A: Aggregate>(
     agg: &A,
-    accumulators: Vec<Vec<u8>>,
+    accumulators: &Packed,
     input: &Batch,
     slots: &[u32],
-) -> Result<(Vec<Vec<u8>>, Vec<Rejection>), Error> {
+) -> Result<(Packed, Vec<Rejection>), Error> {
     if slots.len() != input.len() {
         return Err(Error::Failed(format!(
             "{} slots for {} events",
@@ -169,9 +201,12 @@ pub fn add<A: Aggregate>(
             input.len()
         )));
     }
+    if accumulators.ends.last().is_some_and(|e| *e as usize != accumulators.bytes.len()) {
+        return Err(Error::Failed("malformed packed accumulators".into()));
+    }
     let mut accs = accumulators
         .iter()
-        .map(|b| A::Acc::decode(b))
+        .map(A::Acc::decode)
         .collect::<Result<Vec<_>, _>>()?;
     let mut rejected = Vec::new();
     for (event, &slot) in input.iter().zip(slots) {
@@ -187,10 +222,13 @@ pub fn add<A: Aggregate>(
             Err(e) => return Err(e),
         }
     }
-    let mut out = accumulators;
-    for (buf, acc) in out.iter_mut().zip(&accs) {
-        buf.clear();
-        acc.encode(buf);
+    let mut out = Packed {
+        bytes: Vec::with_capacity(accumulators.bytes.len()),
+        ends: Vec::with_capacity(accs.len()),
+    };
+    for acc in &accs {
+        acc.encode(&mut out.bytes);
+        out.ends.push(out.bytes.len() as u32);
     }
     Ok((out, rejected))
 }

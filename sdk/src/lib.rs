@@ -279,7 +279,7 @@ macro_rules! export_aggregate {
                     $crate::__wasm::aggregate_create::<$agg>()
                 }
                 fn add(
-                    accumulators: ::std::vec::Vec<::std::vec::Vec<u8>>,
+                    accumulators: wit::Accumulators,
                     input: t::Batch,
                     slots: ::std::vec::Vec<u32>,
                 ) -> ::std::result::Result<wit::Added, t::Error> {

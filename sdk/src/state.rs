@@ -206,10 +206,13 @@ pub(crate) mod imp {
     use std::cell::RefCell;
     use std::collections::{BTreeMap, BTreeSet};
 
+    /// (key, state name, map key for map state).
+    type Slot = (Vec<u8>, String, Option<Vec<u8>>);
+
     #[derive(Default)]
     pub(crate) struct Native {
-        /// (key, name, map key or empty) → (value, expiry).
-        pub entries: BTreeMap<(Vec<u8>, String, Option<Vec<u8>>), (Vec<u8>, Option<Timestamp>)>,
+        /// Entries → (value, expiry).
+        pub entries: BTreeMap<Slot, (Vec<u8>, Option<Timestamp>)>,
         pub timers: BTreeSet<(TimeDomain, Timestamp, Vec<u8>)>,
         pub watermark: Timestamp,
         pub now: Timestamp,
@@ -222,7 +225,7 @@ pub(crate) mod imp {
         });
     }
 
-    fn get(k: (Vec<u8>, String, Option<Vec<u8>>)) -> Option<Vec<u8>> {
+    fn get(k: Slot) -> Option<Vec<u8>> {
         NATIVE.with_borrow(|n| {
             n.entries
                 .get(&k)
@@ -230,7 +233,7 @@ pub(crate) mod imp {
                 .map(|(v, _)| v.clone())
         })
     }
-    fn put(k: (Vec<u8>, String, Option<Vec<u8>>), v: &[u8], ttl: Option<u64>) {
+    fn put(k: Slot, v: &[u8], ttl: Option<u64>) {
         NATIVE.with_borrow_mut(|n| {
             let exp = ttl.map(|t| n.now + t as Timestamp);
             n.entries.insert(k, (v.to_vec(), exp));

@@ -182,10 +182,12 @@ impl<A: crate::aggregate::Aggregate> AggregateHarness<A> {
         for (i, v) in values.iter().enumerate() {
             batch.push(b"", v.as_bytes(), i as Timestamp);
         }
-        let empty = crate::aggregate::create(&self.agg);
-        let (mut accs, rejected) =
-            crate::aggregate::add(&self.agg, vec![empty], &batch, &vec![0; batch.len()])?;
-        Ok((accs.remove(0), rejected.iter().map(|r| r.event).collect()))
+        let mut accs = crate::aggregate::Packed::default();
+        accs.push(&crate::aggregate::create(&self.agg));
+        let (accs, rejected) =
+            crate::aggregate::add(&self.agg, &accs, &batch, &vec![0; batch.len()])?;
+        let acc = accs.get(0).unwrap_or_default().to_vec();
+        Ok((acc, rejected.iter().map(|r| r.event).collect()))
     }
 
     pub fn merge(&self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, Error> {

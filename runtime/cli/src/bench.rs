@@ -24,6 +24,30 @@ pub enum Bench {
         #[arg(long, default_value_t = 3)]
         repeat: u32,
     },
+    /// Keyed window aggregate (count per key) over generated keyed events, through the Wasm
+    /// aggregate plugin and the same aggregate compiled natively; the operator runs on one
+    /// thread and its CPU time is reported.
+    Window {
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        /// Distinct keys.
+        #[arg(long, default_value_t = 1_000_000)]
+        keys: u64,
+        #[arg(long, default_value_t = 256)]
+        batch_size: usize,
+        /// Events per millisecond of event time (10M events at 20/ms span 500 s).
+        #[arg(long, default_value_t = 20)]
+        events_per_ms: u64,
+        /// `tumbling` (60 s) or `sliding` (60 s every 10 s).
+        #[arg(long, value_delimiter = ',', default_value = "tumbling,sliding")]
+        kinds: Vec<String>,
+        /// The aggregate plugin.
+        #[arg(long, default_value = "dist/plugins/aggregate.wasm")]
+        plugin: PathBuf,
+        /// Also run the natively compiled aggregate.
+        #[arg(long)]
+        native: bool,
+    },
 }
 
 /// CPU seconds (user + system) used by this process so far.
@@ -69,12 +93,34 @@ sinks:
 }
 
 pub async fn run(which: Bench, host: Host) -> anyhow::Result<()> {
-    let Bench::Chain {
-        events,
-        batch_sizes,
-        plugins,
-        repeat,
-    } = which;
+    let (events, batch_sizes, plugins, repeat) = match which {
+        Bench::Chain {
+            events,
+            batch_sizes,
+            plugins,
+            repeat,
+        } => (events, batch_sizes, plugins, repeat),
+        Bench::Window {
+            events,
+            keys,
+            batch_size,
+            events_per_ms,
+            kinds,
+            plugin,
+            native,
+        } => {
+            let cfg = WindowArgs {
+                events,
+                keys,
+                batch_size,
+                events_per_ms,
+                kinds,
+                plugin,
+                native,
+            };
+            return tokio::task::spawn_blocking(move || window(cfg, host)).await?;
+        }
+    };
     let plugins = std::fs::canonicalize(&plugins).map_err(|e| {
         anyhow::anyhow!(
             "plugin folder {}: {e}; build the plugins first (scripts/build-plugins)",
@@ -125,6 +171,92 @@ pub async fn run(which: Bench, host: Host) -> anyhow::Result<()> {
                 "| {label} | {batch} | {n} | {:.0} | {cpu:.2} | {:.0} |",
                 n as f64 / wall,
                 n as f64 / cpu.max(0.01)
+            );
+        }
+    }
+    Ok(())
+}
+
+struct WindowArgs {
+    events: u64,
+    keys: u64,
+    batch_size: usize,
+    events_per_ms: u64,
+    kinds: Vec<String>,
+    plugin: PathBuf,
+    native: bool,
+}
+
+fn window(a: WindowArgs, host: Host) -> anyhow::Result<()> {
+    use flowlet_manifest::{TimeDomain, Window, WindowKind};
+    use std::time::Duration;
+    let plugin = host.load(&a.plugin).map_err(|e| {
+        anyhow::anyhow!("{e}; build the plugins first (scripts/build-plugins)")
+    })?;
+    let config = r#"{"function":"count"}"#;
+    println!(
+        "| window | aggregate | events | keys | operator CPU s | of which final commit s | events/s on one core (without the commit) | wall events/s | windows fired | peak RSS MiB | state on disk MiB |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for kind in &a.kinds {
+        let window = Window {
+            kind: match kind.as_str() {
+                "tumbling" => WindowKind::Tumbling {
+                    size: Duration::from_secs(60),
+                },
+                "sliding" => WindowKind::Sliding {
+                    size: Duration::from_secs(60),
+                    slide: Duration::from_secs(10),
+                },
+                other => anyhow::bail!("unknown window kind `{other}`: tumbling or sliding"),
+            },
+            allowed_lateness: Duration::ZERO,
+            time: TimeDomain::Event,
+        };
+        let mut runs: Vec<(&str, std::sync::Arc<dyn flowlet_dataflow::OperatorFactory>)> = vec![(
+            "wasm",
+            std::sync::Arc::new(plugin.factory(
+                &host,
+                "bench",
+                flowlet_host::InstanceSettings {
+                    config: config.into(),
+                    memory: 256 << 20,
+                    call_timeout: Duration::from_secs(10),
+                    init_timeout: Duration::from_secs(10),
+                    env: Vec::new(),
+                    dirs: Default::default(),
+                },
+            )),
+        )];
+        if a.native {
+            runs.push((
+                "native",
+                crate::builtins::factory("aggregate", serde_json::from_str(config)?)
+                    .expect("the aggregate built-in"),
+            ));
+        }
+        for (label, factory) in runs {
+            let dir = tempfile::tempdir()?;
+            let cfg = flowlet_dataflow::bench::WindowBench {
+                events: a.events,
+                keys: a.keys,
+                batch_size: a.batch_size,
+                events_per_ms: a.events_per_ms,
+                window: window.clone(),
+            };
+            let r = flowlet_dataflow::bench::window_throughput(&cfg, factory, dir.path())?;
+            let mib = |b: u64| b as f64 / (1 << 20) as f64;
+            println!(
+                "| {kind} | {label} | {} | {} | {:.2} | {:.2} | {:.0} | {:.0} | {} | {:.0} | {:.1} |",
+                r.events,
+                a.keys,
+                r.operator_cpu_seconds,
+                r.commit_seconds,
+                r.events as f64 / (r.operator_cpu_seconds - r.commit_seconds).max(0.001),
+                r.events as f64 / r.wall_seconds,
+                r.windows_fired,
+                mib(r.peak_rss_bytes),
+                mib(r.state_bytes),
             );
         }
     }

@@ -68,11 +68,14 @@ impl<A: flowlet_sdk::aggregate::Aggregate + Send> Aggregator for NativeAggregate
         input: &Batch,
         slots: &[u32],
     ) -> Result<Added, OperatorError> {
-        let (accumulators, rejected) =
-            flowlet_sdk::aggregate::add(&self.0, accumulators, input, slots)
-                .map_err(to_operator_error)?;
+        let mut packed = flowlet_sdk::aggregate::Packed::default();
+        for a in &accumulators {
+            packed.push(a);
+        }
+        let (out, rejected) = flowlet_sdk::aggregate::add(&self.0, &packed, input, slots)
+            .map_err(to_operator_error)?;
         Ok(Added {
-            accumulators,
+            accumulators: out.iter().map(<[u8]>::to_vec).collect(),
             rejected,
         })
     }

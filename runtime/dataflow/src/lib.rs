@@ -8,6 +8,7 @@
 //! Channels carry [`Message`]s, not bare batches, so that watermarks (and, with checkpoints,
 //! barriers) travel in order with the data.
 
+pub mod bench;
 mod edge;
 pub mod generator;
 mod operator;
@@ -298,6 +299,9 @@ pub struct NodeCounters {
     /// Events too late for every window they belong to.
     pub late: AtomicU64,
     pub windows_fired: AtomicU64,
+    /// Time spent writing state changes to the store, and how many commits.
+    pub commit_nanos: AtomicU64,
+    pub commits: AtomicU64,
 }
 
 /// A snapshot of a node's counters.
@@ -312,6 +316,8 @@ pub struct NodeStats {
     pub restarts: u64,
     pub late: u64,
     pub windows_fired: u64,
+    pub commit_nanos: u64,
+    pub commits: u64,
 }
 
 impl NodeCounters {
@@ -327,6 +333,8 @@ impl NodeCounters {
             restarts: g(&self.restarts),
             late: g(&self.late),
             windows_fired: g(&self.windows_fired),
+            commit_nanos: g(&self.commit_nanos),
+            commits: g(&self.commits),
         }
     }
 }

@@ -34,6 +34,9 @@ pub enum StateError {
     Corrupt { operator: String, message: String },
 }
 
+/// Key-value pairs, in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The persistent side of an operator's state: an ordered key-value store.
 pub trait Store: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
@@ -43,7 +46,7 @@ pub trait Store: Send + Sync {
         start: &[u8],
         end: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError>;
+    ) -> Result<Entries, StateError>;
     /// Apply puts (`Some`) and deletes (`None`) atomically.
     fn apply(&self, changes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StateError>;
 }
@@ -150,7 +153,7 @@ impl Store for SledStore {
         start: &[u8],
         end: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    ) -> Result<Entries, StateError> {
         self.tree
             .range(start..end)
             .take(limit)
@@ -177,6 +180,7 @@ impl Store for SledStore {
 pub(crate) mod ns {
     pub const VALUE: u8 = b'v';
     pub const MAP: u8 = b'm';
+    /// Window contents (stored per key group, see window.rs).
     pub const WINDOW: u8 = b'w';
 }
 
@@ -188,12 +192,6 @@ pub(crate) fn key_prefix(key: &[u8], namespace: u8) -> Vec<u8> {
     k.extend_from_slice(key);
     k.push(namespace);
     k
-}
-
-/// The user key of a stored key.
-pub(crate) fn user_key(stored: &[u8]) -> Option<&[u8]> {
-    let len = u32::from_be_bytes(stored.get(2..6)?.try_into().ok()?) as usize;
-    stored.get(6..6 + len)
 }
 
 /// Timestamps in keys sort as bytes: big-endian with the sign bit flipped.
@@ -295,13 +293,9 @@ impl KeyedState {
         groups: std::ops::Range<u32>,
     ) -> Result<Self, StateError> {
         let mut timers = BTreeSet::new();
+        // Key groups are fewer than 2^16; stored keys start with theirs as 2 bytes.
         let start = (groups.start as u16).to_be_bytes();
-        let end = (groups.end as u32).to_be_bytes();
-        let end = if groups.end >= 1 << 16 {
-            vec![0xff; 3]
-        } else {
-            end[2..].to_vec()
-        };
+        let end = (groups.end as u16).to_be_bytes();
         for (k, _) in timer_store.range(&start, &end, usize::MAX)? {
             let bad = || StateError::Corrupt {
                 operator: operator.into(),

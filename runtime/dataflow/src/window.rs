@@ -7,7 +7,12 @@
 //! by the windows alive, not by the input. One `add` call per batch carries every event and
 //! the accumulators it touches.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+// foldhash (hashbrown's default) instead of SipHash: keys here are not attacker-chosen hash
+// flooding targets in a way SipHash would fix (a key group is owned by one instance anyway),
+// and the per-event lookups dominate the window operator's cost.
+use hashbrown::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -19,7 +24,8 @@ use tokio::sync::mpsc;
 
 use crate::edge::Outputs;
 use crate::policy::Policy;
-use crate::state::{Store, key_prefix, ns, ts_bytes, ts_from, user_key};
+use crate::edge::key_group;
+use crate::state::{Store, ns, ts_bytes, ts_from};
 use crate::time::{Change, Watermarks};
 use crate::{
     Aggregator, Clock, DataflowError, Envelope, FiredWindow, Instance, InstanceContext, Message,
@@ -39,7 +45,6 @@ struct Slot {
     /// How many times the window fired for this key.
     firing: u32,
     dirty: bool,
-    stored: bool,
 }
 
 /// Windows fired per `finish` call.
@@ -66,17 +71,54 @@ struct Windows {
     by_window: BTreeMap<Win, HashMap<Box<[u8]>, Slot>>,
     /// Session windows: each key's sessions, start → end.
     sessions: HashMap<Box<[u8]>, BTreeMap<Timestamp, Timestamp>>,
+    /// The key groups each window has contents stored for.
+    stored: HashMap<Win, BTreeSet<u16>>,
     /// Stored entries to delete at the next commit.
     deletes: Vec<Vec<u8>>,
     /// Windows at or below this end have fired on time.
     fired_upto: Option<Timestamp>,
 }
 
-fn storage_key(key: &[u8], w: Win) -> Vec<u8> {
-    let mut k = key_prefix(key, ns::WINDOW);
+/// Window contents are stored per (key group, window): `[key group][namespace][start][end]`
+/// → the records `[key length u32][key][firing u32][accumulator length u32][accumulator]` of
+/// the keys of that group. One entry per key group and window instead of one per key: a window
+/// of a million keys is 128 writes, and a key group's contents still move as a unit (Flink's
+/// heap state backend snapshots key groups the same way).
+fn storage_key(group: u16, w: Win) -> Vec<u8> {
+    let mut k = Vec::with_capacity(19);
+    k.extend_from_slice(&group.to_be_bytes());
+    k.push(ns::WINDOW);
     k.extend_from_slice(&ts_bytes(w.start));
     k.extend_from_slice(&ts_bytes(w.end));
     k
+}
+
+fn put_record(out: &mut Vec<u8>, key: &[u8], slot: &Slot) {
+    out.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(&slot.firing.to_be_bytes());
+    out.extend_from_slice(&(slot.acc.len() as u32).to_be_bytes());
+    out.extend_from_slice(&slot.acc);
+}
+
+fn take<'a>(v: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    let (a, b) = (v.get(..n)?, v.get(n..)?);
+    *v = b;
+    Some(a)
+}
+
+/// The records of a stored entry.
+fn records(mut v: &[u8]) -> Option<Vec<(&[u8], u32, &[u8])>> {
+    let mut out = Vec::new();
+    while !v.is_empty() {
+        let klen = u32::from_be_bytes(take(&mut v, 4)?.try_into().ok()?) as usize;
+        let key = take(&mut v, klen)?;
+        let firing = u32::from_be_bytes(take(&mut v, 4)?.try_into().ok()?);
+        let alen = u32::from_be_bytes(take(&mut v, 4)?.try_into().ok()?) as usize;
+        let acc = take(&mut v, alen)?;
+        out.push((key, firing, acc));
+    }
+    Some(out)
 }
 
 fn ms(d: Duration) -> Timestamp {
@@ -88,16 +130,26 @@ impl Windows {
         self.by_window.get_mut(&w).and_then(|m| m.get_mut(key))
     }
 
+    /// Remove a key's contents of a window (its stored group is rewritten at the next commit).
     fn remove(&mut self, key: &[u8], w: Win) -> Option<Slot> {
         let map = self.by_window.get_mut(&w)?;
         let slot = map.remove(key)?;
         if map.is_empty() {
             self.by_window.remove(&w);
-        }
-        if slot.stored {
-            self.deletes.push(storage_key(key, w));
+            self.forget(w);
+        } else if let Some(any) = map.values_mut().next() {
+            // Mark the window changed so that its groups are written again without the key.
+            any.dirty = true;
         }
         Some(slot)
+    }
+
+    /// Delete a window's stored contents at the next commit.
+    fn forget(&mut self, w: Win) {
+        if let Some(groups) = self.stored.remove(&w) {
+            self.deletes
+                .extend(groups.into_iter().map(|g| storage_key(g, w)));
+        }
     }
 }
 
@@ -131,28 +183,31 @@ impl WindowTask {
             .range(&start, &end, usize::MAX)
             .map_err(DataflowError::State)?
         {
-            let key = user_key(&k).ok_or_else(|| corrupt("a window key is malformed"))?;
-            let rest = &k[6 + key.len()..];
-            if rest.first() != Some(&ns::WINDOW) || rest.len() != 17 || v.len() < 4 {
+            if k.len() != 19 || k[2] != ns::WINDOW {
                 continue; // not window contents
             }
+            let group = u16::from_be_bytes([k[0], k[1]]);
             let win = Win {
-                start: ts_from(&rest[1..]).ok_or_else(|| corrupt("bad window start"))?,
-                end: ts_from(&rest[9..]).ok_or_else(|| corrupt("bad window end"))?,
+                start: ts_from(&k[3..]).ok_or_else(|| corrupt("bad window start"))?,
+                end: ts_from(&k[11..]).ok_or_else(|| corrupt("bad window end"))?,
             };
-            let slot = Slot {
-                firing: u32::from_be_bytes(v[..4].try_into().expect("4 bytes")),
-                acc: v[4..].to_vec(),
-                dirty: false,
-                stored: true,
-            };
-            if matches!(self.spec.kind, WindowKind::Session { .. }) {
-                w.sessions
-                    .entry(key.into())
-                    .or_default()
-                    .insert(win.start, win.end);
+            w.stored.entry(win).or_default().insert(group);
+            for (key, firing, acc) in
+                records(&v).ok_or_else(|| corrupt("window contents are truncated"))?
+            {
+                if matches!(self.spec.kind, WindowKind::Session { .. }) {
+                    w.sessions
+                        .entry(key.into())
+                        .or_default()
+                        .insert(win.start, win.end);
+                }
+                let slot = Slot {
+                    firing,
+                    acc: acc.to_vec(),
+                    dirty: false,
+                };
+                w.by_window.entry(win).or_default().insert(key.into(), slot);
             }
-            w.by_window.entry(win).or_default().insert(key.into(), slot);
         }
         Ok(w)
     }
@@ -218,21 +273,46 @@ impl WindowTask {
     }
 
     fn commit(&mut self, w: &mut Windows) -> Result<(), DataflowError> {
+        let started = Instant::now();
         let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> =
             w.deletes.drain(..).map(|k| (k, None)).collect();
         for (win, map) in &mut w.by_window {
-            for (key, slot) in map.iter_mut().filter(|(_, s)| s.dirty) {
-                let mut v = Vec::with_capacity(4 + slot.acc.len());
-                v.extend_from_slice(&slot.firing.to_be_bytes());
-                v.extend_from_slice(&slot.acc);
-                changes.push((storage_key(key, *win), Some(v)));
+            if !map.values().any(|s| s.dirty) {
+                continue;
+            }
+            // Rewrite the groups of this window that changed, with all their keys.
+            let mut groups: BTreeMap<u16, (bool, Vec<u8>)> = BTreeMap::new();
+            for (key, slot) in map.iter_mut() {
+                let g = groups.entry(key_group(key) as u16).or_default();
+                g.0 |= slot.dirty;
+                put_record(&mut g.1, key, slot);
                 slot.dirty = false;
-                slot.stored = true;
+            }
+            let stored = w.stored.entry(*win).or_default();
+            // A group whose keys all left the window (merged sessions) is deleted.
+            for gone in stored
+                .iter()
+                .filter(|g| !groups.contains_key(g))
+                .copied()
+                .collect::<Vec<_>>()
+            {
+                stored.remove(&gone);
+                changes.push((storage_key(gone, *win), None));
+            }
+            for (group, (dirty, bytes)) in groups {
+                if dirty || !stored.contains(&group) {
+                    stored.insert(group);
+                    changes.push((storage_key(group, *win), Some(bytes)));
+                }
             }
         }
         if !changes.is_empty() {
             self.store.apply(changes).map_err(DataflowError::State)?;
         }
+        let c = &self.policy.counters;
+        c.commits.fetch_add(1, Relaxed);
+        c.commit_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
         Ok(())
     }
 
@@ -373,15 +453,18 @@ impl WindowTask {
             });
             slots.push(n);
         }
-        let accs: Vec<Vec<u8>> = order
-            .iter()
-            .map(|(win, key)| {
-                w.by_window
-                    .get(win)
-                    .and_then(|m| m.get(*key))
-                    .map_or_else(|| empty.to_vec(), |s| s.acc.clone())
-            })
-            .collect();
+        let current = |w: &Windows| -> Vec<Vec<u8>> {
+            order
+                .iter()
+                .map(|(win, key)| {
+                    w.by_window
+                        .get(win)
+                        .and_then(|m| m.get(*key))
+                        .map_or_else(|| empty.to_vec(), |s| s.acc.clone())
+                })
+                .collect()
+        };
+        let accs = current(w);
         // The events as the aggregate sees them: the batch itself when each event is in one
         // window, else one copy per window.
         let identity = pairs.len() == batch.len()
@@ -401,7 +484,7 @@ impl WindowTask {
         let updated: Vec<Option<Vec<u8>>> = if pairs.is_empty() {
             Vec::new()
         } else {
-            match self.add(accs.clone(), input_ref, &slots) {
+            match self.add(accs, input_ref, &slots) {
                 Ok(added) => {
                     for r in &added.rejected {
                         let event = pairs[r.event as usize].0;
@@ -414,26 +497,34 @@ impl WindowTask {
                     }
                     added.accumulators.into_iter().map(Some).collect()
                 }
-                Err(error) => self.isolate(&batch, &pairs, &slots, accs, error, &mut dead)?,
+                Err(error) => {
+                    // `add` failed as a whole: nothing was folded, start again from the state.
+                    let accs = current(w);
+                    self.isolate(&batch, &pairs, &slots, accs, error, &mut dead)?
+                }
             }
         };
         // Write back, and note the windows that fired already and must fire again.
         let mut refire = Vec::new();
         for ((win, key), acc) in order.iter().zip(updated) {
             let Some(acc) = acc else { continue };
-            let slot = w
-                .by_window
-                .entry(*win)
-                .or_default()
-                .entry((*key).into())
-                .or_insert_with(|| Slot {
-                    acc: Vec::new(),
-                    firing: 0,
-                    dirty: true,
-                    stored: false,
-                });
-            slot.acc = acc;
-            slot.dirty = true;
+            let map = w.by_window.entry(*win).or_default();
+            match map.get_mut(*key) {
+                Some(slot) => {
+                    slot.acc = acc;
+                    slot.dirty = true;
+                }
+                None => {
+                    map.insert(
+                        (*key).into(),
+                        Slot {
+                            acc,
+                            firing: 0,
+                            dirty: true,
+                        },
+                    );
+                }
+            }
             if win.end <= now {
                 refire.push((*win, key.to_vec()));
             }
@@ -500,7 +591,6 @@ impl WindowTask {
                     acc: Vec::new(),
                     firing: 0,
                     dirty: true,
-                    stored: false,
                 });
             t.acc = acc;
             t.firing = t.firing.max(slot.firing);
@@ -654,15 +744,13 @@ impl WindowTask {
             .copied()
             .collect();
         for win in expired {
+            w.forget(win);
             if let Some(map) = w.by_window.remove(&win) {
-                for (key, slot) in map {
-                    if slot.stored {
-                        w.deletes.push(storage_key(&key, win));
-                    }
-                    if let Some(s) = w.sessions.get_mut(&key) {
+                for key in map.keys() {
+                    if let Some(s) = w.sessions.get_mut(key) {
                         s.remove(&win.start);
                         if s.is_empty() {
-                            w.sessions.remove(&key);
+                            w.sessions.remove(key);
                         }
                     }
                 }

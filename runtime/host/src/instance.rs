@@ -522,16 +522,43 @@ impl Aggregator for WasmInstance {
         input: &Batch,
         slots: &[u32],
     ) -> Result<Added, OperatorError> {
+        use crate::bindings::aggregator::exports::flowlet::operator::aggregate as ag;
         let batch = to_wit(input);
+        let mut packed = ag::Accumulators {
+            bytes: Vec::with_capacity(accumulators.iter().map(Vec::len).sum()),
+            ends: Vec::with_capacity(accumulators.len()),
+        };
+        for a in &accumulators {
+            packed.bytes.extend_from_slice(a);
+            packed.ends.push(packed.bytes.len() as u32);
+        }
         let added = self.call(|e, store| match e {
             Exports::Aggregator(a) => {
                 a.flowlet_operator_aggregate()
-                    .call_add(store, &accumulators, &batch, slots)
+                    .call_add(store, &packed, &batch, slots)
             }
             _ => unreachable!("only aggregators are aggregators"),
         })?;
+        let out = added.accumulators;
+        if out.ends.last().copied().unwrap_or(0) as usize != out.bytes.len()
+            || out.ends.windows(2).any(|w| w[0] > w[1])
+        {
+            return Err(OperatorError::Malformed(
+                "add returned malformed packed accumulators".into(),
+            ));
+        }
+        let mut start = 0;
+        let accumulators = out
+            .ends
+            .iter()
+            .map(|&end| {
+                let a = out.bytes[start..end as usize].to_vec();
+                start = end as usize;
+                a
+            })
+            .collect();
         Ok(Added {
-            accumulators: added.accumulators,
+            accumulators,
             rejected: added
                 .rejected
                 .into_iter()
