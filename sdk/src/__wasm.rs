@@ -218,20 +218,41 @@ pub fn aggregate_merge<A: crate::aggregate::Aggregate>(
 }
 
 pub fn aggregate_finish<A: crate::aggregate::Aggregate>(
-    fired: Vec<agg::Fired>,
+    fired: agg::Fired,
 ) -> Result<wit::Batch, wit::Error> {
+    let n = fired.starts.len();
+    let ok = [
+        fired.ends.len(),
+        fired.key_ends.len(),
+        fired.accumulator_ends.len(),
+        fired.firings.len(),
+    ]
+    .iter()
+    .all(|l| *l == n)
+        && fired.key_ends.last().is_none_or(|e| *e as usize == fired.keys.len())
+        && fired
+            .accumulator_ends
+            .last()
+            .is_none_or(|e| *e as usize == fired.accumulators.len());
+    if !ok {
+        return Err(wit::Error::Failed("malformed fired windows".into()));
+    }
+    let span = |ends: &[u32], i: usize| {
+        let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+        start..(ends[i] as usize).max(start)
+    };
     with_instance::<A, _>(|a| {
         let batch = crate::aggregate::finish(
             a,
-            fired.iter().map(|f| {
+            (0..n).map(|i| {
                 (
                     crate::aggregate::Fired {
-                        start: f.window.start,
-                        end: f.window.end,
-                        key: &f.key,
-                        firing: f.firing,
+                        start: fired.starts[i],
+                        end: fired.ends[i],
+                        key: &fired.keys[span(&fired.key_ends, i)],
+                        firing: fired.firings[i],
                     },
-                    f.accumulator.as_slice(),
+                    &fired.accumulators[span(&fired.accumulator_ends, i)],
                 )
             }),
         )

@@ -291,7 +291,7 @@ macro_rules! export_aggregate {
                 ) -> ::std::result::Result<::std::vec::Vec<u8>, t::Error> {
                     $crate::__wasm::aggregate_merge::<$agg>(a, b)
                 }
-                fn finish(fired: ::std::vec::Vec<wit::Fired>) -> ::std::result::Result<t::Batch, t::Error> {
+                fn finish(fired: wit::Fired) -> ::std::result::Result<t::Batch, t::Error> {
                     $crate::__wasm::aggregate_finish::<$agg>(fired)
                 }
             }

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use flowlet_dataflow::{
-    Added, Aggregator, FiredWindow, Instance, InstanceContext, Operator, OperatorError,
+    Added, Aggregator, FiredWindows, Instance, InstanceContext, Operator, OperatorError,
     OperatorFactory, PluginKind,
 };
 use flowlet_sdk::{Batch, Config, Error};
@@ -84,7 +84,7 @@ impl<A: flowlet_sdk::aggregate::Aggregate + Send> Aggregator for NativeAggregate
         flowlet_sdk::aggregate::merge(&self.0, a, b).map_err(to_operator_error)
     }
 
-    fn finish(&mut self, fired: &[FiredWindow]) -> Result<Batch, OperatorError> {
+    fn finish(&mut self, fired: FiredWindows) -> Result<Batch, OperatorError> {
         flowlet_sdk::aggregate::finish(
             &self.0,
             fired.iter().map(|f| {
@@ -92,10 +92,10 @@ impl<A: flowlet_sdk::aggregate::Aggregate + Send> Aggregator for NativeAggregate
                     flowlet_sdk::aggregate::Fired {
                         start: f.start,
                         end: f.end,
-                        key: &f.key,
+                        key: f.key,
                         firing: f.firing,
                     },
-                    f.accumulator.as_slice(),
+                    f.accumulator,
                 )
             }),
         )

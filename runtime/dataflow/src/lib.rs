@@ -126,14 +126,64 @@ pub struct Added {
     pub rejected: Vec<flowlet_types::Rejection>,
 }
 
-/// A window that fired, handed to [`Aggregator::finish`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct FiredWindow {
+/// Windows that fired, column-wise (as they cross into the aggregate's `finish`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FiredWindows {
+    pub starts: Vec<Timestamp>,
+    pub ends: Vec<Timestamp>,
+    pub keys: Vec<u8>,
+    pub key_ends: Vec<u32>,
+    pub accumulators: Vec<u8>,
+    pub accumulator_ends: Vec<u32>,
+    pub firings: Vec<u32>,
+}
+
+/// One fired window, borrowed from [`FiredWindows`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FiredRef<'a> {
     pub start: Timestamp,
     pub end: Timestamp,
-    pub key: Vec<u8>,
-    pub accumulator: Vec<u8>,
+    pub key: &'a [u8],
+    pub accumulator: &'a [u8],
     pub firing: u32,
+}
+
+impl FiredWindows {
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    pub fn push(&mut self, start: Timestamp, end: Timestamp, key: &[u8], acc: &[u8], firing: u32) {
+        self.starts.push(start);
+        self.ends.push(end);
+        self.keys.extend_from_slice(key);
+        self.key_ends.push(self.keys.len() as u32);
+        self.accumulators.extend_from_slice(acc);
+        self.accumulator_ends.push(self.accumulators.len() as u32);
+        self.firings.push(firing);
+    }
+
+    pub fn get(&self, i: usize) -> FiredRef<'_> {
+        let span = |ends: &[u32], i: usize| {
+            let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+            start..ends[i] as usize
+        };
+        FiredRef {
+            start: self.starts[i],
+            end: self.ends[i],
+            key: &self.keys[span(&self.key_ends, i)],
+            accumulator: &self.accumulators[span(&self.accumulator_ends, i)],
+            firing: self.firings[i],
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = FiredRef<'_>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
 }
 
 /// One instance of a window aggregate (the `aggregator` world).
@@ -147,7 +197,7 @@ pub trait Aggregator: Send {
         slots: &[u32],
     ) -> Result<Added, OperatorError>;
     fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, OperatorError>;
-    fn finish(&mut self, fired: &[FiredWindow]) -> Result<Batch, OperatorError>;
+    fn finish(&mut self, fired: FiredWindows) -> Result<Batch, OperatorError>;
 }
 
 /// Which flowlet world a plugin implements.

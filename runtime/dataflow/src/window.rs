@@ -28,7 +28,7 @@ use crate::edge::key_group;
 use crate::state::{Store, ns, ts_bytes, ts_from};
 use crate::time::{Change, Watermarks};
 use crate::{
-    Aggregator, Clock, DataflowError, Envelope, FiredWindow, Instance, InstanceContext, Message,
+    Aggregator, Clock, DataflowError, Envelope, FiredWindows, Instance, InstanceContext, Message,
     OperatorError, OperatorFactory,
 };
 
@@ -718,24 +718,21 @@ impl WindowTask {
     /// whose allowed lateness has passed.
     fn advance(&mut self, w: &mut Windows, now: Timestamp) -> Result<(), DataflowError> {
         let from = w.fired_upto;
-        let mut due = Vec::new();
-        for (win, map) in w.by_window.range(
-            ..=Win {
-                end: now,
-                start: Timestamp::MAX,
-            },
-        ) {
-            if from.is_some_and(|f| win.end <= f) {
-                continue;
-            }
-            for (key, slot) in map {
-                if slot.firing == 0 {
-                    due.push((*win, key.clone()));
-                }
-            }
-        }
+        let due: Vec<Win> = w
+            .by_window
+            .range(
+                ..=Win {
+                    end: now,
+                    start: Timestamp::MAX,
+                },
+            )
+            .map(|(win, _)| *win)
+            .filter(|win| from.is_none_or(|f| win.end > f))
+            .collect();
         w.fired_upto = Some(from.map_or(now, |f| f.max(now)));
-        self.fire(w, due)?;
+        for win in due {
+            self.fire_window(w, win)?;
+        }
         let lateness = self.lateness();
         let expired: Vec<Win> = w
             .by_window
@@ -762,47 +759,62 @@ impl WindowTask {
     /// Call `finish` for these windows (in chunks) and send what it returns.
     fn fire(&mut self, w: &mut Windows, due: Vec<(Win, Box<[u8]>)>) -> Result<(), DataflowError> {
         for chunk in due.chunks(FINISH_CHUNK) {
-            let mut fired = Vec::with_capacity(chunk.len());
+            let mut fired = FiredWindows::default();
             for (win, key) in chunk {
-                let Some(slot) = w.slot_mut(key, *win) else {
-                    continue;
-                };
-                fired.push(FiredWindow {
-                    start: win.start,
-                    end: win.end,
-                    key: key.to_vec(),
-                    accumulator: slot.acc.clone(),
-                    firing: slot.firing,
-                });
-                slot.firing += 1;
-                slot.dirty = true;
+                if let Some(slot) = w.slot_mut(key, *win) {
+                    fired.push(win.start, win.end, key, &slot.acc, slot.firing);
+                    slot.firing += 1;
+                    slot.dirty = true;
+                }
             }
-            let out = self.agg.finish(&fired).map_err(|error| {
-                let first = &fired[0];
-                self.op_error(
-                    error,
-                    format!(
-                        "finishing window [{}, {}) of key `{}`",
-                        first.start,
-                        first.end,
-                        String::from_utf8_lossy(&first.key)
-                    ),
-                )
-            })?;
-            out.validate().map_err(|e| {
-                self.op_error(OperatorError::Malformed(e.to_string()), "finish".into())
-            })?;
-            self.policy
-                .counters
-                .windows_fired
-                .fetch_add(fired.len() as u64, Relaxed);
-            self.policy
-                .counters
-                .events_out
-                .fetch_add(out.len() as u64, Relaxed);
-            if !out.is_empty() && !self.main.is_empty() {
-                self.main.send_blocking(out);
+            self.finish(fired)?;
+        }
+        Ok(())
+    }
+
+    /// Fire every key of window `win` that has not fired yet.
+    fn fire_window(&mut self, w: &mut Windows, win: Win) -> Result<(), DataflowError> {
+        let Some(map) = w.by_window.get_mut(&win) else {
+            return Ok(());
+        };
+        let mut fired = FiredWindows::default();
+        for (key, slot) in map.iter_mut().filter(|(_, s)| s.firing == 0) {
+            fired.push(win.start, win.end, key, &slot.acc, 0);
+            slot.firing = 1;
+            slot.dirty = true;
+            if fired.len() == FINISH_CHUNK {
+                self.finish(std::mem::take(&mut fired))?;
             }
+        }
+        if !fired.is_empty() {
+            self.finish(fired)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, fired: FiredWindows) -> Result<(), DataflowError> {
+        if fired.is_empty() {
+            return Ok(());
+        }
+        let first = fired.get(0);
+        let what = format!(
+            "finishing window [{}, {}) of key `{}`",
+            first.start,
+            first.end,
+            String::from_utf8_lossy(first.key)
+        );
+        let n = fired.len() as u64;
+        let out = self
+            .agg
+            .finish(fired)
+            .map_err(|error| self.op_error(error, what))?;
+        out.validate()
+            .map_err(|e| self.op_error(OperatorError::Malformed(e.to_string()), "finish".into()))?;
+        let c = &self.policy.counters;
+        c.windows_fired.fetch_add(n, Relaxed);
+        c.events_out.fetch_add(out.len() as u64, Relaxed);
+        if !out.is_empty() && !self.main.is_empty() {
+            self.main.send_blocking(out);
         }
         Ok(())
     }

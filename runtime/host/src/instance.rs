@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use flowlet_dataflow::state::{StateHandle, TimeDomain, Timer};
 use flowlet_dataflow::{
-    Added, Aggregator, FiredWindow, Instance, InstanceContext, Operator, OperatorError,
+    Added, Aggregator, FiredWindows, Instance, InstanceContext, Operator, OperatorError,
     OperatorFactory, PluginKind,
 };
 use flowlet_types::{Batch, Header, Output, Rejection, Timestamp};
@@ -577,20 +577,17 @@ impl Aggregator for WasmInstance {
         })
     }
 
-    fn finish(&mut self, fired: &[FiredWindow]) -> Result<Batch, OperatorError> {
+    fn finish(&mut self, fired: FiredWindows) -> Result<Batch, OperatorError> {
         use crate::bindings::aggregator::exports::flowlet::operator::aggregate as ag;
-        let fired: Vec<ag::Fired> = fired
-            .iter()
-            .map(|f| ag::Fired {
-                window: wit::Window {
-                    start: f.start,
-                    end: f.end,
-                },
-                key: f.key.clone(),
-                accumulator: f.accumulator.clone(),
-                firing: f.firing,
-            })
-            .collect();
+        let fired = ag::Fired {
+            starts: fired.starts,
+            ends: fired.ends,
+            keys: fired.keys,
+            key_ends: fired.key_ends,
+            accumulators: fired.accumulators,
+            accumulator_ends: fired.accumulator_ends,
+            firings: fired.firings,
+        };
         let out = self.call(|e, store| match e {
             Exports::Aggregator(a) => a.flowlet_operator_aggregate().call_finish(store, &fired),
             _ => unreachable!("only aggregators are aggregators"),
