@@ -229,7 +229,10 @@ pub fn aggregate_finish<A: crate::aggregate::Aggregate>(
     ]
     .iter()
     .all(|l| *l == n)
-        && fired.key_ends.last().is_none_or(|e| *e as usize == fired.keys.len())
+        && fired
+            .key_ends
+            .last()
+            .is_none_or(|e| *e as usize == fired.keys.len())
         && fired
             .accumulator_ends
             .last()

@@ -201,7 +201,11 @@ pub fn add<A: Aggregate>(
             input.len()
         )));
     }
-    if accumulators.ends.last().is_some_and(|e| *e as usize != accumulators.bytes.len()) {
+    if accumulators
+        .ends
+        .last()
+        .is_some_and(|e| *e as usize != accumulators.bytes.len())
+    {
         return Err(Error::Failed("malformed packed accumulators".into()));
     }
     let mut accs = accumulators

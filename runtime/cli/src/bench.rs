@@ -190,9 +190,9 @@ struct WindowArgs {
 fn window(a: WindowArgs, host: Host) -> anyhow::Result<()> {
     use flowlet_manifest::{TimeDomain, Window, WindowKind};
     use std::time::Duration;
-    let plugin = host.load(&a.plugin).map_err(|e| {
-        anyhow::anyhow!("{e}; build the plugins first (scripts/build-plugins)")
-    })?;
+    let plugin = host
+        .load(&a.plugin)
+        .map_err(|e| anyhow::anyhow!("{e}; build the plugins first (scripts/build-plugins)"))?;
     let config = r#"{"function":"count"}"#;
     println!(
         "| window | aggregate | events | keys | operator CPU s | of which final commit s | events/s on one core (without the commit) | wall events/s | windows fired | peak RSS MiB | state on disk MiB |"

@@ -74,8 +74,10 @@ fn batch(cfg: &WindowBench, first: u64) -> Batch {
         key.clear();
         write!(key, "k{:07}", r % cfg.keys).expect("writing to a Vec");
         let ts = crate::generator::BASE_TIME + (n / cfg.events_per_ms) as Timestamp;
-        b.push_with::<std::io::Error>(&key, ts, |buf| write!(buf, r#"{{"v":{}}}"#, (r >> 32) % 1000))
-            .expect("writing to a Vec");
+        b.push_with::<std::io::Error>(&key, ts, |buf| {
+            write!(buf, r#"{{"v":{}}}"#, (r >> 32) % 1000)
+        })
+        .expect("writing to a Vec");
     }
     b
 }
@@ -94,7 +96,10 @@ pub fn window_throughput(
         plugin: factory.plugin_id(),
         error,
     };
-    let agg = match factory.instantiate(&InstanceContext::default()).map_err(init)? {
+    let agg = match factory
+        .instantiate(&InstanceContext::default())
+        .map_err(init)?
+    {
         Instance::Aggregator(a) => a,
         Instance::Processor(_) => {
             return Err(init(OperatorError::Malformed("not an aggregate".into())));
@@ -158,8 +163,11 @@ pub fn window_throughput(
     task.run(in_rx)?;
     let operator_cpu = thread_cpu() - cpu;
     let wall = started.elapsed();
-    feed.join().map_err(|_| DataflowError::Panic("feeder".into()))?;
-    let events_out = drain.join().map_err(|_| DataflowError::Panic("drain".into()))?;
+    feed.join()
+        .map_err(|_| DataflowError::Panic("feeder".into()))?;
+    let events_out = drain
+        .join()
+        .map_err(|_| DataflowError::Panic("drain".into()))?;
     db.flush()?;
     Ok(WindowBenchReport {
         events: cfg.events,

@@ -41,12 +41,7 @@ pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 pub trait Store: Send + Sync {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
     /// Entries with `start <= key < end`, in order, at most `limit`.
-    fn range(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        limit: usize,
-    ) -> Result<Entries, StateError>;
+    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StateError>;
     /// Apply puts (`Some`) and deletes (`None`) atomically.
     fn apply(&self, changes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StateError>;
 }
@@ -148,12 +143,7 @@ impl Store for SledStore {
             .map_err(|e| self.err(e))
     }
 
-    fn range(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        limit: usize,
-    ) -> Result<Entries, StateError> {
+    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StateError> {
         self.tree
             .range(start..end)
             .take(limit)

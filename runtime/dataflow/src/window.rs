@@ -23,8 +23,8 @@ use flowlet_types::{Batch, Timestamp};
 use tokio::sync::mpsc;
 
 use crate::edge::Outputs;
-use crate::policy::Policy;
 use crate::edge::key_group;
+use crate::policy::Policy;
 use crate::state::{Store, ns, ts_bytes, ts_from};
 use crate::time::{Change, Watermarks};
 use crate::{

@@ -533,10 +533,9 @@ impl Aggregator for WasmInstance {
             packed.ends.push(packed.bytes.len() as u32);
         }
         let added = self.call(|e, store| match e {
-            Exports::Aggregator(a) => {
-                a.flowlet_operator_aggregate()
-                    .call_add(store, &packed, &batch, slots)
-            }
+            Exports::Aggregator(a) => a
+                .flowlet_operator_aggregate()
+                .call_add(store, &packed, &batch, slots),
             _ => unreachable!("only aggregators are aggregators"),
         })?;
         let out = added.accumulators;
