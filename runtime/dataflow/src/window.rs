@@ -107,8 +107,11 @@ fn take<'a>(v: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     Some(a)
 }
 
+/// A stored record: key, times fired, accumulator.
+type Record<'a> = (&'a [u8], u32, &'a [u8]);
+
 /// The records of a stored entry.
-fn records(mut v: &[u8]) -> Option<Vec<(&[u8], u32, &[u8])>> {
+fn records(mut v: &[u8]) -> Option<Vec<Record<'_>>> {
     let mut out = Vec::new();
     while !v.is_empty() {
         let klen = u32::from_be_bytes(take(&mut v, 4)?.try_into().ok()?) as usize;
