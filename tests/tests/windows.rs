@@ -350,3 +350,121 @@ async fn generated_disorder_matches_the_reference_for_every_kind() {
         assert_eq!(late, expected_late, "{kind:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugins_and_windows_must_match() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.jsonl"), "{}\n").unwrap();
+    let run = |op: &str| {
+        manifest_text(&format!(
+            r#"
+version: 1
+state: {{dir: state}}
+sources:
+  src: {{kind: file, path: in.jsonl}}
+operators:
+  op:
+    inputs: [src]
+{op}
+sinks:
+  out: {{kind: stdout, inputs: [op]}}
+"#
+        ))
+    };
+    let err = run_text(
+        dir.path(),
+        &run("    plugin: {plugins}/filter.wasm\n    config: {field: /a, op: exists}\n    window: {kind: tumbling, size: 1s}"),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("operator `op`") && err.contains("cannot run windows"),
+        "{err}"
+    );
+    let err = run_text(
+        dir.path(),
+        &run("    plugin: {plugins}/aggregate.wasm\n    config: {function: count}"),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`aggregator` world") && err.contains("needs a `window:`"),
+        "{err}"
+    );
+}
+
+/// The clickstream example with the test plugins: sessions by a gap of 30 s, computed here from
+/// the same file, and the one click that arrives too late on `late`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_clickstream_example_sessionizes_its_file() {
+    let example = flowlet_tests::root().join("examples/clickstream");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        example.join("clicks.jsonl"),
+        dir.path().join("clicks.jsonl"),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(example.join("topology.yaml"))
+        .unwrap()
+        .replace("../../dist/plugins/", "{plugins}/")
+        .replace("../../.flowlet/state/clickstream", "state")
+        .replace(
+            "kind: stdout, inputs: [sessions, hot-pages]",
+            "kind: file, path: out.jsonl, inputs: [sessions]}\n  hot: {kind: \"null\", inputs: [hot-pages]",
+        );
+    let report = run_text(dir.path(), &manifest_text(&text)).await.unwrap();
+    assert_eq!(
+        report.nodes["clicks"].rejected, 1,
+        "the line whose time is `yesterday`"
+    );
+    let late = json_lines(&dir.path().join("late-clicks.jsonl"));
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0]["user"], "ana");
+
+    // Reference: per user, sort the on-time clicks and cut where the gap is 30 s or more.
+    let mut by_user: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for v in json_lines(&dir.path().join("clicks.jsonl")) {
+        let Ok(t) = humantime::parse_rfc3339(v["time"].as_str().unwrap()) else {
+            continue;
+        };
+        if v == late[0] {
+            continue;
+        }
+        let ms = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        by_user
+            .entry(v["user"].as_str().unwrap().into())
+            .or_default()
+            .push(ms);
+    }
+    let mut expected = Vec::new();
+    for (user, mut times) in by_user {
+        times.sort();
+        let mut start = times[0];
+        let mut count = 0;
+        for (i, t) in times.iter().enumerate() {
+            if i > 0 && t - times[i - 1] >= 30_000 {
+                expected.push((user.clone(), start, times[i - 1], count));
+                start = *t;
+                count = 0;
+            }
+            count += 1;
+        }
+        expected.push((user, start, *times.last().unwrap(), count));
+    }
+    let mut actual: Vec<(String, i64, i64, u64)> = json_lines(&dir.path().join("out.jsonl"))
+        .iter()
+        .map(|v| {
+            (
+                v["user"].as_str().unwrap().into(),
+                v["start"].as_i64().unwrap(),
+                v["end"].as_i64().unwrap(),
+                v["events"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    actual.sort();
+    expected.sort();
+    assert_eq!(actual, expected);
+}
