@@ -537,9 +537,9 @@ impl WindowTask {
             if self.late.is_empty() {
                 tracing::warn!(
                     operator = %self.policy.name,
-                    "{} event(s) arrived after their windows closed (allowed lateness {:?}) and are dropped; read `{}.late` to keep them",
+                    "{} event(s) arrived after their windows closed (allowed lateness {}) and are dropped; read `{}.late` to keep them",
                     late.len(),
-                    self.spec.allowed_lateness,
+                    humantime::format_duration(self.spec.allowed_lateness),
                     self.policy.name,
                 );
             } else if !self.late.send_blocking(late) {
