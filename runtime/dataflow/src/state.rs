@@ -155,6 +155,8 @@ impl Store for SledStore {
     }
 
     fn apply(&self, changes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StateError> {
+        let started = std::time::Instant::now();
+        let n = changes.len();
         let mut batch = sled::Batch::default();
         for (k, v) in changes {
             match v {
@@ -162,7 +164,9 @@ impl Store for SledStore {
                 None => batch.remove(k),
             }
         }
-        self.tree.apply_batch(batch).map_err(|e| self.err(e))
+        self.tree.apply_batch(batch).map_err(|e| self.err(e))?;
+        tracing::debug!(operator = %self.operator, "committed {n} state changes in {:?}", started.elapsed());
+        Ok(())
     }
 }
 
