@@ -159,3 +159,67 @@ fn readme_commands_exist() {
     assert!(readme.contains("scripts/demo"));
     assert!(readme.contains("scripts/test"));
 }
+
+#[test]
+fn inspect_names_the_world_of_aggregates_and_stateful_operators() {
+    for (name, world, export) in [
+        (
+            "aggregate",
+            "aggregator",
+            "flowlet:operator/aggregate@0.1.0",
+        ),
+        (
+            "dedupe",
+            "stateful-processor",
+            "flowlet:operator/stateful-handler@0.1.0",
+        ),
+    ] {
+        let out = flowlet().args(["inspect", &plugin(name)]).output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains(&format!("world:     {world}\n")), "{text}");
+        assert!(text.contains(export), "{text}");
+    }
+}
+
+#[test]
+fn a_state_directory_of_another_format_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+version: 1
+state: {dir: old-state}
+sources:
+  gen: {kind: generator, count: 10}
+operators:
+  once:
+    plugin: {plugins}/dedupe.wasm
+    key-by: /id
+    config: {ttl: 1m}
+    inputs: [gen]
+sinks:
+  out: {kind: "null", inputs: [once]}
+"#,
+    );
+    // Run once to create the database, then mark it as written by another format.
+    let out = flowlet().arg("run").arg(&manifest).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sled_marker(&dir.path().join("old-state"));
+    let out = flowlet().arg("run").arg(&manifest).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("old-state") && err.contains("incompatible"),
+        "{err}"
+    );
+}
+
+/// Overwrite the format marker of a state database.
+fn sled_marker(dir: &std::path::Path) {
+    let db = flowlet_dataflow::state::StateDb::open(dir).unwrap();
+    db.set_format_for_tests("flowlet-state-0").unwrap();
+}

@@ -103,6 +103,19 @@ impl StateDb {
         }))
     }
 
+    /// Overwrite the format marker (tests of the incompatible-format error).
+    #[doc(hidden)]
+    pub fn set_format_for_tests(&self, format: &str) -> Result<(), StateError> {
+        self.db
+            .insert("flowlet.format", format)
+            .and_then(|_| self.db.flush())
+            .map(|_| ())
+            .map_err(|e| StateError::Open {
+                dir: self.dir.clone(),
+                message: e.to_string(),
+            })
+    }
+
     /// Make every applied batch durable.
     pub fn flush(&self) -> Result<(), StateError> {
         self.db.flush().map(|_| ()).map_err(|e| StateError::Io {
