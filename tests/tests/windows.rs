@@ -468,3 +468,55 @@ async fn the_clickstream_example_sessionizes_its_file() {
     expected.sort();
     assert_eq!(actual, expected);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejected_events_are_dead_lettered_and_left_out_of_their_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [
+        json!({"user": "a", "ts": 100, "amount": 10}),
+        json!({"user": "a", "ts": 200, "amount": "lots"}),
+        json!({"user": "a", "ts": 300}),
+        json!({"user": "b", "ts": 400, "amount": 5}),
+        json!({"user": "a", "ts": 500, "amount": 30}),
+    ];
+    let text: String = lines.iter().map(|v| format!("{v}\n")).collect();
+    std::fs::write(dir.path().join("in.jsonl"), text).unwrap();
+    let manifest = manifest_text(
+        r#"
+version: 1
+state: {dir: state}
+sources:
+  src: {kind: file, path: in.jsonl, event-time: {field: /ts}}
+operators:
+  avg:
+    plugin: {plugins}/aggregate.wasm
+    key-by: /user
+    window: {kind: tumbling, size: 1s}
+    config: {function: avg, field: /amount}
+    on-error: dead-letter
+    inputs: [src]
+sinks:
+  out: {kind: file, path: out.jsonl, inputs: [avg]}
+  dead: {kind: file, path: dead.jsonl, inputs: [avg.dead-letter]}
+"#,
+    );
+    let report = run_text(dir.path(), &manifest).await.unwrap();
+    assert_eq!(report.nodes["avg"].dead_lettered, 2);
+    let mut out: Vec<(String, f64, u64)> = json_lines(&dir.path().join("out.jsonl"))
+        .iter()
+        .map(|v| {
+            (
+                v["key"].as_str().unwrap().into(),
+                v["avg"].as_f64().unwrap(),
+                v["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(out, vec![("a".into(), 20.0, 2), ("b".into(), 5.0, 1)]);
+    let dead: Vec<i64> = json_lines(&dir.path().join("dead.jsonl"))
+        .iter()
+        .map(|v| v["event"]["value"]["ts"].as_i64().unwrap())
+        .collect();
+    assert_eq!(dead, vec![200, 300]);
+}

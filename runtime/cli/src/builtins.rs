@@ -5,8 +5,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use flowlet_dataflow::{
-    Added, Aggregator, FiredWindows, Instance, InstanceContext, Operator, OperatorError,
-    OperatorFactory, PluginKind,
+    Accumulators, Added, Aggregator, FiredWindows, Instance, InstanceContext, Operator,
+    OperatorError, OperatorFactory, PluginKind,
 };
 use flowlet_sdk::{Batch, Config, Error};
 
@@ -64,18 +64,21 @@ impl<A: flowlet_sdk::aggregate::Aggregate + Send> Aggregator for NativeAggregate
 
     fn add(
         &mut self,
-        accumulators: Vec<Vec<u8>>,
+        accumulators: Accumulators,
         input: &Batch,
         slots: &[u32],
     ) -> Result<Added, OperatorError> {
-        let mut packed = flowlet_sdk::aggregate::Packed::default();
-        for a in &accumulators {
-            packed.push(a);
-        }
+        let packed = flowlet_sdk::aggregate::Packed {
+            bytes: accumulators.bytes,
+            ends: accumulators.ends,
+        };
         let (out, rejected) = flowlet_sdk::aggregate::add(&self.0, &packed, input, slots)
             .map_err(to_operator_error)?;
         Ok(Added {
-            accumulators: out.iter().map(<[u8]>::to_vec).collect(),
+            accumulators: Accumulators {
+                bytes: out.bytes,
+                ends: out.ends,
+            },
             rejected,
         })
     }

@@ -11,6 +11,7 @@
 pub mod bench;
 mod edge;
 pub mod generator;
+mod keymap;
 mod operator;
 mod policy;
 mod sinks;
@@ -119,10 +120,45 @@ pub trait Operator: Send {
     }
 }
 
+/// Accumulators packed into one buffer: accumulator `i` is `bytes[ends[i-1]..ends[i]]` (as
+/// they cross the boundary).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Accumulators {
+    pub bytes: Vec<u8>,
+    pub ends: Vec<u32>,
+}
+
+impl Accumulators {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn push(&mut self, acc: &[u8]) {
+        self.bytes.extend_from_slice(acc);
+        self.ends.push(self.bytes.len() as u32);
+    }
+
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)? as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.bytes.get(start..end)
+    }
+
+    /// Whether the offsets are increasing and end at the buffer's end.
+    pub fn is_well_formed(&self) -> bool {
+        self.ends.windows(2).all(|w| w[0] <= w[1])
+            && self.ends.last().map_or(0, |e| *e as usize) == self.bytes.len()
+    }
+}
+
 /// What [`Aggregator::add`] returns.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Added {
-    pub accumulators: Vec<Vec<u8>>,
+    pub accumulators: Accumulators,
     pub rejected: Vec<flowlet_types::Rejection>,
 }
 
@@ -192,7 +228,7 @@ pub trait Aggregator: Send {
     /// Fold `input` into `accumulators`: event `i` into `accumulators[slots[i]]`.
     fn add(
         &mut self,
-        accumulators: Vec<Vec<u8>>,
+        accumulators: Accumulators,
         input: &Batch,
         slots: &[u32],
     ) -> Result<Added, OperatorError>;

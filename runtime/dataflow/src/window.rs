@@ -24,12 +24,13 @@ use tokio::sync::mpsc;
 
 use crate::edge::Outputs;
 use crate::edge::key_group;
+use crate::keymap::KeyMap;
 use crate::policy::Policy;
 use crate::state::{Store, ns, ts_bytes, ts_from};
 use crate::time::{Change, Watermarks};
 use crate::{
-    Aggregator, Clock, DataflowError, Envelope, FiredWindows, Instance, InstanceContext, Message,
-    OperatorError, OperatorFactory,
+    Accumulators, Aggregator, Clock, DataflowError, Envelope, FiredWindows, Instance,
+    InstanceContext, Message, OperatorError, OperatorFactory,
 };
 
 /// A window: `[start, end)`. Ordered by end first, so that firing and purging walk a prefix.
@@ -45,6 +46,13 @@ struct Slot {
     /// How many times the window fired for this key.
     firing: u32,
     dirty: bool,
+}
+
+/// The accumulators after `add`: packed as the aggregate returned them, or, after a failed
+/// batch was retried event by event, those that were updated.
+enum Updated {
+    Packed(Accumulators),
+    Isolated(Vec<Option<Vec<u8>>>),
 }
 
 /// Windows fired per `finish` call.
@@ -68,7 +76,7 @@ pub(crate) struct WindowTask {
 /// The live windows of one instance.
 #[derive(Default)]
 struct Windows {
-    by_window: BTreeMap<Win, HashMap<Box<[u8]>, Slot>>,
+    by_window: BTreeMap<Win, KeyMap<Slot>>,
     /// Session windows: each key's sessions, start → end.
     sessions: HashMap<Box<[u8]>, BTreeMap<Timestamp, Timestamp>>,
     /// The key groups each window has contents stored for.
@@ -209,7 +217,7 @@ impl WindowTask {
                     acc: acc.to_vec(),
                     dirty: false,
                 };
-                w.by_window.entry(win).or_default().insert(key.into(), slot);
+                w.by_window.entry(win).or_default().insert(key, slot);
             }
         }
         Ok(w)
@@ -456,16 +464,13 @@ impl WindowTask {
             });
             slots.push(n);
         }
-        let current = |w: &Windows| -> Vec<Vec<u8>> {
-            order
-                .iter()
-                .map(|(win, key)| {
-                    w.by_window
-                        .get(win)
-                        .and_then(|m| m.get(*key))
-                        .map_or_else(|| empty.to_vec(), |s| s.acc.clone())
-                })
-                .collect()
+        let current = |w: &Windows| -> Accumulators {
+            let mut accs = Accumulators::default();
+            for (win, key) in &order {
+                let acc = w.by_window.get(win).and_then(|m| m.get(key));
+                accs.push(acc.map_or(empty, |s| &s.acc));
+            }
+            accs
         };
         let accs = current(w);
         // The events as the aggregate sees them: the batch itself when each event is in one
@@ -484,8 +489,8 @@ impl WindowTask {
         let input_ref = input.as_ref().unwrap_or(&batch);
         let mut dead = Batch::new();
         let mut bad: BTreeSet<u32> = BTreeSet::new();
-        let updated: Vec<Option<Vec<u8>>> = if pairs.is_empty() {
-            Vec::new()
+        let updated: Updated = if pairs.is_empty() {
+            Updated::Isolated(Vec::new())
         } else {
             match self.add(accs, input_ref, &slots) {
                 Ok(added) => {
@@ -498,30 +503,39 @@ impl WindowTask {
                                 .bad_event(&batch.get(event as usize), error, &mut dead)?;
                         }
                     }
-                    added.accumulators.into_iter().map(Some).collect()
+                    Updated::Packed(added.accumulators)
                 }
                 Err(error) => {
                     // `add` failed as a whole: nothing was folded, start again from the state.
                     let accs = current(w);
-                    self.isolate(&batch, &pairs, &slots, accs, error, &mut dead)?
+                    let accs = (0..accs.len())
+                        .map(|i| accs.get(i).unwrap_or_default().to_vec())
+                        .collect();
+                    Updated::Isolated(self.isolate(&batch, &pairs, &slots, accs, error, &mut dead)?)
                 }
             }
         };
         // Write back, and note the windows that fired already and must fire again.
         let mut refire = Vec::new();
-        for ((win, key), acc) in order.iter().zip(updated) {
+        for (n, (win, key)) in order.iter().enumerate() {
+            let acc = match &updated {
+                Updated::Packed(p) => p.get(n),
+                Updated::Isolated(v) => v.get(n).and_then(|a| a.as_deref()),
+            };
             let Some(acc) = acc else { continue };
             let map = w.by_window.entry(*win).or_default();
-            match map.get_mut(*key) {
+            match map.get_mut(key) {
                 Some(slot) => {
-                    slot.acc = acc;
+                    // Reuse the slot's buffer: no allocation for a key already in the window.
+                    slot.acc.clear();
+                    slot.acc.extend_from_slice(acc);
                     slot.dirty = true;
                 }
                 None => {
                     map.insert(
-                        (*key).into(),
+                        key,
                         Slot {
-                            acc,
+                            acc: acc.to_vec(),
                             firing: 0,
                             dirty: true,
                         },
@@ -585,31 +599,33 @@ impl WindowTask {
                     .map_err(|e| self.op_error(e, "merging two sessions".into()))?,
                 None => slot.acc,
             };
-            let t = w
-                .by_window
-                .entry(target)
-                .or_default()
-                .entry(key)
-                .or_insert(Slot {
-                    acc: Vec::new(),
-                    firing: 0,
+            let map = w.by_window.entry(target).or_default();
+            let firing = map.get(&key).map_or(0, |t| t.firing).max(slot.firing);
+            map.insert(
+                &key,
+                Slot {
+                    acc,
+                    firing,
                     dirty: true,
-                });
-            t.acc = acc;
-            t.firing = t.firing.max(slot.firing);
-            t.dirty = true;
+                },
+            );
         }
         Ok(())
     }
 
     fn add(
         &mut self,
-        accs: Vec<Vec<u8>>,
+        accs: Accumulators,
         input: &Batch,
         slots: &[u32],
     ) -> Result<crate::Added, OperatorError> {
+        let n = accs.len();
         let added = self.agg.add(accs, input, slots)?;
-        let n = slots.iter().max().map_or(0, |m| *m as usize + 1);
+        if !added.accumulators.is_well_formed() {
+            return Err(OperatorError::Malformed(
+                "add returned malformed packed accumulators".into(),
+            ));
+        }
         if added.accumulators.len() != n {
             return Err(OperatorError::Malformed(format!(
                 "add returned {} accumulators for {n}",
@@ -684,12 +700,15 @@ impl WindowTask {
                 local.push(mine.len() as u32);
                 mine.push(*slot);
             }
-            let sub: Vec<Vec<u8>> = mine.iter().map(|s| accs[*s as usize].clone()).collect();
+            let mut sub = Accumulators::default();
+            for s in &mine {
+                sub.push(&accs[*s as usize]);
+            }
             let result = self.add(sub, &single, &local);
             match result {
                 Ok(added) if added.rejected.is_empty() => {
-                    for (s, acc) in mine.iter().zip(added.accumulators) {
-                        accs[*s as usize] = acc;
+                    for (n, s) in mine.iter().enumerate() {
+                        accs[*s as usize] = added.accumulators.get(n).unwrap_or_default().to_vec();
                         touched[*s as usize] = true;
                     }
                 }

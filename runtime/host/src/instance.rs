@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use flowlet_dataflow::state::{StateHandle, TimeDomain, Timer};
 use flowlet_dataflow::{
-    Added, Aggregator, FiredWindows, Instance, InstanceContext, Operator, OperatorError,
-    OperatorFactory, PluginKind,
+    Accumulators, Added, Aggregator, FiredWindows, Instance, InstanceContext, Operator,
+    OperatorError, OperatorFactory, PluginKind,
 };
 use flowlet_types::{Batch, Header, Output, Rejection, Timestamp};
 use wasmtime::component::ResourceTable;
@@ -518,46 +518,27 @@ impl Aggregator for WasmInstance {
 
     fn add(
         &mut self,
-        accumulators: Vec<Vec<u8>>,
+        accumulators: Accumulators,
         input: &Batch,
         slots: &[u32],
     ) -> Result<Added, OperatorError> {
         use crate::bindings::aggregator::exports::flowlet::operator::aggregate as ag;
         let batch = to_wit(input);
-        let mut packed = ag::Accumulators {
-            bytes: Vec::with_capacity(accumulators.iter().map(Vec::len).sum()),
-            ends: Vec::with_capacity(accumulators.len()),
+        let packed = ag::Accumulators {
+            bytes: accumulators.bytes,
+            ends: accumulators.ends,
         };
-        for a in &accumulators {
-            packed.bytes.extend_from_slice(a);
-            packed.ends.push(packed.bytes.len() as u32);
-        }
         let added = self.call(|e, store| match e {
             Exports::Aggregator(a) => a
                 .flowlet_operator_aggregate()
                 .call_add(store, &packed, &batch, slots),
             _ => unreachable!("only aggregators are aggregators"),
         })?;
-        let out = added.accumulators;
-        if out.ends.last().copied().unwrap_or(0) as usize != out.bytes.len()
-            || out.ends.windows(2).any(|w| w[0] > w[1])
-        {
-            return Err(OperatorError::Malformed(
-                "add returned malformed packed accumulators".into(),
-            ));
-        }
-        let mut start = 0;
-        let accumulators = out
-            .ends
-            .iter()
-            .map(|&end| {
-                let a = out.bytes[start..end as usize].to_vec();
-                start = end as usize;
-                a
-            })
-            .collect();
         Ok(Added {
-            accumulators,
+            accumulators: Accumulators {
+                bytes: added.accumulators.bytes,
+                ends: added.accumulators.ends,
+            },
             rejected: added
                 .rejected
                 .into_iter()
