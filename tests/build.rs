@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: [(&str, &str); 11] = [
+const PLUGINS: [(&str, &str); 12] = [
     ("flowlet-plugin-filter", "filter"),
     ("flowlet-plugin-map", "map"),
     ("flowlet-plugin-flat-map", "flat-map"),
@@ -14,6 +14,7 @@ const PLUGINS: [(&str, &str); 11] = [
     ("flowlet-plugin-fraud", "fraud"),
     ("flowlet-plugin-dedupe", "dedupe"),
     ("flowlet-plugin-reorder", "reorder"),
+    ("flowlet-plugin-inactivity", "inactivity"),
     ("flowlet-test-hostile", "hostile"),
     ("flowlet-test-other-world", "other-world"),
 ];

@@ -372,3 +372,61 @@ sinks:
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn processing_time_timers_fire_when_the_clock_reaches_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+version: 1
+state: {dir: state}
+sources:
+  typed: {kind: stdin}
+operators:
+  quiet:
+    plugin: {plugins}/inactivity.wasm
+    key-by: /device
+    config: {timeout: 1s}
+    inputs: [typed]
+sinks:
+  seen: {kind: file, path: seen.jsonl, inputs: [typed]}
+  out: {kind: file, path: out.jsonl, inputs: [quiet]}
+"#,
+    );
+    let (mut writer, reader) = tokio::io::duplex(1 << 16);
+    let clock = ManualClock::new(1_000);
+    let mut run = tokio::spawn(run_with(
+        manifest.clone(),
+        clock.clone(),
+        Some(reader),
+        Stop::new(),
+    ));
+    let (seen, out) = (dir.path().join("seen.jsonl"), dir.path().join("out.jsonl"));
+    writer
+        .write_all(b"{\"device\":\"a\"}\n{\"device\":\"b\"}\n")
+        .await
+        .unwrap();
+    wait_lines(&seen, 2, &mut run).await;
+    clock.set(1_500);
+    writer.write_all(b"{\"device\":\"a\"}\n").await.unwrap();
+    wait_lines(&seen, 3, &mut run).await;
+    // b's deadline (2000) passes; a was re-armed to 2500.
+    clock.set(2_100);
+    wait_lines(&out, 1, &mut run).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let alerts = json_lines(&out);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(
+        alerts[0],
+        json!({"key": "b", "last_seen": 1000, "silent_ms": 1000, "events": 1})
+    );
+    clock.set(2_600);
+    wait_lines(&out, 2, &mut run).await;
+    assert_eq!(
+        json_lines(&out)[1],
+        json!({"key": "a", "last_seen": 1500, "silent_ms": 1000, "events": 2})
+    );
+    drop(writer);
+    run.await.unwrap().unwrap();
+}
