@@ -36,7 +36,22 @@ fn key_at<'a>(keys: &'a [u8], ends: &[u32], i: u32) -> &'a [u8] {
 }
 
 impl<V> KeyMap<V> {
-    #[cfg(test)]
+    /// A map sized for `keys` keys of about `key_bytes` bytes each.
+    pub fn with_capacity(keys: usize, key_bytes: usize) -> Self {
+        Self {
+            table: HashTable::with_capacity(keys),
+            keys: Vec::with_capacity(keys * key_bytes),
+            key_ends: Vec::with_capacity(keys),
+            values: Vec::with_capacity(keys),
+            ..Self::default()
+        }
+    }
+
+    /// Bytes of key per key, on average.
+    pub fn key_bytes(&self) -> usize {
+        self.keys.len() / self.values.len().max(1)
+    }
+
     pub fn len(&self) -> usize {
         self.live
     }
@@ -45,7 +60,8 @@ impl<V> KeyMap<V> {
         self.live == 0
     }
 
-    fn find(&self, key: &[u8]) -> Option<u32> {
+    /// The index of `key`'s value, valid until the key is removed.
+    pub fn find(&self, key: &[u8]) -> Option<u32> {
         let hash = self.hasher.hash_one(key);
         self.table
             .find(hash, |&i| key_at(&self.keys, &self.key_ends, i) == key)
@@ -55,6 +71,14 @@ impl<V> KeyMap<V> {
     pub fn get(&self, key: &[u8]) -> Option<&V> {
         self.find(key)
             .and_then(|i| self.values[i as usize].as_ref())
+    }
+
+    pub fn at(&self, i: u32) -> Option<&V> {
+        self.values.get(i as usize)?.as_ref()
+    }
+
+    pub fn at_mut(&mut self, i: u32) -> Option<&mut V> {
+        self.values.get_mut(i as usize)?.as_mut()
     }
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {

@@ -85,6 +85,9 @@ struct Windows {
     deletes: Vec<Vec<u8>>,
     /// Windows at or below this end have fired on time.
     fired_upto: Option<Timestamp>,
+    /// Keys (and bytes per key) of the last window dropped: the size a new window's map starts
+    /// with, so that it does not grow by rehashing from empty each time.
+    size_hint: (usize, usize),
 }
 
 /// Window contents are stored per (key group, window): `[key group][namespace][start][end]`
@@ -464,11 +467,16 @@ impl WindowTask {
             });
             slots.push(n);
         }
+        // Where each slot already is in its window (one probe per slot and batch).
+        let found: Vec<Option<u32>> = order
+            .iter()
+            .map(|(win, key)| w.by_window.get(win).and_then(|m| m.find(key)))
+            .collect();
         let current = |w: &Windows| -> Accumulators {
             let mut accs = Accumulators::default();
-            for (win, key) in &order {
-                let acc = w.by_window.get(win).and_then(|m| m.get(key));
-                accs.push(acc.map_or(empty, |s| &s.acc));
+            for ((win, _), at) in order.iter().zip(&found) {
+                let slot = at.and_then(|i| w.by_window.get(win).and_then(|m| m.at(i)));
+                accs.push(slot.map_or(empty, |s| &s.acc));
             }
             accs
         };
@@ -523,8 +531,12 @@ impl WindowTask {
                 Updated::Isolated(v) => v.get(n).and_then(|a| a.as_deref()),
             };
             let Some(acc) = acc else { continue };
-            let map = w.by_window.entry(*win).or_default();
-            match map.get_mut(key) {
+            let hint = w.size_hint;
+            let map = w
+                .by_window
+                .entry(*win)
+                .or_insert_with(|| KeyMap::with_capacity(hint.0, hint.1));
+            match found[n].and_then(|i| map.at_mut(i)) {
                 Some(slot) => {
                     // Reuse the slot's buffer: no allocation for a key already in the window.
                     slot.acc.clear();
@@ -765,6 +777,10 @@ impl WindowTask {
         for win in expired {
             w.forget(win);
             if let Some(map) = w.by_window.remove(&win) {
+                if !matches!(self.spec.kind, WindowKind::Session { .. }) {
+                    // Sliding windows overlap: the next one to start holds about as many keys.
+                    w.size_hint = (map.len(), map.key_bytes());
+                }
                 for key in map.keys() {
                     if let Some(s) = w.sessions.get_mut(key) {
                         s.remove(&win.start);
