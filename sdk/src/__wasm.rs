@@ -63,12 +63,20 @@ fn to_wit_error(e: crate::Error) -> wit::Error {
     }
 }
 
-pub fn init<O: crate::Operator>(config: String) -> Result<(), wit::Error> {
-    let value: serde_json::Value = serde_json::from_str(&config)
+/// Build the instance's operator (or aggregate) from its JSON configuration.
+fn install<T: 'static>(
+    config: &str,
+    make: impl FnOnce(crate::Config) -> Result<T, crate::Error>,
+) -> Result<(), wit::Error> {
+    let value: serde_json::Value = serde_json::from_str(config)
         .map_err(|e| wit::Error::InvalidConfig(format!("config is not JSON: {e}")))?;
-    let op = O::init(crate::Config(value)).map_err(to_wit_error)?;
+    let op = make(crate::Config(value)).map_err(to_wit_error)?;
     INSTANCE.with_borrow_mut(|slot| *slot = Some(Box::new(op)));
     Ok(())
+}
+
+pub fn init<O: crate::Operator>(config: String) -> Result<(), wit::Error> {
+    install(&config, O::init)
 }
 
 fn from_wit(input: wit::Batch) -> flowlet_types::Batch {
@@ -123,11 +131,7 @@ fn with_instance<T: 'static, R>(
 
 pub fn process<O: crate::Operator>(input: wit::Batch) -> Result<wit::Output, wit::Error> {
     let input = from_wit(input);
-    INSTANCE.with_borrow_mut(|slot| {
-        let op = slot
-            .as_mut()
-            .and_then(|op| op.downcast_mut::<O>())
-            .ok_or_else(|| wit::Error::Failed("process called before init".into()))?;
+    with_instance::<O, _>(|op| {
         let out = crate::run_batch(op, &input).map_err(to_wit_error)?;
         Ok(wit::Output {
             events: to_wit(out.events),
@@ -170,11 +174,7 @@ pub fn on_timer<O: crate::Operator>(
 use aggregator::exports::flowlet::operator::aggregate as agg;
 
 pub fn aggregate_init<A: crate::aggregate::Aggregate>(config: String) -> Result<(), wit::Error> {
-    let value: serde_json::Value = serde_json::from_str(&config)
-        .map_err(|e| wit::Error::InvalidConfig(format!("config is not JSON: {e}")))?;
-    let a = A::init(crate::Config(value)).map_err(to_wit_error)?;
-    INSTANCE.with_borrow_mut(|slot| *slot = Some(Box::new(a)));
-    Ok(())
+    install(&config, A::init)
 }
 
 pub fn aggregate_create<A: crate::aggregate::Aggregate>() -> Result<Vec<u8>, wit::Error> {
@@ -187,7 +187,7 @@ pub fn aggregate_add<A: crate::aggregate::Aggregate>(
     slots: Vec<u32>,
 ) -> Result<agg::Added, wit::Error> {
     let input = from_wit(input);
-    let packed = crate::aggregate::Packed {
+    let packed = crate::aggregate::Accumulators {
         bytes: accumulators.bytes,
         ends: accumulators.ends,
     };
@@ -220,46 +220,20 @@ pub fn aggregate_merge<A: crate::aggregate::Aggregate>(
 pub fn aggregate_finish<A: crate::aggregate::Aggregate>(
     fired: agg::Fired,
 ) -> Result<wit::Batch, wit::Error> {
-    let n = fired.starts.len();
-    let ok = [
-        fired.ends.len(),
-        fired.key_ends.len(),
-        fired.accumulator_ends.len(),
-        fired.firings.len(),
-    ]
-    .iter()
-    .all(|l| *l == n)
-        && fired
-            .key_ends
-            .last()
-            .is_none_or(|e| *e as usize == fired.keys.len())
-        && fired
-            .accumulator_ends
-            .last()
-            .is_none_or(|e| *e as usize == fired.accumulators.len());
-    if !ok {
+    let fired = crate::aggregate::FiredWindows {
+        starts: fired.starts,
+        ends: fired.ends,
+        keys: fired.keys,
+        key_ends: fired.key_ends,
+        accumulators: fired.accumulators,
+        accumulator_ends: fired.accumulator_ends,
+        firings: fired.firings,
+    };
+    if !fired.is_well_formed() {
         return Err(wit::Error::Failed("malformed fired windows".into()));
     }
-    let span = |ends: &[u32], i: usize| {
-        let start = if i == 0 { 0 } else { ends[i - 1] as usize };
-        start..(ends[i] as usize).max(start)
-    };
     with_instance::<A, _>(|a| {
-        let batch = crate::aggregate::finish(
-            a,
-            (0..n).map(|i| {
-                (
-                    crate::aggregate::Fired {
-                        start: fired.starts[i],
-                        end: fired.ends[i],
-                        key: &fired.keys[span(&fired.key_ends, i)],
-                        firing: fired.firings[i],
-                    },
-                    &fired.accumulators[span(&fired.accumulator_ends, i)],
-                )
-            }),
-        )
-        .map_err(to_wit_error)?;
+        let batch = crate::aggregate::finish(a, &fired).map_err(to_wit_error)?;
         Ok(to_wit(batch))
     })
 }

@@ -22,6 +22,7 @@
 //! flowlet_sdk::export_aggregate!(Count);
 //! ```
 
+pub use flowlet_types::{Accumulators, FiredWindows};
 use flowlet_types::{Batch, Rejection, Timestamp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -154,46 +155,14 @@ pub fn create<A: Aggregate>(agg: &A) -> Vec<u8> {
     out
 }
 
-/// Accumulators packed into one buffer: slot `i` is `bytes[ends[i-1]..ends[i]]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Packed {
-    pub bytes: Vec<u8>,
-    pub ends: Vec<u32>,
-}
-
-impl Packed {
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    pub fn get(&self, i: usize) -> Option<&[u8]> {
-        let end = *self.ends.get(i)? as usize;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        self.bytes.get(start..end)
-    }
-
-    pub fn push(&mut self, acc: &[u8]) {
-        self.bytes.extend_from_slice(acc);
-        self.ends.push(self.bytes.len() as u32);
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        (0..self.len()).map(|i| self.get(i).unwrap_or_default())
-    }
-}
-
 /// Fold `input` into the packed `accumulators` (event `i` into slot `slots[i]`): what the Wasm
 /// glue, the host's built-ins and the test harness call.
 pub fn add<A: Aggregate>(
     agg: &A,
-    accumulators: &Packed,
+    accumulators: &Accumulators,
     input: &Batch,
     slots: &[u32],
-) -> Result<(Packed, Vec<Rejection>), Error> {
+) -> Result<(Accumulators, Vec<Rejection>), Error> {
     if slots.len() != input.len() {
         return Err(Error::Failed(format!(
             "{} slots for {} events",
@@ -226,7 +195,7 @@ pub fn add<A: Aggregate>(
             Err(e) => return Err(e),
         }
     }
-    let mut out = Packed {
+    let mut out = Accumulators {
         bytes: Vec::with_capacity(accumulators.bytes.len()),
         ends: Vec::with_capacity(accs.len()),
     };
@@ -244,15 +213,18 @@ pub fn merge<A: Aggregate>(agg: &A, a: &[u8], b: &[u8]) -> Result<Vec<u8>, Error
     Ok(out)
 }
 
-/// Finish fired windows: `(fired, accumulator)` pairs.
-pub fn finish<'a, A: Aggregate>(
-    agg: &A,
-    fired: impl IntoIterator<Item = (Fired<'a>, &'a [u8])>,
-) -> Result<Batch, Error> {
+/// Finish fired windows.
+pub fn finish<A: Aggregate>(agg: &A, fired: &FiredWindows) -> Result<Batch, Error> {
     let mut out = Emitter::new();
-    for (w, acc) in fired {
+    for f in fired.iter() {
+        let w = Fired {
+            start: f.start,
+            end: f.end,
+            key: f.key,
+            firing: f.firing,
+        };
         out.set(w.key, w.end - 1);
-        agg.finish(&w, A::Acc::decode(acc)?, &mut out)?;
+        agg.finish(&w, A::Acc::decode(f.accumulator)?, &mut out)?;
     }
     Ok(out.into_batch())
 }

@@ -182,7 +182,7 @@ impl<A: crate::aggregate::Aggregate> AggregateHarness<A> {
         for (i, v) in values.iter().enumerate() {
             batch.push(b"", v.as_bytes(), i as Timestamp);
         }
-        let mut accs = crate::aggregate::Packed::default();
+        let mut accs = crate::aggregate::Accumulators::default();
         accs.push(&crate::aggregate::create(&self.agg));
         let (accs, rejected) =
             crate::aggregate::add(&self.agg, &accs, &batch, &vec![0; batch.len()])?;
@@ -196,13 +196,9 @@ impl<A: crate::aggregate::Aggregate> AggregateHarness<A> {
 
     /// Finish `acc` as the window `[0, 1000)` of key `k`.
     pub fn finish_one(&self, acc: &[u8]) -> Result<Vec<serde_json::Value>, Error> {
-        let fired = crate::aggregate::Fired {
-            start: 0,
-            end: 1000,
-            key: b"k",
-            firing: 0,
-        };
-        let out = crate::aggregate::finish(&self.agg, [(fired, acc)])?;
+        let mut fired = crate::aggregate::FiredWindows::default();
+        fired.push(0, 1000, b"k", acc, 0);
+        let out = crate::aggregate::finish(&self.agg, &fired)?;
         Ok(out
             .iter()
             .map(|e| serde_json::from_slice(e.value()).expect("output is JSON"))

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use flowlet_host::Host;
 
 #[derive(Subcommand)]
@@ -27,42 +27,12 @@ pub enum Bench {
     /// Keyed window aggregate (count per key) over generated keyed events, through the Wasm
     /// aggregate plugin and the same aggregate compiled natively; the operator runs on one
     /// thread and its CPU time is reported.
-    Window {
-        #[arg(long, default_value_t = 10_000_000)]
-        events: u64,
-        /// Distinct keys.
-        #[arg(long, default_value_t = 1_000_000)]
-        keys: u64,
-        #[arg(long, default_value_t = 256)]
-        batch_size: usize,
-        /// Events per millisecond of event time (10M events at 20/ms span 500 s).
-        #[arg(long, default_value_t = 20)]
-        events_per_ms: u64,
-        /// `tumbling` (60 s) or `sliding` (60 s every 10 s).
-        #[arg(long, value_delimiter = ',', default_value = "tumbling,sliding")]
-        kinds: Vec<String>,
-        /// The aggregate plugin.
-        #[arg(long, default_value = "dist/plugins/aggregate.wasm")]
-        plugin: PathBuf,
-        /// Also run the natively compiled aggregate.
-        #[arg(long)]
-        native: bool,
-    },
+    Window(WindowArgs),
 }
 
 /// CPU seconds (user + system) used by this process so far.
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
+    flowlet_dataflow::bench::process_cpu().as_secs_f64()
 }
 
 fn chain_manifest(events: u64, batch: u32, filter: &str, map: &str) -> String {
@@ -100,25 +70,8 @@ pub async fn run(which: Bench, host: Host) -> anyhow::Result<()> {
             plugins,
             repeat,
         } => (events, batch_sizes, plugins, repeat),
-        Bench::Window {
-            events,
-            keys,
-            batch_size,
-            events_per_ms,
-            kinds,
-            plugin,
-            native,
-        } => {
-            let cfg = WindowArgs {
-                events,
-                keys,
-                batch_size,
-                events_per_ms,
-                kinds,
-                plugin,
-                native,
-            };
-            return tokio::task::spawn_blocking(move || window(cfg, host)).await?;
+        Bench::Window(args) => {
+            return tokio::task::spawn_blocking(move || window(args, host)).await?;
         }
     };
     let plugins = std::fs::canonicalize(&plugins).map_err(|e| {
@@ -177,13 +130,26 @@ pub async fn run(which: Bench, host: Host) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct WindowArgs {
+#[derive(Args)]
+pub struct WindowArgs {
+    #[arg(long, default_value_t = 10_000_000)]
     events: u64,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 1_000_000)]
     keys: u64,
+    #[arg(long, default_value_t = 256)]
     batch_size: usize,
+    /// Events per millisecond of event time (10M events at 20/ms span 500 s).
+    #[arg(long, default_value_t = 20)]
     events_per_ms: u64,
+    /// `tumbling` (60 s) or `sliding` (60 s every 10 s).
+    #[arg(long, value_delimiter = ',', default_value = "tumbling,sliding")]
     kinds: Vec<String>,
+    /// The aggregate plugin.
+    #[arg(long, default_value = "dist/plugins/aggregate.wasm")]
     plugin: PathBuf,
+    /// Also run the natively compiled aggregate.
+    #[arg(long)]
     native: bool,
 }
 

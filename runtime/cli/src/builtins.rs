@@ -68,17 +68,11 @@ impl<A: flowlet_sdk::aggregate::Aggregate + Send> Aggregator for NativeAggregate
         input: &Batch,
         slots: &[u32],
     ) -> Result<Added, OperatorError> {
-        let packed = flowlet_sdk::aggregate::Packed {
-            bytes: accumulators.bytes,
-            ends: accumulators.ends,
-        };
-        let (out, rejected) = flowlet_sdk::aggregate::add(&self.0, &packed, input, slots)
-            .map_err(to_operator_error)?;
+        let (accumulators, rejected) =
+            flowlet_sdk::aggregate::add(&self.0, &accumulators, input, slots)
+                .map_err(to_operator_error)?;
         Ok(Added {
-            accumulators: Accumulators {
-                bytes: out.bytes,
-                ends: out.ends,
-            },
+            accumulators,
             rejected,
         })
     }
@@ -88,21 +82,7 @@ impl<A: flowlet_sdk::aggregate::Aggregate + Send> Aggregator for NativeAggregate
     }
 
     fn finish(&mut self, fired: FiredWindows) -> Result<Batch, OperatorError> {
-        flowlet_sdk::aggregate::finish(
-            &self.0,
-            fired.iter().map(|f| {
-                (
-                    flowlet_sdk::aggregate::Fired {
-                        start: f.start,
-                        end: f.end,
-                        key: f.key,
-                        firing: f.firing,
-                    },
-                    f.accumulator,
-                )
-            }),
-        )
-        .map_err(to_operator_error)
+        flowlet_sdk::aggregate::finish(&self.0, &fired).map_err(to_operator_error)
     }
 }
 

@@ -44,13 +44,25 @@ pub struct WindowBenchReport {
     pub peak_rss_bytes: u64,
 }
 
-/// CPU time of the calling thread.
-fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+/// CPU time (user + system) from a `/proc/…/stat` file; zero where there is none.
+fn stat_cpu(path: &str) -> Duration {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th,
+    // in clock ticks of 1/100 s.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     Duration::from_secs_f64((ticks(11) + ticks(12)) / 100.0)
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    stat_cpu("/proc/thread-self/stat")
+}
+
+/// CPU time of this process.
+pub fn process_cpu() -> Duration {
+    stat_cpu("/proc/self/stat")
 }
 
 /// Peak resident memory of the process (VmHWM).

@@ -134,10 +134,6 @@ impl<V> KeyMap<V> {
         self.values.iter().flatten()
     }
 
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> + '_ {
-        self.values.iter_mut().flatten()
-    }
-
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> + '_ {
         self.iter().map(|(k, _)| k)
     }

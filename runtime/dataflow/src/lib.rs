@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use flowlet_manifest::{Manifest, Port};
-pub use flowlet_types::{Batch, Output, Timestamp};
+pub use flowlet_types::{Accumulators, Batch, FiredRef, FiredWindows, Output, Timestamp};
 use tokio::sync::{Notify, mpsc};
 
 /// What flows on an edge.
@@ -120,106 +120,11 @@ pub trait Operator: Send {
     }
 }
 
-/// Accumulators packed into one buffer: accumulator `i` is `bytes[ends[i-1]..ends[i]]` (as
-/// they cross the boundary).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Accumulators {
-    pub bytes: Vec<u8>,
-    pub ends: Vec<u32>,
-}
-
-impl Accumulators {
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    pub fn push(&mut self, acc: &[u8]) {
-        self.bytes.extend_from_slice(acc);
-        self.ends.push(self.bytes.len() as u32);
-    }
-
-    pub fn get(&self, i: usize) -> Option<&[u8]> {
-        let end = *self.ends.get(i)? as usize;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        self.bytes.get(start..end)
-    }
-
-    /// Whether the offsets are increasing and end at the buffer's end.
-    pub fn is_well_formed(&self) -> bool {
-        self.ends.windows(2).all(|w| w[0] <= w[1])
-            && self.ends.last().map_or(0, |e| *e as usize) == self.bytes.len()
-    }
-}
-
 /// What [`Aggregator::add`] returns.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Added {
     pub accumulators: Accumulators,
     pub rejected: Vec<flowlet_types::Rejection>,
-}
-
-/// Windows that fired, column-wise (as they cross into the aggregate's `finish`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FiredWindows {
-    pub starts: Vec<Timestamp>,
-    pub ends: Vec<Timestamp>,
-    pub keys: Vec<u8>,
-    pub key_ends: Vec<u32>,
-    pub accumulators: Vec<u8>,
-    pub accumulator_ends: Vec<u32>,
-    pub firings: Vec<u32>,
-}
-
-/// One fired window, borrowed from [`FiredWindows`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FiredRef<'a> {
-    pub start: Timestamp,
-    pub end: Timestamp,
-    pub key: &'a [u8],
-    pub accumulator: &'a [u8],
-    pub firing: u32,
-}
-
-impl FiredWindows {
-    pub fn len(&self) -> usize {
-        self.starts.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.starts.is_empty()
-    }
-
-    pub fn push(&mut self, start: Timestamp, end: Timestamp, key: &[u8], acc: &[u8], firing: u32) {
-        self.starts.push(start);
-        self.ends.push(end);
-        self.keys.extend_from_slice(key);
-        self.key_ends.push(self.keys.len() as u32);
-        self.accumulators.extend_from_slice(acc);
-        self.accumulator_ends.push(self.accumulators.len() as u32);
-        self.firings.push(firing);
-    }
-
-    pub fn get(&self, i: usize) -> FiredRef<'_> {
-        let span = |ends: &[u32], i: usize| {
-            let start = if i == 0 { 0 } else { ends[i - 1] as usize };
-            start..ends[i] as usize
-        };
-        FiredRef {
-            start: self.starts[i],
-            end: self.ends[i],
-            key: &self.keys[span(&self.key_ends, i)],
-            accumulator: &self.accumulators[span(&self.accumulator_ends, i)],
-            firing: self.firings[i],
-        }
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = FiredRef<'_>> + '_ {
-        (0..self.len()).map(|i| self.get(i))
-    }
 }
 
 /// One instance of a window aggregate (the `aggregator` world).

@@ -47,10 +47,6 @@ impl OperatorTask {
         self.ctx.state.as_ref()
     }
 
-    fn state_error(&self, e: crate::state::StateError) -> DataflowError {
-        DataflowError::State(e)
-    }
-
     pub fn run(mut self, mut rx: mpsc::Receiver<Envelope>) -> Result<(), DataflowError> {
         let mut marks = Watermarks::new(self.inputs);
         let mut last_commit = Instant::now();
@@ -97,10 +93,7 @@ impl OperatorTask {
 
     fn commit(&mut self) -> Result<(), DataflowError> {
         if let Some(s) = self.state() {
-            s.lock()
-                .expect("state lock")
-                .commit()
-                .map_err(|e| self.state_error(e))?;
+            s.lock().expect("state lock").commit()?;
         }
         Ok(())
     }
@@ -115,23 +108,15 @@ impl OperatorTask {
             if due.is_empty() {
                 return Ok(());
             }
-            let out = match self.instance.on_timer(&due) {
-                Ok(out) => out,
-                Err(error) => {
-                    // A timer has no input event to skip or dead-letter: the operator fails.
-                    return Err(DataflowError::Operator {
-                        operator: self.policy.name.clone(),
-                        plugin: self.policy.plugin.clone(),
-                        error,
-                        event: format!("timers {:?}", due.iter().map(|t| t.at).collect::<Vec<_>>()),
-                    });
-                }
-            };
-            out.validate().map_err(|e| DataflowError::Operator {
-                operator: self.policy.name.clone(),
-                plugin: self.policy.plugin.clone(),
-                error: OperatorError::Malformed(e.to_string()),
-                event: "on-timer".into(),
+            // A timer has no input event to skip or dead-letter: a failure stops the operator.
+            let what = || format!("timers {:?}", due.iter().map(|t| t.at).collect::<Vec<_>>());
+            let out = self
+                .instance
+                .on_timer(&due)
+                .map_err(|error| self.policy.fatal(error, what()))?;
+            out.validate().map_err(|e| {
+                self.policy
+                    .fatal(OperatorError::Malformed(e.to_string()), what())
             })?;
             self.policy
                 .counters
@@ -144,19 +129,9 @@ impl OperatorTask {
     }
 
     fn restart(&mut self, why: &OperatorError) -> Result<(), DataflowError> {
-        tracing::warn!(
-            operator = %self.policy.name,
-            instance = self.policy.instance_index,
-            plugin = %self.policy.plugin,
-            "instance {why}; replacing it with a fresh one"
-        );
-        self.policy.counters.restarts.fetch_add(1, Relaxed);
-        self.instance =
-            new_processor(&*self.factory, &self.ctx).map_err(|error| DataflowError::Init {
-                operator: self.policy.name.clone(),
-                plugin: self.policy.plugin.clone(),
-                error,
-            })?;
+        self.instance = self
+            .policy
+            .replace(why, || new_processor(&*self.factory, &self.ctx))?;
         Ok(())
     }
 
@@ -201,7 +176,7 @@ impl OperatorTask {
         if let Some(s) = self.state() {
             let e = s.lock().expect("state lock").error.take();
             if let Some(e) = e {
-                return Err(self.state_error(e));
+                return Err(e.into());
             }
         }
         counters.events_out.fetch_add(output.len() as u64, Relaxed);

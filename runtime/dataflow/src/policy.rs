@@ -28,6 +28,36 @@ pub(crate) fn preview(event: &EventRef<'_>) -> String {
 }
 
 impl Policy {
+    /// An error that stops the topology, naming the operator, its plugin and `what` it was doing.
+    pub fn fatal(&self, error: OperatorError, what: impl Into<String>) -> DataflowError {
+        DataflowError::Operator {
+            operator: self.name.clone(),
+            plugin: self.plugin.clone(),
+            error,
+            event: what.into(),
+        }
+    }
+
+    /// Replace an instance that trapped: log and count it, then `make` a fresh one.
+    pub fn replace<T>(
+        &self,
+        why: &OperatorError,
+        make: impl FnOnce() -> Result<T, OperatorError>,
+    ) -> Result<T, DataflowError> {
+        tracing::warn!(
+            operator = %self.name,
+            instance = self.instance_index,
+            plugin = %self.plugin,
+            "instance {why}; replacing it with a fresh one"
+        );
+        self.counters.restarts.fetch_add(1, Relaxed);
+        make().map_err(|error| DataflowError::Init {
+            operator: self.name.clone(),
+            plugin: self.plugin.clone(),
+            error,
+        })
+    }
+
     /// Apply the `on-error` policy to one event.
     pub fn bad_event(
         &self,

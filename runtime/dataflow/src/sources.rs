@@ -242,20 +242,26 @@ impl SourceTask {
     ) -> Result<(), String> {
         let mut batch = Batch::new();
         let mut line = Vec::new();
+        // One timer for the idle timeout, moved lazily: a line only notes the time it arrived,
+        // and when the timer fires it is pushed back if a line came since.
+        let far = || tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        let mut last_line = tokio::time::Instant::now();
+        let idle_timer =
+            tokio::time::sleep_until(c.idle_timeout.map_or_else(far, |t| last_line + t));
+        tokio::pin!(idle_timer);
         let mut idle = false;
         loop {
             // `read_until` keeps what it read when another branch wins, so a line interrupted
             // by the idle timer is completed by the next call.
-            let idle_timer = async {
-                match c.idle_timeout {
-                    Some(t) if !idle => tokio::time::sleep(t).await,
-                    _ => std::future::pending().await,
-                }
-            };
             let read = tokio::select! {
                 r = reader.read_until(b'\n', &mut line) => r.map_err(|e| format!("read error: {e}"))?,
                 _ = self.stop.stopped() => 0,
-                _ = idle_timer => {
+                _ = &mut idle_timer, if !idle && c.idle_timeout.is_some() => {
+                    let due = last_line + c.idle_timeout.expect("checked by the branch");
+                    if due > tokio::time::Instant::now() {
+                        idle_timer.as_mut().reset(due);
+                        continue;
+                    }
                     if !batch.is_empty() && !self.emit(std::mem::take(&mut batch), c).await {
                         return Ok(());
                     }
@@ -264,7 +270,13 @@ impl SourceTask {
                     continue;
                 }
             };
-            idle = false;
+            last_line = tokio::time::Instant::now();
+            if std::mem::replace(&mut idle, false) {
+                let t = c
+                    .idle_timeout
+                    .expect("only a source with a timeout goes idle");
+                idle_timer.as_mut().reset(last_line + t);
+            }
             if read == 0 {
                 break;
             }

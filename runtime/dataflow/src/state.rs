@@ -261,7 +261,6 @@ pub struct Timer {
 /// The in-memory layer over one operator instance's store, with its timers and clocks: what
 /// the state and timers host functions use.
 pub struct KeyedState {
-    operator: String,
     store: Arc<dyn Store>,
     timer_store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -321,7 +320,6 @@ impl KeyedState {
             });
         }
         Ok(Self {
-            operator: operator.into(),
             store,
             timer_store,
             clock,
@@ -522,10 +520,6 @@ impl KeyedState {
             self.cache.clear();
         }
         Ok(())
-    }
-
-    pub fn operator(&self) -> &str {
-        &self.operator
     }
 }
 

@@ -83,6 +83,8 @@ struct Windows {
     stored: HashMap<Win, BTreeSet<u16>>,
     /// Stored entries to delete at the next commit.
     deletes: Vec<Vec<u8>>,
+    /// Key groups of a window that a key left (merged sessions): rewritten at the next commit.
+    left: HashMap<Win, BTreeSet<u16>>,
     /// Windows at or below this end have fired on time.
     fired_upto: Option<Timestamp>,
     /// Keys (and bytes per key) of the last window dropped: the size a new window's map starts
@@ -151,15 +153,19 @@ impl Windows {
         if map.is_empty() {
             self.by_window.remove(&w);
             self.forget(w);
-        } else if let Some(any) = map.values_mut().next() {
-            // Mark the window changed so that its groups are written again without the key.
-            any.dirty = true;
+        } else {
+            // The key's group is written again without it at the next commit.
+            self.left
+                .entry(w)
+                .or_default()
+                .insert(key_group(key) as u16);
         }
         Some(slot)
     }
 
     /// Delete a window's stored contents at the next commit.
     fn forget(&mut self, w: Win) {
+        self.left.remove(&w);
         if let Some(groups) = self.stored.remove(&w) {
             self.deletes
                 .extend(groups.into_iter().map(|g| storage_key(g, w)));
@@ -170,15 +176,6 @@ impl Windows {
 impl WindowTask {
     fn lateness(&self) -> Timestamp {
         ms(self.spec.allowed_lateness)
-    }
-
-    fn op_error(&self, error: OperatorError, event: String) -> DataflowError {
-        DataflowError::Operator {
-            operator: self.policy.name.clone(),
-            plugin: self.policy.plugin.clone(),
-            error,
-            event,
-        }
     }
 
     /// Load this instance's windows (its key groups) from the store.
@@ -230,7 +227,7 @@ impl WindowTask {
         let empty = self
             .agg
             .create_accumulator()
-            .map_err(|e| self.op_error(e, "create-accumulator".into()))?;
+            .map_err(|e| self.policy.fatal(e, "create-accumulator"))?;
         let mut windows = self.load()?;
         let mut marks = Watermarks::new(self.inputs);
         let mut last_commit = Instant::now();
@@ -290,15 +287,18 @@ impl WindowTask {
         let started = Instant::now();
         let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> =
             w.deletes.drain(..).map(|k| (k, None)).collect();
+        let mut left = std::mem::take(&mut w.left);
         for (win, map) in &mut w.by_window {
-            if !map.values().any(|s| s.dirty) {
+            let left = left.remove(win).unwrap_or_default();
+            if left.is_empty() && !map.values().any(|s| s.dirty) {
                 continue;
             }
             // Rewrite the groups of this window that changed, with all their keys.
             let mut groups: BTreeMap<u16, (bool, Vec<u8>)> = BTreeMap::new();
             for (key, slot) in map.iter_mut() {
-                let g = groups.entry(key_group(key) as u16).or_default();
-                g.0 |= slot.dirty;
+                let group = key_group(key) as u16;
+                let g = groups.entry(group).or_default();
+                g.0 |= slot.dirty || left.contains(&group);
                 put_record(&mut g.1, key, slot);
                 slot.dirty = false;
             }
@@ -608,7 +608,7 @@ impl WindowTask {
                 Some(t) => self
                     .agg
                     .merge(&t.acc, &slot.acc)
-                    .map_err(|e| self.op_error(e, "merging two sessions".into()))?,
+                    .map_err(|e| self.policy.fatal(e, "merging two sessions"))?,
                 None => slot.acc,
             };
             let map = w.by_window.entry(target).or_default();
@@ -659,21 +659,9 @@ impl WindowTask {
     }
 
     fn restart(&mut self, why: &OperatorError) -> Result<(), DataflowError> {
-        tracing::warn!(
-            operator = %self.policy.name,
-            instance = self.policy.instance_index,
-            plugin = %self.policy.plugin,
-            "instance {why}; replacing it with a fresh one"
-        );
-        self.policy.counters.restarts.fetch_add(1, Relaxed);
-        let made = self
-            .factory
-            .instantiate(&InstanceContext::default())
-            .map_err(|error| DataflowError::Init {
-                operator: self.policy.name.clone(),
-                plugin: self.policy.plugin.clone(),
-                error,
-            })?;
+        let made = self.policy.replace(why, || {
+            self.factory.instantiate(&InstanceContext::default())
+        })?;
         match made {
             Instance::Aggregator(a) => self.agg = a,
             Instance::Processor(_) => unreachable!("the factory made an aggregator before"),
@@ -845,9 +833,11 @@ impl WindowTask {
         let out = self
             .agg
             .finish(fired)
-            .map_err(|error| self.op_error(error, what))?;
-        out.validate()
-            .map_err(|e| self.op_error(OperatorError::Malformed(e.to_string()), "finish".into()))?;
+            .map_err(|error| self.policy.fatal(error, what))?;
+        out.validate().map_err(|e| {
+            self.policy
+                .fatal(OperatorError::Malformed(e.to_string()), "finish")
+        })?;
         let c = &self.policy.counters;
         c.windows_fired.fetch_add(n, Relaxed);
         c.events_out.fetch_add(out.len() as u64, Relaxed);

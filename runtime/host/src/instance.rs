@@ -248,6 +248,31 @@ enum Exports {
     Aggregator(bindings::aggregator::Aggregator),
 }
 
+impl Exports {
+    fn instantiate(pre: &Pre, store: &mut Store<InstanceState>) -> wasmtime::Result<Self> {
+        Ok(match pre {
+            Pre::Processor(p) => Self::Processor(p.instantiate(store)?),
+            Pre::Stateful(p) => Self::Stateful(p.instantiate(store)?),
+            Pre::Aggregator(p) => Self::Aggregator(p.instantiate(store)?),
+        })
+    }
+
+    /// Every world's `init` has the same signature.
+    fn init(
+        &self,
+        store: &mut Store<InstanceState>,
+        config: &str,
+    ) -> wasmtime::Result<Result<(), wit::Error>> {
+        match self {
+            Self::Processor(p) => p.flowlet_operator_handler().call_init(store, config),
+            Self::Stateful(p) => p
+                .flowlet_operator_stateful_handler()
+                .call_init(store, config),
+            Self::Aggregator(p) => p.flowlet_operator_aggregate().call_init(store, config),
+        }
+    }
+}
+
 /// One running instance.
 pub struct WasmInstance {
     store: Store<InstanceState>,
@@ -337,32 +362,11 @@ impl OperatorFactory for WasmFactory {
         let fail =
             |e, output: &GuestOutput| explain(e, output, &settings, "init", settings.init_timeout);
         let config = settings.config.clone();
-        let (exports, init) = match &self.plugin.pre {
-            Pre::Processor(pre) => {
-                let p = pre.instantiate(&mut store).map_err(|e| fail(e, &output))?;
-                let init = p
-                    .flowlet_operator_handler()
-                    .call_init(&mut store, &config)
-                    .map_err(|e| fail(e, &output))?;
-                (Exports::Processor(p), init)
-            }
-            Pre::Stateful(pre) => {
-                let p = pre.instantiate(&mut store).map_err(|e| fail(e, &output))?;
-                let init = p
-                    .flowlet_operator_stateful_handler()
-                    .call_init(&mut store, &config)
-                    .map_err(|e| fail(e, &output))?;
-                (Exports::Stateful(p), init)
-            }
-            Pre::Aggregator(pre) => {
-                let p = pre.instantiate(&mut store).map_err(|e| fail(e, &output))?;
-                let init = p
-                    .flowlet_operator_aggregate()
-                    .call_init(&mut store, &config)
-                    .map_err(|e| fail(e, &output))?;
-                (Exports::Aggregator(p), init)
-            }
-        };
+        let exports =
+            Exports::instantiate(&self.plugin.pre, &mut store).map_err(|e| fail(e, &output))?;
+        let init = exports
+            .init(&mut store, &config)
+            .map_err(|e| fail(e, &output))?;
         match init {
             Ok(()) => {}
             Err(wit::Error::InvalidConfig(m)) => return Err(OperatorError::InvalidConfig(m)),

@@ -6,9 +6,11 @@
 //! without an allocation per event. This crate is shared by the host and the SDK so that the
 //! layout is written down once.
 
+mod aggregate;
 mod batch;
 pub mod json;
 
+pub use aggregate::{Accumulators, FiredRef, FiredWindows};
 pub use batch::{Batch, BatchError, EventRef, Header, Output, Rejection};
 
 /// Milliseconds since the Unix epoch.
