@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use flowlet_dataflow::{ManualClock, RunOptions, RunReport, Stop};
+use flowlet_dataflow::{LiveStats, ManualClock, RunOptions, RunReport, Stop};
 use flowlet_tests::{host, json_lines, write_manifest};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
@@ -21,6 +21,17 @@ async fn run_with(
     stdin: Option<tokio::io::DuplexStream>,
     stop: Arc<Stop>,
 ) -> anyhow::Result<RunReport> {
+    run_live(manifest, clock, stdin, stop, LiveStats::default()).await
+}
+
+/// [`run_with`], with the run's counters readable through `live` while it runs.
+async fn run_live(
+    manifest: PathBuf,
+    clock: Arc<ManualClock>,
+    stdin: Option<tokio::io::DuplexStream>,
+    stop: Arc<Stop>,
+    live: LiveStats,
+) -> anyhow::Result<RunReport> {
     let m = flowlet::load_manifest(&manifest)?;
     let options = RunOptions {
         clock,
@@ -28,8 +39,25 @@ async fn run_with(
             stdin.map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
         )),
         tick: Duration::from_millis(10),
+        live,
     };
     flowlet::run_manifest_with(&host(), &m, options, stop).await
+}
+
+/// Wait until operator `node` has handled `n` events — it read the clock for them — (failing
+/// at once if the run stopped).
+async fn wait_handled(live: &LiveStats, node: &str, n: u64, run: &mut Running) {
+    for _ in 0..1000 {
+        if live.get(node).is_some_and(|s| s.events_in >= n) {
+            return;
+        }
+        if run.is_finished() {
+            let result = run.await.unwrap();
+            panic!("the run ended before `{node}` handled {n} events: {result:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("`{node}` never handled {n} events: {:?}", live.get(node));
 }
 
 type Running = tokio::task::JoinHandle<anyhow::Result<RunReport>>;
@@ -196,25 +224,26 @@ operators:
     config: {function: count}
     inputs: [typed]
 sinks:
-  seen: {kind: file, path: seen.jsonl, inputs: [typed]}
   out: {kind: file, path: out.jsonl, inputs: [counts]}
 "#,
     );
     let (mut writer, reader) = tokio::io::duplex(1 << 16);
     let clock = ManualClock::new(10_000);
-    let mut run = tokio::spawn(run_with(
+    let live = LiveStats::default();
+    let mut run = tokio::spawn(run_live(
         manifest.clone(),
         clock.clone(),
         Some(reader),
         Stop::new(),
+        live.clone(),
     ));
-    let (seen, out) = (dir.path().join("seen.jsonl"), dir.path().join("out.jsonl"));
+    let out = dir.path().join("out.jsonl");
 
     writer
         .write_all(b"{\"user\":\"a\"}\n{\"user\":\"a\"}\n{\"user\":\"b\"}\n")
         .await
         .unwrap();
-    wait_lines(&seen, 3, &mut run).await;
+    wait_handled(&live, "counts", 3, &mut run).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(
         window_rows(&out).is_empty(),
@@ -226,7 +255,7 @@ sinks:
         .write_all(b"{\"user\":\"a\"}\n{\"user\":\"a\"}\n")
         .await
         .unwrap();
-    wait_lines(&seen, 5, &mut run).await;
+    wait_handled(&live, "counts", 5, &mut run).await;
     clock.set(12_500);
     wait_lines(&out, 3, &mut run).await;
     drop(writer);
@@ -390,27 +419,28 @@ operators:
     config: {timeout: 1s}
     inputs: [typed]
 sinks:
-  seen: {kind: file, path: seen.jsonl, inputs: [typed]}
   out: {kind: file, path: out.jsonl, inputs: [quiet]}
 "#,
     );
     let (mut writer, reader) = tokio::io::duplex(1 << 16);
     let clock = ManualClock::new(1_000);
-    let mut run = tokio::spawn(run_with(
+    let live = LiveStats::default();
+    let mut run = tokio::spawn(run_live(
         manifest.clone(),
         clock.clone(),
         Some(reader),
         Stop::new(),
+        live.clone(),
     ));
-    let (seen, out) = (dir.path().join("seen.jsonl"), dir.path().join("out.jsonl"));
+    let out = dir.path().join("out.jsonl");
     writer
         .write_all(b"{\"device\":\"a\"}\n{\"device\":\"b\"}\n")
         .await
         .unwrap();
-    wait_lines(&seen, 2, &mut run).await;
+    wait_handled(&live, "quiet", 2, &mut run).await;
     clock.set(1_500);
     writer.write_all(b"{\"device\":\"a\"}\n").await.unwrap();
-    wait_lines(&seen, 3, &mut run).await;
+    wait_handled(&live, "quiet", 3, &mut run).await;
     // b's deadline (2000) passes; a was re-armed to 2500.
     clock.set(2_100);
     wait_lines(&out, 1, &mut run).await;

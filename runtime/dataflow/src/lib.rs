@@ -193,6 +193,23 @@ pub struct RunOptions {
     pub stdin: Arc<std::sync::Mutex<Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>>>,
     /// How often operators with processing-time windows or timers look at the clock.
     pub tick: std::time::Duration,
+    /// Filled with the counters of every node when the run starts, to be read while it runs.
+    pub live: LiveStats,
+}
+
+/// The counters of a running topology, by node name.
+#[derive(Debug, Clone, Default)]
+pub struct LiveStats(Arc<std::sync::Mutex<BTreeMap<String, Arc<NodeCounters>>>>);
+
+impl LiveStats {
+    /// What node `name` has done so far (an operator counts a batch in once it has handled it).
+    pub fn get(&self, name: &str) -> Option<NodeStats> {
+        self.0
+            .lock()
+            .expect("stats lock")
+            .get(name)
+            .map(|c| c.snapshot())
+    }
 }
 
 impl Default for RunOptions {
@@ -201,6 +218,7 @@ impl Default for RunOptions {
             clock: Arc::new(SystemClock),
             stdin: Arc::default(),
             tick: std::time::Duration::from_millis(50),
+            live: LiveStats::default(),
         }
     }
 }
@@ -436,6 +454,7 @@ pub async fn run(
         .chain(manifest.sinks.keys())
         .map(|n| (n.clone(), Arc::default()))
         .collect();
+    *options.live.0.lock().expect("stats lock") = counters.clone();
 
     // Kinds first: a window needs an aggregate, an aggregate needs a window.
     let mut stateful = false;

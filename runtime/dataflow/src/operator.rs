@@ -158,8 +158,6 @@ impl OperatorTask {
     /// Handle one input batch. Returns false when no consumer is left.
     fn handle(&mut self, batch: Batch) -> Result<bool, DataflowError> {
         let counters = self.policy.counters.clone();
-        counters.events_in.fetch_add(batch.len() as u64, Relaxed);
-        counters.batches.fetch_add(1, Relaxed);
         let mut dead = Batch::new();
         let output = match self.call(&batch) {
             Ok(out) => {
@@ -179,6 +177,9 @@ impl OperatorTask {
                 return Err(e.into());
             }
         }
+        // Counted once handled, so that a reader of live counters knows the batch was seen.
+        counters.events_in.fetch_add(batch.len() as u64, Relaxed);
+        counters.batches.fetch_add(1, Relaxed);
         counters.events_out.fetch_add(output.len() as u64, Relaxed);
         let mut alive = true;
         if !output.is_empty() && !self.main.is_empty() {

@@ -409,8 +409,6 @@ impl WindowTask {
         now: Timestamp,
     ) -> Result<bool, DataflowError> {
         let counters = self.policy.counters.clone();
-        counters.events_in.fetch_add(batch.len() as u64, Relaxed);
-        counters.batches.fetch_add(1, Relaxed);
         let processing = self.spec.time == TimeDomain::Processing;
         let session = matches!(self.spec.kind, WindowKind::Session { .. });
         let lateness = self.lateness();
@@ -558,6 +556,9 @@ impl WindowTask {
                 refire.push((*win, key.to_vec()));
             }
         }
+        // Counted once handled, so that a reader of live counters knows the batch was seen.
+        counters.events_in.fetch_add(batch.len() as u64, Relaxed);
+        counters.batches.fetch_add(1, Relaxed);
         if !late.is_empty() {
             counters.late.fetch_add(late.len() as u64, Relaxed);
             if self.late.is_empty() {
