@@ -433,17 +433,20 @@ pub(crate) fn from_wit(e: wit::Batch) -> Batch {
     }
 }
 
+fn from_wit_rejections(rejected: Vec<wit::Rejection>) -> Vec<Rejection> {
+    rejected
+        .into_iter()
+        .map(|r| Rejection {
+            event: r.event,
+            reason: r.reason,
+        })
+        .collect()
+}
+
 fn from_wit_output(out: wit::Output) -> Output {
     Output {
         events: from_wit(out.events),
-        rejected: out
-            .rejected
-            .into_iter()
-            .map(|r| Rejection {
-                event: r.event,
-                reason: r.reason,
-            })
-            .collect(),
+        rejected: from_wit_rejections(out.rejected),
     }
 }
 
@@ -543,14 +546,7 @@ impl Aggregator for WasmInstance {
                 bytes: added.accumulators.bytes,
                 ends: added.accumulators.ends,
             },
-            rejected: added
-                .rejected
-                .into_iter()
-                .map(|r| Rejection {
-                    event: r.event,
-                    reason: r.reason,
-                })
-                .collect(),
+            rejected: from_wit_rejections(added.rejected),
         })
     }
 
