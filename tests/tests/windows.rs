@@ -419,6 +419,15 @@ async fn the_clickstream_example_sessionizes_its_file() {
         report.nodes["clicks"].rejected, 1,
         "the line whose time is `yesterday`"
     );
+    let bad = json_lines(&dir.path().join("bad-clicks.jsonl"));
+    assert_eq!(bad.len(), 1, "nothing lost: the bad line is dead-lettered");
+    assert_eq!(bad[0]["source"], "clicks");
+    assert_eq!(bad[0]["event"]["value"]["time"], "yesterday");
+    assert!(
+        bad[0]["error"].as_str().unwrap().contains("/time"),
+        "{}",
+        bad[0]
+    );
     let late = json_lines(&dir.path().join("late-clicks.jsonl"));
     assert_eq!(late.len(), 1);
     assert_eq!(late[0]["user"], "ana");
@@ -519,4 +528,37 @@ sinks:
         .map(|v| v["event"]["value"]["ts"].as_i64().unwrap())
         .collect();
     assert_eq!(dead, vec![200, 300]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_without_a_readable_time_stops_a_failing_source_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.jsonl"),
+        "{\"ts\": 1}\n{\"ts\": \"soon\"}\n{\"ts\": 3}\n",
+    )
+    .unwrap();
+    let text = manifest_text(
+        r#"
+version: 1
+sources:
+  src: {kind: file, path: in.jsonl, event-time: {field: /ts}}
+sinks:
+  out: {kind: file, path: out.jsonl, inputs: [src]}
+"#,
+    );
+    let err = run_text(dir.path(), &text).await.unwrap_err().to_string();
+    assert!(err.contains("source `src`"), "{err}");
+    assert!(err.contains("/ts") && err.contains("soon"), "{err}");
+    assert!(err.contains("on-error"), "{err}");
+
+    // With `skip` the run goes on and counts it.
+    let report = run_text(
+        dir.path(),
+        &text.replace("field: /ts}}", "field: /ts}, on-error: skip}"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.nodes["src"].skipped, 1);
+    assert_eq!(json_lines(&dir.path().join("out.jsonl")).len(), 2);
 }

@@ -635,7 +635,8 @@ pub async fn run(
     }
     for (name, source) in &manifest.sources {
         let out = instance_outputs(&outputs, name, Port::Main, 0);
-        sources.push((name, source, out));
+        let dead_letter = instance_outputs(&outputs, name, Port::DeadLetter, 0);
+        sources.push((name, source, out, dead_letter));
     }
     // Every producer holds its own senders now; the channels close when the producers finish.
     drop(outputs);
@@ -650,7 +651,7 @@ pub async fn run(
         let name = name.to_owned();
         tasks.spawn_blocking(move || sinks::run(name, spec.kind, path, rx, inputs, c));
     }
-    for (name, source, out) in sources {
+    for (name, source, out, dead_letter) in sources {
         let task = sources::SourceTask {
             name: name.clone(),
             kind: source.kind.clone(),
@@ -665,6 +666,9 @@ pub async fn run(
             out,
             counters: counters[name].clone(),
             stop: stop.clone(),
+            on_error: source.on_error,
+            dead_letter,
+            failure: None,
         };
         tasks.spawn(task.run());
     }

@@ -86,29 +86,34 @@ impl Policy {
         }
     }
 
-    /// `{"operator", "instance", "plugin", "error", "event": {"key", "value", "timestamp"}}`;
-    /// the value is embedded as JSON when it is JSON, as a string otherwise.
+    /// `{"operator", "instance", "plugin", "error", "event": {"key", "value", "timestamp"}}`.
     fn dead_letter_record(&self, event: &EventRef<'_>, error: &OperatorError) -> Vec<u8> {
-        use serde_json::value::RawValue;
-        let value: Box<RawValue> = match serde_json::from_slice::<&RawValue>(event.value()) {
-            Ok(raw) => raw.to_owned(),
-            Err(_) => {
-                let s = serde_json::to_string(&String::from_utf8_lossy(event.value()))
-                    .expect("a string is JSON");
-                RawValue::from_string(s).expect("a JSON string is JSON")
-            }
-        };
         let record = serde_json::json!({
             "operator": self.name,
             "instance": self.instance_index,
             "plugin": self.plugin,
             "error": error.to_string(),
-            "event": {
-                "key": event.key().map(String::from_utf8_lossy),
-                "value": value,
-                "timestamp": event.timestamp(),
-            },
+            "event": event_json(event),
         });
         serde_json::to_vec(&record).expect("a record is JSON")
     }
+}
+
+/// `{"key", "value", "timestamp"}` of a dead-lettered event; the value is embedded as JSON
+/// when it is JSON, as a string otherwise.
+pub(crate) fn event_json(event: &EventRef<'_>) -> serde_json::Value {
+    use serde_json::value::RawValue;
+    let value: Box<RawValue> = match serde_json::from_slice::<&RawValue>(event.value()) {
+        Ok(raw) => raw.to_owned(),
+        Err(_) => {
+            let s = serde_json::to_string(&String::from_utf8_lossy(event.value()))
+                .expect("a string is JSON");
+            RawValue::from_string(s).expect("a JSON string is JSON")
+        }
+    };
+    serde_json::json!({
+        "key": event.key().map(String::from_utf8_lossy),
+        "value": value,
+        "timestamp": event.timestamp(),
+    })
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use flowlet_manifest::{EventTime, SourceKind};
+use flowlet_manifest::{EventTime, OnError, SourceKind};
 use flowlet_types::{Batch, Timestamp};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
@@ -23,6 +23,21 @@ pub(crate) struct SourceTask {
     pub counters: Arc<NodeCounters>,
     pub stop: Arc<Stop>,
     pub clock: Arc<dyn crate::Clock>,
+    /// What happens to events whose event time cannot be read.
+    pub on_error: OnError,
+    pub dead_letter: Outputs,
+    /// Why the source stopped the topology (`on-error: fail`).
+    pub failure: Option<String>,
+}
+
+/// `{"source", "error", "event": {"key", "value", "timestamp"}}` for `SOURCE.dead-letter`.
+fn dead_letter_record(source: &str, error: &str, event: &flowlet_types::EventRef<'_>) -> Vec<u8> {
+    let record = serde_json::json!({
+        "source": source,
+        "error": error,
+        "event": crate::policy::event_json(event),
+    });
+    serde_json::to_vec(&record).expect("a record is JSON")
 }
 
 /// Event time and watermarks of one source.
@@ -93,12 +108,20 @@ impl SourceTask {
                 }
             }
         };
+        let result = match self.failure.take() {
+            Some(message) => Err(message),
+            None => result,
+        };
         if clocking.bad_times > 0 {
             tracing::warn!(
                 source = %self.name,
-                "{} event(s) had no readable event time in {} and were dropped",
+                "{} event(s) had no readable event time in {} and were {}",
                 clocking.bad_times,
                 clocking.field.as_ref().map(|f| f.to_string()).unwrap_or_default(),
+                match self.on_error {
+                    OnError::DeadLetter => format!("sent to `{}.dead-letter`", self.name),
+                    _ => "skipped".into(),
+                }
             );
         }
         // A bounded input that ended (not stopped) is complete: every window may fire.
@@ -107,6 +130,7 @@ impl SourceTask {
         }
         // End the stream even after an error, so that everything downstream flushes.
         self.out.broadcast(Message::End).await;
+        self.dead_letter.broadcast(Message::End).await;
         result.map_err(|message| DataflowError::Source {
             source_name: self.name.clone(),
             message,
@@ -127,29 +151,48 @@ impl SourceTask {
                     .and_then(|raw| parse_time(raw.get()));
                 match t {
                     Some(t) => batch.timestamps[i] = t,
-                    None => {
-                        if c.bad_times < 5 {
-                            tracing::warn!(
-                                source = %self.name,
-                                "dropping an event without a readable event time at {field}: {}",
-                                String::from_utf8_lossy(&event.value()[..event.value().len().min(200)])
-                            );
-                        }
-                        bad.push(i);
-                    }
+                    None => bad.push(i),
                 }
             }
             if !bad.is_empty() {
-                c.bad_times += bad.len() as u64;
-                self.counters.rejected.fetch_add(bad.len() as u64, Relaxed);
                 let mut kept = Batch::with_capacity(batch.len(), batch.values.len());
+                let mut dead = Batch::new();
                 let mut b = bad.iter().peekable();
                 for e in batch.iter() {
-                    if b.peek() == Some(&&e.index()) {
-                        b.next();
-                    } else {
+                    if b.peek() != Some(&&e.index()) {
                         kept.push_event(&e);
+                        continue;
                     }
+                    b.next();
+                    let error = format!(
+                        "no readable event time at {field} (a number of milliseconds or an RFC 3339 string)"
+                    );
+                    let preview = String::from_utf8_lossy(&e.value()[..e.value().len().min(200)])
+                        .into_owned();
+                    match self.on_error {
+                        OnError::Fail => {
+                            self.failure = Some(format!(
+                                "{error} in event `{preview}`; the topology stops because the source's on-error policy is `fail` (choose `skip` or `dead-letter` to go on)"
+                            ));
+                            return false;
+                        }
+                        OnError::Skip => {
+                            self.counters.skipped.fetch_add(1, Relaxed);
+                            if c.bad_times < 5 {
+                                tracing::warn!(source = %self.name, "skipping an event: {error}: {preview}");
+                            }
+                        }
+                        OnError::DeadLetter => {
+                            self.counters.dead_lettered.fetch_add(1, Relaxed);
+                            let record = dead_letter_record(&self.name, &error, &e);
+                            dead.push(e.key().unwrap_or_default(), &record, e.timestamp());
+                        }
+                    }
+                    c.bad_times += 1;
+                }
+                self.counters.rejected.fetch_add(bad.len() as u64, Relaxed);
+                if !dead.is_empty() && !self.dead_letter.send(dead).await {
+                    return false;
                 }
                 batch = kept;
             }

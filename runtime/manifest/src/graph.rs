@@ -57,23 +57,18 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
                 );
                 continue;
             }
-            if input.port == Port::DeadLetter {
-                match m.operators.get(&input.node) {
-                    Some(op) if op.on_error != OnError::DeadLetter => d.error_hint(
-                        input.pos,
-                        format!(
-                            "{kind} `{name}` reads `{input}`, but operator `{}` does not dead-letter",
-                            input.node
-                        ),
-                        format!("set `on-error: dead-letter` on operator `{}`", input.node),
+            if input.port == Port::DeadLetter
+                && let Some((producer, policy)) = on_error_of(m, &input.node)
+                && policy != OnError::DeadLetter
+            {
+                d.error_hint(
+                    input.pos,
+                    format!(
+                        "{kind} `{name}` reads `{input}`, but {producer} `{}` does not dead-letter",
+                        input.node
                     ),
-                    None if m.sources.contains_key(&input.node) => d.error_hint(
-                        input.pos,
-                        format!("{kind} `{name}` reads `{input}`, but `{}` is a source", input.node),
-                        "only operators have a dead-letter output",
-                    ),
-                    _ => {}
-                }
+                    format!("set `on-error: dead-letter` on {producer} `{}`", input.node),
+                );
             }
             if input.port == Port::Late
                 && m.operators
@@ -116,11 +111,7 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
             && op.on_error == OnError::DeadLetter
             && !read.contains(&(name.clone(), Port::DeadLetter))
         {
-            d.error_hint(
-                at(name),
-                format!("operator `{name}` dead-letters rejected events, but nothing reads `{name}.dead-letter`"),
-                format!("add a sink with `inputs: [{name}.dead-letter]`, or choose `on-error: skip`"),
-            );
+            unread_dead_letters(d, at(name), "operator", name, "rejected events");
         }
         if op.window.is_some() && op.key_by.is_none() && op.parallelism > 1 {
             d.error_hint(
@@ -155,6 +146,18 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
         }
     }
     for (name, src) in &m.sources {
+        if complete
+            && src.on_error == OnError::DeadLetter
+            && !read.contains(&(name.clone(), Port::DeadLetter))
+        {
+            unread_dead_letters(
+                d,
+                at(name),
+                "source",
+                name,
+                "events without a readable time",
+            );
+        }
         if let SourceKind::File { path } = &src.kind
             && opts.check_files
             && !m.resolve(path).is_file()
@@ -190,6 +193,23 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
             "a topology is a DAG; remove one of these inputs",
         );
     }
+}
+
+/// Whether `node` is a source or an operator, and its `on-error` policy.
+fn on_error_of(m: &Manifest, node: &str) -> Option<(&'static str, OnError)> {
+    match (m.sources.get(node), m.operators.get(node)) {
+        (Some(s), _) => Some(("source", s.on_error)),
+        (_, Some(o)) => Some(("operator", o.on_error)),
+        _ => None,
+    }
+}
+
+fn unread_dead_letters(d: &mut Diagnostics, at: Pos, kind: &str, name: &str, what: &str) {
+    d.error_hint(
+        at,
+        format!("{kind} `{name}` dead-letters {what}, but nothing reads `{name}.dead-letter`"),
+        format!("add a sink with `inputs: [{name}.dead-letter]`, or choose `on-error: skip`"),
+    );
 }
 
 /// A cycle among operators, as the path from its first node back to it.

@@ -54,6 +54,11 @@ pub struct Source {
     /// in order.
     #[serde(default)]
     pub event_time: Option<EventTime>,
+    /// What happens to an event whose event time cannot be read: `fail` (default) stops the
+    /// topology naming the source and the event, `skip` drops it (counted), `dead-letter` sends
+    /// it to `SOURCE.dead-letter`.
+    #[serde(default)]
+    pub on_error: OnError,
 }
 
 /// A source's event time and watermarks.

@@ -359,6 +359,7 @@ fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
         None => Some(None),
         Some(n) => event_time(n, &what, d).map(Some),
     };
+    let on_error = on_error(&mut o, &what, d);
     let kind_node = o.require("kind", pos(n), d);
     let kind = kind_node.and_then(|k| string(k, &format!("`kind` of {what}"), d));
     let (kind, known): (Option<SourceKind>, &[&str]) = match kind.as_deref() {
@@ -375,7 +376,15 @@ fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
                 .unwrap_or(0);
             (
                 Some(SourceKind::Generator { count, rate, seed }),
-                &["kind", "batch-size", "event-time", "count", "rate", "seed"],
+                &[
+                    "kind",
+                    "batch-size",
+                    "event-time",
+                    "on-error",
+                    "count",
+                    "rate",
+                    "seed",
+                ],
             )
         }
         Some("file") => {
@@ -384,12 +393,12 @@ fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
                 .and_then(|p| string(p, &format!("`path` of {what}"), d));
             (
                 path.map(|p| SourceKind::File { path: p.into() }),
-                &["kind", "batch-size", "event-time", "path"],
+                &["kind", "batch-size", "event-time", "on-error", "path"],
             )
         }
         Some("stdin") => (
             Some(SourceKind::Stdin),
-            &["kind", "batch-size", "event-time"],
+            &["kind", "batch-size", "event-time", "on-error"],
         ),
         other => {
             unknown_kind(
@@ -408,7 +417,32 @@ fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
         kind: kind?,
         batch_size,
         event_time: event_time?,
+        on_error: on_error?,
     })
+}
+
+/// The `on-error` of a source or operator (default `fail`).
+fn on_error(o: &mut Obj<'_, '_>, what: &str, d: &mut Diagnostics) -> Option<OnError> {
+    match o.take("on-error") {
+        None => Some(OnError::Fail),
+        Some(n) => match as_str(n) {
+            Some("fail") => Some(OnError::Fail),
+            Some("skip") => Some(OnError::Skip),
+            Some("dead-letter") => Some(OnError::DeadLetter),
+            _ => {
+                let choices = ["fail", "skip", "dead-letter"];
+                let hint = as_str(n)
+                    .and_then(|s| did_you_mean(s, choices))
+                    .unwrap_or_else(|| format!("choose one of: {}", choices.join(", ")));
+                d.error_hint(
+                    pos(n),
+                    format!("`on-error` of {what} cannot be {}", describe(n)),
+                    hint,
+                );
+                None
+            }
+        },
+    }
 }
 
 fn pointer(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Pointer> {
@@ -628,26 +662,7 @@ fn operator(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Operator> {
         None => Some(None),
         Some(w) => window(w, &what, d).map(Some),
     };
-    let on_error = match o.take("on-error") {
-        None => Some(OnError::Fail),
-        Some(n) => match as_str(n) {
-            Some("fail") => Some(OnError::Fail),
-            Some("skip") => Some(OnError::Skip),
-            Some("dead-letter") => Some(OnError::DeadLetter),
-            _ => {
-                let choices = ["fail", "skip", "dead-letter"];
-                let hint = as_str(n)
-                    .and_then(|s| did_you_mean(s, choices))
-                    .unwrap_or_else(|| format!("choose one of: {}", choices.join(", ")));
-                d.error_hint(
-                    pos(n),
-                    format!("`on-error` of {what} cannot be {}", describe(n)),
-                    hint,
-                );
-                None
-            }
-        },
-    };
+    let on_error = on_error(&mut o, &what, d);
     let limits = match o.take("limits") {
         None => Some(Limits::default()),
         Some(n) => limits(n, &what, d),
