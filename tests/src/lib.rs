@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 
+pub mod kafka;
+
 use std::path::{Path, PathBuf};
 
 /// The folder with the Wasm plugins built for the tests (filter, map, flat-map, hostile,
@@ -61,7 +63,7 @@ pub fn write_manifest(dir: &Path, template: &str) -> PathBuf {
 /// Load and run a manifest given as text (written to `dir/topology.yaml`).
 pub async fn run_text(dir: &Path, text: &str) -> anyhow::Result<flowlet_dataflow::RunReport> {
     let manifest = flowlet::load_manifest(&write_manifest(dir, text))?;
-    flowlet::run_manifest(&host(), &manifest).await
+    flowlet::run_manifest(&host(), &manifest, Default::default()).await
 }
 
 /// The JSON values of a JSON-lines file (none when the file does not exist).
@@ -73,4 +75,79 @@ pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
             serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: `{l}`: {e}", path.display()))
         })
         .collect()
+}
+
+/// The `flowlet` binary (built before the tests by `scripts/test`), with the tests' component
+/// cache.
+pub fn flowlet_bin() -> std::process::Command {
+    // Tests run from <target>/<profile>/deps/; the binary is <target>/<profile>/flowlet.
+    let exe = std::env::current_exe().unwrap();
+    let bin: PathBuf = exe.parent().unwrap().parent().unwrap().join("flowlet");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first with `cargo build --release -p flowlet` (scripts/test does)",
+        bin.display()
+    );
+    let mut cmd = std::process::Command::new(bin);
+    cmd.env(
+        "FLOWLET_CACHE_DIR",
+        std::env::temp_dir().join("flowlet-test-cache"),
+    );
+    cmd
+}
+
+/// How many times the crash tests kill flowlet: 10, or `FLOWLET_CRASH_KILLS` (long mode).
+pub fn crash_kills() -> usize {
+    std::env::var("FLOWLET_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+}
+
+/// A small deterministic generator (xorshift) for random kill instants and inputs.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// Run `flowlet run ARGS` and kill it (SIGKILL) after `after`; returns whether it had already
+/// ended by itself, with its stderr.
+pub fn run_and_kill(args: &[&std::ffi::OsStr], after: std::time::Duration) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr");
+    let mut child = flowlet_bin()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + after;
+    let mut ended = false;
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            ended = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    if !ended {
+        child.kill().unwrap(); // SIGKILL
+    }
+    let status = child.wait().unwrap();
+    let err = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !ended || status.success(),
+        "flowlet failed on its own: {err}"
+    );
+    (ended, err)
 }

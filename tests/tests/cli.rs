@@ -1,26 +1,12 @@
 //! The `flowlet` binary as a user runs it. `scripts/test` builds it before the tests run.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flowlet_tests::{plugin, root, write_manifest};
 
 fn flowlet() -> Command {
-    // This test runs from <target>/<profile>/deps/; the binary is <target>/<profile>/flowlet.
-    let exe = std::env::current_exe().unwrap();
-    let bin: PathBuf = exe.parent().unwrap().parent().unwrap().join("flowlet");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first with `cargo build --release -p flowlet` (scripts/test does)",
-        bin.display()
-    );
-    let mut cmd = Command::new(bin);
-    cmd.env(
-        "FLOWLET_CACHE_DIR",
-        std::env::temp_dir().join("flowlet-test-cache"),
-    );
-    cmd
+    flowlet_tests::flowlet_bin()
 }
 
 #[test]

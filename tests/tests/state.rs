@@ -40,6 +40,7 @@ async fn run_live(
         )),
         tick: Duration::from_millis(10),
         live,
+        ..RunOptions::default()
     };
     flowlet::run_manifest_with(&host(), &m, options, stop).await
 }

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod builtins;
+pub mod control;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,11 +41,31 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run a topology until its bounded sources end, or until Ctrl-C (every output is flushed).
+    ///
+    /// With `checkpoint:` in the manifest, a run resumes from the last complete checkpoint of
+    /// the state directory.
     Run {
         manifest: PathBuf,
         /// Print the per-node counters as JSON on stderr at the end.
         #[arg(long)]
         stats: bool,
+        /// Ignore the state, positions and outputs of earlier runs.
+        #[arg(long)]
+        from_scratch: bool,
+        /// Start from a savepoint written by `flowlet savepoint`.
+        #[arg(long, value_name = "FILE", conflicts_with = "from_scratch")]
+        from_savepoint: Option<PathBuf>,
+    },
+    /// Take a savepoint of a topology: of the running one (through its control socket in the
+    /// state directory), or, when none runs, a copy of its last checkpoint.
+    Savepoint {
+        manifest: PathBuf,
+        /// Stop the running topology once the savepoint is taken.
+        #[arg(long)]
+        stop: bool,
+        /// Where to write it [default: <state dir>/savepoints/savepoint-<checkpoint>.flowlet].
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
     /// Check a manifest and report every problem at once (loads no Wasm).
     Validate { manifest: PathBuf },
@@ -115,7 +136,11 @@ pub fn factories(
 }
 
 /// Run a validated manifest; Ctrl-C stops the sources and lets everything drain.
-pub async fn run_manifest(host: &Host, manifest: &Manifest) -> anyhow::Result<RunReport> {
+pub async fn run_manifest(
+    host: &Host,
+    manifest: &Manifest,
+    options: RunOptions,
+) -> anyhow::Result<RunReport> {
     let stop = Stop::new();
     let on_signal = stop.clone();
     tokio::spawn(async move {
@@ -129,7 +154,11 @@ pub async fn run_manifest(host: &Host, manifest: &Manifest) -> anyhow::Result<Ru
             }
         }
     });
-    run_manifest_with(host, manifest, RunOptions::default(), stop).await
+    let _control = match &manifest.checkpoint {
+        Some(_) => control::serve(&manifest.state_dir(), options.savepoints.clone()),
+        None => None,
+    };
+    run_manifest_with(host, manifest, options, stop).await
 }
 
 /// [`run_manifest`] with the caller's clock, standard input and stop handle (tests,
@@ -202,10 +231,26 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                 m.sinks.len()
             );
         }
-        Command::Run { manifest, stats } => {
+        Command::Run {
+            manifest,
+            stats,
+            from_scratch,
+            from_savepoint,
+        } => {
             let m = load_manifest(&manifest)?;
+            if m.checkpoint.is_none() && (from_scratch || from_savepoint.is_some()) {
+                bail!(
+                    "{} has no `checkpoint:`, so there is nothing to resume or restore: add `checkpoint: {{interval: 5s}}` or drop the flag",
+                    manifest.display()
+                );
+            }
             let host = host(cli.cache_dir)?;
-            let report = run_manifest(&host, &m).await?;
+            let options = RunOptions {
+                from_scratch,
+                from_savepoint,
+                ..RunOptions::default()
+            };
+            let report = run_manifest(&host, &m, options).await?;
             if stats {
                 eprintln!("{}", serde_json::to_string(&report)?);
             }
@@ -237,6 +282,21 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                     println!("  {i}");
                 }
             }
+        }
+        Command::Savepoint {
+            manifest,
+            stop,
+            output,
+        } => {
+            let m = load_manifest(&manifest)?;
+            if m.checkpoint.is_none() {
+                bail!(
+                    "{} has no `checkpoint:`; savepoints need checkpoints (add `checkpoint: {{interval: 5s}}`)",
+                    manifest.display()
+                );
+            }
+            let path = control::savepoint(&m.state_dir(), stop, output).await?;
+            println!("{}", path.display());
         }
         Command::Schema => println!(
             "{}",

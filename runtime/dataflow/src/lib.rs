@@ -9,8 +9,10 @@
 //! barriers) travel in order with the data.
 
 pub mod bench;
+pub mod checkpoint;
 mod edge;
 pub mod generator;
+mod kafka;
 mod keymap;
 mod operator;
 mod policy;
@@ -41,6 +43,8 @@ pub enum Message {
     End,
     /// Processing time moved (sent by the executor to operators that use it).
     Tick,
+    /// Checkpoint `n`: everything before it on this input belongs to the checkpoint.
+    Barrier(checkpoint::CheckpointId),
 }
 
 /// Processing time: the system clock, or a clock a test moves.
@@ -195,6 +199,47 @@ pub struct RunOptions {
     pub tick: std::time::Duration,
     /// Filled with the counters of every node when the run starts, to be read while it runs.
     pub live: LiveStats,
+    /// Ignore the state and positions of earlier runs (and start file sinks afresh).
+    pub from_scratch: bool,
+    /// Start from this savepoint (implies `from_scratch`).
+    pub from_savepoint: Option<std::path::PathBuf>,
+    /// Where savepoints are asked for while the topology runs.
+    pub savepoints: Arc<Savepoints>,
+}
+
+/// Asks a running topology for savepoints.
+#[derive(Debug)]
+pub struct Savepoints {
+    tx: mpsc::Sender<checkpoint::SavepointRequest>,
+    rx: std::sync::Mutex<Option<mpsc::Receiver<checkpoint::SavepointRequest>>>,
+}
+
+impl Default for Savepoints {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::channel(16);
+        Self {
+            tx,
+            rx: std::sync::Mutex::new(Some(rx)),
+        }
+    }
+}
+
+impl Savepoints {
+    /// Take a savepoint (and stop, with `stop`); returns the file written.
+    pub async fn take(
+        &self,
+        stop: bool,
+        path: Option<std::path::PathBuf>,
+    ) -> Result<std::path::PathBuf, String> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let req = checkpoint::SavepointRequest { stop, path, reply };
+        self.tx
+            .send(req)
+            .await
+            .map_err(|_| "the topology has no checkpoints configured or has ended".to_string())?;
+        rx.await
+            .map_err(|_| "the topology ended before the savepoint was taken".to_string())?
+    }
 }
 
 /// The counters of a running topology, by node name.
@@ -219,6 +264,9 @@ impl Default for RunOptions {
             stdin: Arc::default(),
             tick: std::time::Duration::from_millis(50),
             live: LiveStats::default(),
+            from_scratch: false,
+            from_savepoint: None,
+            savepoints: Arc::default(),
         }
     }
 }
@@ -260,6 +308,13 @@ pub enum DataflowError {
         plugin: String,
         kind: PluginKind,
         problem: &'static str,
+    },
+    #[error(
+        "checkpoint {checkpoint} failed: {message}; the next run resumes from the checkpoint before it"
+    )]
+    Checkpoint {
+        checkpoint: checkpoint::CheckpointId,
+        message: String,
     },
     #[error("a task of the topology panicked: {0}")]
     Panic(String),
@@ -352,6 +407,20 @@ impl NodeCounters {
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct RunReport {
     pub nodes: BTreeMap<String, NodeStats>,
+}
+
+/// The name under which checkpoint counters are reported.
+pub const CHECKPOINTS: &str = "(checkpoints)";
+
+/// The checkpoint side of a run being set up.
+struct Checkpointing {
+    db: state::StateDb,
+    tasks: Vec<String>,
+    report_tx: mpsc::UnboundedSender<checkpoint::Report>,
+    trigger_rx: tokio::sync::watch::Receiver<checkpoint::CheckpointId>,
+    completed_rx: tokio::sync::watch::Receiver<checkpoint::Completed>,
+    restored: checkpoint::Restored,
+    coordinator: Option<checkpoint::Coordinator>,
 }
 
 /// Capacity of each channel, in messages (batches). Small: it bounds memory and latency.
@@ -447,13 +516,17 @@ pub async fn run(
     drop(op_tx);
     drop(sink_tx);
 
-    let counters: BTreeMap<String, Arc<NodeCounters>> = manifest
+    let mut counters: BTreeMap<String, Arc<NodeCounters>> = manifest
         .sources
         .keys()
         .chain(manifest.operators.keys())
         .chain(manifest.sinks.keys())
         .map(|n| (n.clone(), Arc::default()))
         .collect();
+    if manifest.checkpoint.is_some() {
+        // Checkpoints taken and the time they took (`commits`, `commit_nanos`).
+        counters.insert(CHECKPOINTS.into(), Arc::default());
+    }
     *options.live.0.lock().expect("stats lock") = counters.clone();
 
     // Kinds first: a window needs an aggregate, an aggregate needs a window.
@@ -483,12 +556,33 @@ pub async fn run(
             _ => stateful = true,
         }
     }
-    let db = if stateful {
+    let guarantee = manifest.guarantee;
+    let db = if stateful || manifest.checkpoint.is_some() {
         let dir = manifest.state_dir();
+        let fresh = manifest.checkpoint.is_some()
+            && (options.from_scratch || options.from_savepoint.is_some());
+        let savepoint = options.from_savepoint.clone();
         Some(
-            tokio::task::spawn_blocking(move || state::StateDb::open(&dir))
-                .await
-                .map_err(|e| DataflowError::Panic(e.to_string()))??,
+            tokio::task::spawn_blocking(move || -> Result<state::StateDb, DataflowError> {
+                if fresh && dir.exists() {
+                    std::fs::remove_dir_all(&dir).map_err(|e| state::StateError::Open {
+                        dir: dir.clone(),
+                        message: format!("cannot remove the old state: {e}"),
+                    })?;
+                }
+                let db = state::StateDb::open(&dir)?;
+                if let Some(sp) = savepoint {
+                    checkpoint::read_savepoint(&db, &sp).map_err(|message| {
+                        state::StateError::Checkpoint {
+                            dir: dir.clone(),
+                            message,
+                        }
+                    })?;
+                }
+                Ok(db)
+            })
+            .await
+            .map_err(|e| DataflowError::Panic(e.to_string()))??,
         )
     } else {
         None
@@ -497,6 +591,92 @@ pub async fn run(
         .state
         .commit_interval
         .unwrap_or(std::time::Duration::from_secs(10));
+
+    // Checkpoints: what the last one saved, and the channels of the protocol.
+    let run_id = checkpoint::new_run_id();
+    let mut ckpt = None;
+    let mut producers = BTreeMap::new();
+    if let (Some(spec), Some(db)) = (&manifest.checkpoint, &db) {
+        // A checkpoint left pending by a crash is decided (by Kafka) before anything is read.
+        let (committer, kafka_producers) = kafka::committer(manifest, db).await?;
+        producers = kafka_producers;
+        let d = db.clone();
+        let restored = tokio::task::spawn_blocking(move || checkpoint::restore(&d))
+            .await
+            .map_err(|e| DataflowError::Panic(e.to_string()))??;
+        let record = restored
+            .record
+            .clone()
+            .unwrap_or_else(|| checkpoint::CheckpointRecord {
+                format: "flowlet-checkpoint-1".into(),
+                topology: manifest.name.clone(),
+                ..Default::default()
+            });
+        if let Some(r) = &restored.record {
+            tracing::info!(
+                checkpoint = r.id,
+                "resuming from the checkpoint of {} ({})",
+                humantime::format_rfc3339_millis(
+                    std::time::UNIX_EPOCH
+                        + std::time::Duration::from_millis(r.taken_at.max(0) as u64)
+                ),
+                db.dir().display()
+            );
+        }
+        let mut record = record;
+        record.run = run_id;
+        let (report_tx, report_rx) = mpsc::unbounded_channel();
+        let (trigger_tx, trigger_rx) = tokio::sync::watch::channel(record.id);
+        let (completed_tx, completed_rx) = tokio::sync::watch::channel(checkpoint::Completed {
+            id: record.id,
+            lineage: record.lineage_header().into(),
+        });
+        let savepoints = options
+            .savepoints
+            .rx
+            .lock()
+            .expect("savepoints lock")
+            .take()
+            .unwrap_or_else(|| mpsc::channel(1).1);
+        ckpt = Some(Checkpointing {
+            db: db.clone(),
+            tasks: Vec::new(),
+            report_tx,
+            trigger_rx,
+            completed_rx,
+            restored,
+            coordinator: Some(checkpoint::Coordinator {
+                db: db.clone(),
+                tasks: Vec::new(),
+                interval: spec.interval,
+                reports: report_rx,
+                trigger: trigger_tx,
+                completed: completed_tx,
+                savepoints,
+                stop: stop.clone(),
+                record,
+                committer,
+                counters: Arc::default(),
+            }),
+        });
+    }
+    let mut task_ckpt = |name: String| -> Option<checkpoint::TaskCheckpoints> {
+        let c = ckpt.as_mut()?;
+        let task = c.tasks.len();
+        c.tasks.push(name.clone());
+        Some(checkpoint::TaskCheckpoints::new(
+            task,
+            name.clone(),
+            guarantee,
+            c.report_tx.clone(),
+            c.completed_rx.clone(),
+            c.trigger_rx.clone(),
+            c.restored.task(&name).cloned(),
+            c.restored.read.get(&name).cloned(),
+            run_id,
+            c.db.clone(),
+        ))
+    };
 
     // Start every operator instance before any event flows, so that a bad plugin or config
     // stops the run before it reads anything.
@@ -578,6 +758,8 @@ pub async fn run(
         match instance {
             Instance::Processor(instance) => {
                 let task = operator::OperatorTask {
+                    ckpt: task_ckpt(format!("{name}#{index}")),
+                    guarantee,
                     policy,
                     factory,
                     instance,
@@ -592,6 +774,8 @@ pub async fn run(
             }
             Instance::Aggregator(agg) => {
                 let task = window::WindowTask {
+                    ckpt: task_ckpt(format!("{name}#{index}")),
+                    guarantee,
                     policy,
                     factory,
                     agg,
@@ -648,8 +832,18 @@ pub async fn run(
             flowlet_manifest::SinkKind::File { path } => Some(manifest.resolve(path)),
             _ => None,
         };
-        let name = name.to_owned();
-        tasks.spawn_blocking(move || sinks::run(name, spec.kind, path, rx, inputs, c));
+        let sink = sinks::SinkTask {
+            ckpt: task_ckpt(name.to_owned()),
+            name: name.to_owned(),
+            kind: spec.kind,
+            path,
+            inputs,
+            counters: c,
+            guarantee,
+            checkpointing: manifest.checkpoint.is_some(),
+            producer: producers.get(name).cloned(),
+        };
+        tasks.spawn_blocking(move || sink.run(rx));
     }
     for (name, source, out, dead_letter) in sources {
         let task = sources::SourceTask {
@@ -669,9 +863,20 @@ pub async fn run(
             on_error: source.on_error,
             dead_letter,
             failure: None,
+            ckpt: task_ckpt(name.clone()),
+            guarantee,
+            topology: manifest.name.clone(),
         };
         tasks.spawn(task.run());
     }
+    let coordinator = ckpt
+        .and_then(|mut c| {
+            let mut coordinator = c.coordinator.take()?;
+            coordinator.tasks = std::mem::take(&mut c.tasks);
+            coordinator.counters = counters.get(CHECKPOINTS).cloned().unwrap_or_default();
+            Some(coordinator)
+        })
+        .map(|c| tokio::spawn(c.run()));
 
     let mut first_error = None;
     while let Some(done) = tasks.join_next().await {
@@ -681,6 +886,16 @@ pub async fn run(
         {
             // Stop the sources; the other tasks drain and end as their inputs close.
             stop.stop();
+            first_error = Some(e);
+        }
+    }
+    if let Some(c) = coordinator {
+        let done = c
+            .await
+            .unwrap_or_else(|e| Err(DataflowError::Panic(e.to_string())));
+        if let Err(e) = done
+            && first_error.is_none()
+        {
             first_error = Some(e);
         }
     }

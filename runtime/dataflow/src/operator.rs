@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use flowlet_types::{Batch, Timestamp};
 use tokio::sync::mpsc;
 
+use crate::checkpoint::{Inbox, TaskCheckpoints};
 use crate::edge::Outputs;
 use crate::policy::Policy;
 use crate::state::{StateHandle, TimeDomain};
@@ -17,6 +18,8 @@ use crate::{
 };
 
 pub(crate) struct OperatorTask {
+    pub ckpt: Option<TaskCheckpoints>,
+    pub guarantee: flowlet_manifest::Guarantee,
     pub policy: Policy,
     pub factory: Arc<dyn OperatorFactory>,
     pub instance: Box<dyn Operator>,
@@ -27,6 +30,15 @@ pub(crate) struct OperatorTask {
     pub dead_letter: Outputs,
     pub clock: Arc<dyn Clock>,
     pub commit_interval: Duration,
+}
+
+/// `{"watermark": w}`: what an operator instance saves besides its state.
+pub(crate) fn watermark_meta(w: Timestamp) -> serde_json::Value {
+    serde_json::json!({ "watermark": w })
+}
+
+pub(crate) fn restored_watermark(meta: Option<&serde_json::Value>) -> Option<Timestamp> {
+    meta?.get("watermark")?.as_i64()
 }
 
 /// Make an instance of the `processor` kinds.
@@ -47,13 +59,25 @@ impl OperatorTask {
         self.ctx.state.as_ref()
     }
 
-    pub fn run(mut self, mut rx: mpsc::Receiver<Envelope>) -> Result<(), DataflowError> {
+    pub fn run(mut self, rx: mpsc::Receiver<Envelope>) -> Result<(), DataflowError> {
         let mut marks = Watermarks::new(self.inputs);
+        if let Some(w) = self
+            .ckpt
+            .as_ref()
+            .and_then(|c| restored_watermark(c.restored.as_ref()))
+        {
+            marks.restore(w);
+            if let Some(s) = self.state() {
+                s.lock().expect("state lock").watermark = w;
+            }
+        }
+        let mut inbox = Inbox::new(rx, self.inputs, self.guarantee);
         let mut last_commit = Instant::now();
         while marks.open() > 0 {
-            let Some(env) = rx.blocking_recv() else {
+            let Some(env) = inbox.next_blocking() else {
                 break; // every producer is gone: the topology is stopping
             };
+            self.note_completed();
             let change = match env.message {
                 Message::Batch(batch) => {
                     let change = marks.activity(env.input);
@@ -64,6 +88,15 @@ impl OperatorTask {
                 }
                 Message::Tick => {
                     self.fire(TimeDomain::ProcessingTime, self.clock.now())?;
+                    Change::Nothing
+                }
+                Message::Barrier(id) => {
+                    if let Some(c) = &self.ckpt {
+                        let changes = self.take_changes(id)?;
+                        c.snapshot(id, changes, Some(watermark_meta(marks.durable())));
+                    }
+                    self.main.broadcast_blocking(Message::Barrier(id));
+                    self.dead_letter.broadcast_blocking(Message::Barrier(id));
                     Change::Nothing
                 }
                 other => marks.update(env.input, &other),
@@ -80,15 +113,41 @@ impl OperatorTask {
                 Change::Idle => self.main.broadcast_blocking(Message::Idle),
                 Change::Nothing => {}
             }
-            if last_commit.elapsed() >= self.commit_interval {
+            if self.ckpt.is_none() && last_commit.elapsed() >= self.commit_interval {
                 self.commit()?;
                 last_commit = Instant::now();
             }
         }
-        self.commit()?;
+        match &self.ckpt {
+            Some(c) => {
+                let changes = self.take_changes(u64::MAX)?;
+                c.finished(changes, Some(watermark_meta(marks.durable())));
+            }
+            None => self.commit()?,
+        }
         self.main.broadcast_blocking(Message::End);
         self.dead_letter.broadcast_blocking(Message::End);
         Ok(())
+    }
+
+    /// The state changes since the last checkpoint.
+    fn take_changes(&self, id: u64) -> Result<Vec<crate::state::Change>, DataflowError> {
+        match self.state() {
+            Some(s) => Ok(s.lock().expect("state lock").take_changes(id)?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Let the state forget changes that are now in the store.
+    fn note_completed(&mut self) {
+        if let Some(c) = &mut self.ckpt
+            && c.completed.has_changed().unwrap_or(false)
+        {
+            let id = c.completed.borrow_and_update().id;
+            if let Some(s) = self.ctx.state.as_ref() {
+                s.lock().expect("state lock").checkpoint_done(id);
+            }
+        }
     }
 
     fn commit(&mut self) -> Result<(), DataflowError> {

@@ -1,85 +1,223 @@
-//! Sinks: standard output, JSON-lines files, and a counting null sink.
+//! Sinks: standard output, JSON-lines files, Kafka topics and a counting null sink.
+//!
+//! With checkpoints, a file sink makes its output durable at each barrier (flush + fsync) and
+//! saves its length; a resumed run truncates the file to that length, so output written after
+//! the last checkpoint — which the replay writes again — appears once.
 
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Seek, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use flowlet_manifest::SinkKind;
+use flowlet_manifest::{Guarantee, SinkKind};
 use tokio::sync::mpsc;
 
+use crate::checkpoint::{Inbox, TaskCheckpoints};
 use crate::{DataflowError, Envelope, Message, NodeCounters};
 
-pub(crate) fn run(
-    name: String,
-    kind: SinkKind,
-    path: Option<PathBuf>,
-    mut rx: mpsc::Receiver<Envelope>,
-    inputs: usize,
-    counters: Arc<NodeCounters>,
-) -> Result<(), DataflowError> {
-    let fail = |message: String| DataflowError::Sink {
-        sink: name.clone(),
-        message,
-    };
-    let (mut writer, flush_each_batch): (Option<Box<dyn Write>>, bool) = match &kind {
-        SinkKind::Stdout => (
-            Some(Box::new(BufWriter::new(std::io::stdout().lock()))),
-            true,
-        ),
-        SinkKind::File { .. } => {
-            let path = path.expect("file sinks have a path");
-            let file = std::fs::File::create(&path)
-                .map_err(|e| fail(format!("cannot create {}: {e}", path.display())))?;
-            (
-                Some(Box::new(BufWriter::with_capacity(1 << 20, file))),
-                false,
-            )
-        }
-        SinkKind::Null => (None, false),
-    };
-    let mut open = inputs;
-    let mut unflushed = false;
-    let mut ended = vec![false; inputs];
-    while open > 0 {
-        let Some(env) = rx.blocking_recv() else { break };
-        match env.message {
-            Message::Batch(batch) => {
-                counters.events_in.fetch_add(batch.len() as u64, Relaxed);
-                counters.batches.fetch_add(1, Relaxed);
-                if let Some(w) = writer.as_mut() {
-                    let written: std::io::Result<()> = (|| {
-                        for event in batch.iter() {
-                            w.write_all(event.value())?;
-                            w.write_all(b"\n")?;
-                        }
-                        if flush_each_batch {
-                            w.flush()?;
-                        }
-                        Ok(())
-                    })();
-                    written.map_err(|e| fail(format!("write error: {e}")))?;
-                    unflushed = !flush_each_batch;
-                }
-            }
-            Message::Watermark(_) | Message::Idle | Message::Tick => {}
-            Message::End => {
-                if !std::mem::replace(&mut ended[env.input], true) {
-                    open -= 1;
-                }
-            }
-        }
-        // Files are flushed whenever nothing more is waiting, so that they can be followed
-        // while the topology runs.
-        if unflushed && rx.is_empty() {
-            if let Some(w) = writer.as_mut() {
-                w.flush().map_err(|e| fail(format!("write error: {e}")))?;
-            }
-            unflushed = false;
+pub(crate) struct SinkTask {
+    pub name: String,
+    pub kind: SinkKind,
+    pub path: Option<PathBuf>,
+    pub inputs: usize,
+    pub counters: Arc<NodeCounters>,
+    pub ckpt: Option<TaskCheckpoints>,
+    pub guarantee: Guarantee,
+    pub checkpointing: bool,
+    /// The topology's transactional producer (Kafka sinks under exactly-once).
+    pub producer: Option<crate::kafka::Producer>,
+}
+
+enum Writer {
+    Stdout(BufWriter<std::io::StdoutLock<'static>>),
+    File {
+        w: BufWriter<std::fs::File>,
+        /// Bytes in the file (what a checkpoint saves).
+        len: u64,
+    },
+    Kafka(crate::kafka::SinkWriter),
+    Null,
+}
+
+impl SinkTask {
+    fn fail(&self, message: String) -> DataflowError {
+        DataflowError::Sink {
+            sink: self.name.clone(),
+            message,
         }
     }
-    if let Some(w) = writer.as_mut() {
-        w.flush().map_err(|e| fail(format!("write error: {e}")))?;
+
+    /// Open the file: afresh, or (resuming) cut back to the checkpointed length.
+    fn open_file(&self) -> Result<Writer, DataflowError> {
+        let path = self.path.clone().expect("file sinks have a path");
+        let restored = self
+            .ckpt
+            .as_ref()
+            .and_then(|c| c.restored.as_ref())
+            .and_then(|m| m.get("length")?.as_u64());
+        let file = match restored {
+            None => std::fs::File::create(&path)
+                .map_err(|e| self.fail(format!("cannot create {}: {e}", path.display())))?,
+            Some(len) => {
+                let mut file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| {
+                        self.fail(format!(
+                            "cannot open {} to resume it: {e}; it held {len} bytes at the last checkpoint (start again with --from-scratch)",
+                            path.display()
+                        ))
+                    })?;
+                let actual = file.metadata().map(|m| m.len()).unwrap_or(0);
+                if actual < len {
+                    return Err(self.fail(format!(
+                        "{} is {actual} bytes but held {len} at the last checkpoint: it was changed outside flowlet (start again with --from-scratch)",
+                        path.display()
+                    )));
+                }
+                if self.guarantee != Guarantee::AtMostOnce {
+                    // What was written after the checkpoint is about to be written again.
+                    file.set_len(len).map_err(|e| {
+                        self.fail(format!("cannot truncate {}: {e}", path.display()))
+                    })?;
+                    if actual > len {
+                        tracing::info!(sink = %self.name, "cut {} back from {actual} to {len} bytes (the checkpointed output)", path.display());
+                    }
+                }
+                file.seek(std::io::SeekFrom::End(0))
+                    .map_err(|e| self.fail(format!("cannot seek {}: {e}", path.display())))?;
+                file
+            }
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(Writer::File {
+            w: BufWriter::with_capacity(1 << 20, file),
+            len,
+        })
     }
-    Ok(())
+
+    pub fn run(mut self, rx: mpsc::Receiver<Envelope>) -> Result<(), DataflowError> {
+        let mut writer = match &self.kind {
+            SinkKind::Stdout => Writer::Stdout(BufWriter::new(std::io::stdout().lock())),
+            SinkKind::File { .. } => self.open_file()?,
+            SinkKind::Null => Writer::Null,
+            SinkKind::Kafka(spec) => Writer::Kafka(
+                crate::kafka::SinkWriter::new(
+                    &self.name,
+                    spec,
+                    self.producer.take(),
+                    self.guarantee,
+                    self.checkpointing,
+                )
+                .map_err(|e| self.fail(e))?,
+            ),
+        };
+        let mut open = self.inputs;
+        let mut unflushed = false;
+        let mut ended = vec![false; self.inputs];
+        let mut inbox = Inbox::new(rx, self.inputs, self.guarantee);
+        while open > 0 {
+            let Some(env) = inbox.next_blocking() else {
+                break;
+            };
+            match env.message {
+                Message::Batch(batch) => {
+                    self.counters
+                        .events_in
+                        .fetch_add(batch.len() as u64, Relaxed);
+                    self.counters.batches.fetch_add(1, Relaxed);
+                    let written: Result<(), String> = match &mut writer {
+                        Writer::Stdout(w) => (|| {
+                            for event in batch.iter() {
+                                w.write_all(event.value())?;
+                                w.write_all(b"\n")?;
+                            }
+                            w.flush()
+                        })()
+                        .map_err(|e| format!("write error: {e}")),
+                        Writer::File { w, len } => (|| {
+                            for event in batch.iter() {
+                                w.write_all(event.value())?;
+                                w.write_all(b"\n")?;
+                                *len += event.value().len() as u64 + 1;
+                            }
+                            Ok(())
+                        })()
+                        .map_err(|e: std::io::Error| format!("write error: {e}")),
+                        Writer::Kafka(k) => {
+                            let epoch = self.ckpt.as_ref().map(|c| {
+                                let done = c.completed.borrow();
+                                (c.run, done.id + 1, done.lineage.clone())
+                            });
+                            k.send(&batch, epoch)
+                        }
+                        Writer::Null => Ok(()),
+                    };
+                    written.map_err(|e| self.fail(e))?;
+                    unflushed = matches!(writer, Writer::File { .. });
+                }
+                Message::Barrier(id) => {
+                    let meta = self.durable(&mut writer)?;
+                    unflushed = false;
+                    if let Some(c) = &mut self.ckpt {
+                        c.snapshot(id, Vec::new(), meta);
+                        // A transactional producer writes nothing more until the checkpoint's
+                        // transaction has committed: the next records belong to the next one.
+                        if matches!(writer, Writer::Kafka(ref k) if k.transactional())
+                            && !c.wait_completed(id)
+                        {
+                            return Ok(());
+                        }
+                    }
+                }
+                Message::Watermark(_) | Message::Idle | Message::Tick => {}
+                Message::End => {
+                    if !std::mem::replace(&mut ended[env.input], true) {
+                        open -= 1;
+                    }
+                }
+            }
+            // Files are flushed whenever nothing more is waiting, so that they can be followed
+            // while the topology runs.
+            if unflushed && inbox.is_empty() {
+                if let Writer::File { w, .. } = &mut writer {
+                    w.flush()
+                        .map_err(|e| self.fail(format!("write error: {e}")))?;
+                }
+                unflushed = false;
+            }
+        }
+        let meta = self.durable(&mut writer)?;
+        if let Some(c) = &self.ckpt {
+            c.finished(Vec::new(), meta);
+        }
+        Ok(())
+    }
+
+    /// Make everything written so far durable; what a checkpoint saves of this sink.
+    fn durable(&self, writer: &mut Writer) -> Result<Option<serde_json::Value>, DataflowError> {
+        match writer {
+            Writer::Stdout(w) => {
+                w.flush()
+                    .map_err(|e| self.fail(format!("write error: {e}")))?;
+                Ok(None)
+            }
+            Writer::File { w, len } => {
+                w.flush()
+                    .map_err(|e| self.fail(format!("write error: {e}")))?;
+                if self.checkpointing {
+                    w.get_ref()
+                        .sync_data()
+                        .map_err(|e| self.fail(format!("cannot sync the file: {e}")))?;
+                }
+                Ok(Some(serde_json::json!({ "length": *len })))
+            }
+            Writer::Kafka(k) => {
+                k.flush().map_err(|e| self.fail(e))?;
+                Ok(None)
+            }
+            Writer::Null => Ok(None),
+        }
+    }
 }

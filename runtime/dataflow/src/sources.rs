@@ -5,10 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use flowlet_manifest::{EventTime, OnError, SourceKind};
+use flowlet_manifest::{EventTime, Guarantee, OnError, SourceKind};
 use flowlet_types::{Batch, Timestamp};
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
+use crate::checkpoint::TaskCheckpoints;
 use crate::edge::Outputs;
 use crate::{DataflowError, Message, NodeCounters, Stop, generator};
 
@@ -28,6 +30,10 @@ pub(crate) struct SourceTask {
     pub dead_letter: Outputs,
     /// Why the source stopped the topology (`on-error: fail`).
     pub failure: Option<String>,
+    pub ckpt: Option<TaskCheckpoints>,
+    pub guarantee: Guarantee,
+    /// The topology's name (the default Kafka consumer group).
+    pub topology: String,
 }
 
 /// `{"source", "error", "event": {"key", "value", "timestamp"}}` for `SOURCE.dead-letter`.
@@ -41,14 +47,42 @@ fn dead_letter_record(source: &str, error: &str, event: &flowlet_types::EventRef
 }
 
 /// Event time and watermarks of one source.
-struct Clocking {
-    field: Option<flowlet_manifest::Pointer>,
-    bound: Timestamp,
-    idle_timeout: Option<Duration>,
-    max_seen: Timestamp,
-    sent: Timestamp,
+pub(crate) struct Clocking {
+    pub field: Option<flowlet_manifest::Pointer>,
+    pub bound: Timestamp,
+    pub idle_timeout: Option<Duration>,
+    pub max_seen: Timestamp,
+    pub sent: Timestamp,
     /// Events dropped because their time field was missing or unreadable.
-    bad_times: u64,
+    pub bad_times: u64,
+    /// Values must be JSON (Kafka `format: json`).
+    pub json: bool,
+    /// Kafka: the partition (index) of each event of the batch being emitted, and each
+    /// partition's largest event time and idleness. The watermark is then the minimum over
+    /// the partitions that are not idle.
+    pub partition_of: Vec<u16>,
+    pub partition_max: Vec<Timestamp>,
+    pub partition_idle: Vec<bool>,
+    /// Where the source is: what it resumes from (a file's bytes, a generator's events, Kafka
+    /// offsets); set by the reader after each batch.
+    pub position: Value,
+}
+
+impl Clocking {
+    /// What a checkpoint saves of a source.
+    fn meta(&self) -> Value {
+        json!({"position": self.position, "max_seen": self.max_seen, "sent": self.sent})
+    }
+
+    fn restore(&mut self, meta: &Value) {
+        self.position = meta.get("position").cloned().unwrap_or(Value::Null);
+        if let Some(m) = meta.get("max_seen").and_then(Value::as_i64) {
+            self.max_seen = m;
+        }
+        if let Some(s) = meta.get("sent").and_then(Value::as_i64) {
+            self.sent = s;
+        }
+    }
 }
 
 /// An event time: a number of milliseconds, or an RFC 3339 string.
@@ -62,6 +96,27 @@ fn parse_time(raw: &str) -> Option<Timestamp> {
         Ok(d) => Some(d.as_millis() as Timestamp),
         Err(e) => Some(-(e.duration().as_millis() as Timestamp)),
     }
+}
+
+/// Open `path` at byte `offset` (a resumed run), checking that the file still reaches it.
+async fn open_at(path: &std::path::Path, offset: u64) -> Result<tokio::fs::File, String> {
+    use tokio::io::AsyncSeekExt;
+    let mut f = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    if offset > 0 {
+        let len = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+        if len < offset {
+            return Err(format!(
+                "{} is {len} bytes, but the last checkpoint had read {offset}: the input was changed (start again with --from-scratch)",
+                path.display()
+            ));
+        }
+        f.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(|e| format!("cannot seek {}: {e}", path.display()))?;
+    }
+    Ok(f)
 }
 
 /// Processing time now, in ms since the Unix epoch.
@@ -81,7 +136,15 @@ impl SourceTask {
             max_seen: Timestamp::MIN,
             sent: Timestamp::MIN,
             bad_times: 0,
+            json: false,
+            partition_of: Vec::new(),
+            partition_max: Vec::new(),
+            partition_idle: Vec::new(),
+            position: Value::Null,
         };
+        if let Some(meta) = self.ckpt.as_ref().and_then(|c| c.resume_at()) {
+            clocking.restore(meta);
+        }
         let result = match self.kind.clone() {
             SourceKind::Generator { count, rate, seed } => {
                 self.generate(count, rate, seed, &mut clocking).await;
@@ -89,14 +152,15 @@ impl SourceTask {
             }
             SourceKind::File { .. } => {
                 let path = self.path.clone().expect("file sources have a path");
-                match tokio::fs::File::open(&path).await {
+                match open_at(&path, clocking.position.as_u64().unwrap_or(0)).await {
                     Ok(f) => {
                         self.lines(BufReader::with_capacity(1 << 20, f), false, &mut clocking)
                             .await
                     }
-                    Err(e) => Err(format!("cannot open {}: {e}", path.display())),
+                    Err(e) => Err(e),
                 }
             }
+            SourceKind::Kafka(spec) => self.kafka(&spec, &mut clocking).await,
             SourceKind::Stdin => {
                 let injected = self.stdin.lock().expect("stdin lock").take();
                 match injected {
@@ -131,19 +195,38 @@ impl SourceTask {
         // End the stream even after an error, so that everything downstream flushes.
         self.out.broadcast(Message::End).await;
         self.dead_letter.broadcast(Message::End).await;
+        if let (Some(c), Ok(())) = (&self.ckpt, &result) {
+            c.finished(Vec::new(), Some(clocking.meta()));
+        }
         result.map_err(|message| DataflowError::Source {
             source_name: self.name.clone(),
             message,
         })
     }
 
-    /// Set event times from the time field (dropping the events without one), send the batch,
-    /// then the watermark if it advanced.
-    async fn emit(&mut self, mut batch: Batch, c: &mut Clocking) -> bool {
-        if let Some(field) = &c.field {
-            let mut bad = Vec::new();
+    /// Set event times from the time field (and check JSON values), apply `on-error` to the
+    /// events that fail, send the batch, then the watermark if it advanced.
+    pub(crate) async fn emit(&mut self, mut batch: Batch, c: &mut Clocking) -> bool {
+        // At-most-once: the position goes to disk before the events go out, so that a crash
+        // never reads them again.
+        if let Some(ck) = &self.ckpt
+            && self.guarantee == Guarantee::AtMostOnce
+        {
+            ck.note_read(&c.meta());
+        }
+        let mut bad_indexes = Vec::new();
+        if c.field.is_some() || c.json {
+            let mut bad: Vec<(usize, String)> = Vec::new();
             for i in 0..batch.len() {
                 let event = batch.get(i);
+                if c.json
+                    && serde_json::from_slice::<&serde_json::value::RawValue>(event.value())
+                        .is_err()
+                {
+                    bad.push((i, "the value is not JSON (the source's format is `json`; use `format: bytes` to pass any bytes)".into()));
+                    continue;
+                }
+                let Some(field) = &c.field else { continue };
                 let t = field
                     .find(event.value())
                     .ok()
@@ -151,22 +234,21 @@ impl SourceTask {
                     .and_then(|raw| parse_time(raw.get()));
                 match t {
                     Some(t) => batch.timestamps[i] = t,
-                    None => bad.push(i),
+                    None => bad.push((i, format!(
+                        "no readable event time at {field} (a number of milliseconds or an RFC 3339 string)"
+                    ))),
                 }
             }
+            bad_indexes = bad.iter().map(|(i, _)| *i).collect();
             if !bad.is_empty() {
                 let mut kept = Batch::with_capacity(batch.len(), batch.values.len());
                 let mut dead = Batch::new();
                 let mut b = bad.iter().peekable();
                 for e in batch.iter() {
-                    if b.peek() != Some(&&e.index()) {
+                    let Some((_, error)) = b.next_if(|(i, _)| *i == e.index()) else {
                         kept.push_event(&e);
                         continue;
-                    }
-                    b.next();
-                    let error = format!(
-                        "no readable event time at {field} (a number of milliseconds or an RFC 3339 string)"
-                    );
+                    };
                     let preview = String::from_utf8_lossy(&e.value()[..e.value().len().min(200)])
                         .into_owned();
                     match self.on_error {
@@ -184,7 +266,7 @@ impl SourceTask {
                         }
                         OnError::DeadLetter => {
                             self.counters.dead_lettered.fetch_add(1, Relaxed);
-                            let record = dead_letter_record(&self.name, &error, &e);
+                            let record = dead_letter_record(&self.name, error, &e);
                             dead.push(e.key().unwrap_or_default(), &record, e.timestamp());
                         }
                     }
@@ -200,6 +282,29 @@ impl SourceTask {
         if let Some(max) = batch.timestamps.iter().copied().max() {
             c.max_seen = c.max_seen.max(max);
         }
+        let max_seen = if c.partition_max.is_empty() {
+            c.max_seen
+        } else {
+            // Per partition (the events of each, bad ones left out).
+            let bad: std::collections::HashSet<usize> = bad_indexes.iter().copied().collect();
+            let mut kept = 0;
+            for (i, p) in c.partition_of.iter().enumerate() {
+                if bad.contains(&i) {
+                    continue;
+                }
+                let t = batch.timestamps[kept];
+                kept += 1;
+                let m = &mut c.partition_max[*p as usize];
+                *m = (*m).max(t);
+            }
+            c.partition_max
+                .iter()
+                .zip(&c.partition_idle)
+                .filter(|(_, idle)| !**idle)
+                .map(|(m, _)| *m)
+                .min()
+                .unwrap_or(Timestamp::MIN)
+        };
         self.counters
             .events_out
             .fetch_add(batch.len() as u64, Relaxed);
@@ -207,12 +312,48 @@ impl SourceTask {
         if !batch.is_empty() && !self.out.send(batch).await {
             return false;
         }
-        let w = c.max_seen.saturating_sub(c.bound);
-        if c.max_seen > Timestamp::MIN && w > c.sent {
+        let w = max_seen.saturating_sub(c.bound);
+        if max_seen > Timestamp::MIN && w > c.sent {
             c.sent = w;
             self.out.broadcast(Message::Watermark(w)).await;
         }
         true
+    }
+
+    /// The reader is at `position` once the batch about to be emitted (if any) is sent.
+    pub(crate) fn progress(&self, position: Value, c: &mut Clocking) {
+        c.position = position;
+    }
+
+    /// A checkpoint asked for since the last look, if any.
+    pub(crate) fn triggered(&mut self) -> Option<u64> {
+        let ck = self.ckpt.as_mut()?;
+        if ck.trigger.has_changed().unwrap_or(false) {
+            return Some(*ck.trigger.borrow_and_update());
+        }
+        None
+    }
+
+    /// Send barrier `id` and report this source's position for it.
+    pub(crate) async fn barrier(&mut self, id: u64, c: &Clocking) {
+        self.out.broadcast(Message::Barrier(id)).await;
+        self.dead_letter.broadcast(Message::Barrier(id)).await;
+        if let Some(ck) = &self.ckpt {
+            ck.snapshot(id, Vec::new(), Some(c.meta()));
+        }
+    }
+
+    /// Wait for the next checkpoint request (forever without checkpoints).
+    pub(crate) async fn next_trigger(
+        trigger: &mut Option<tokio::sync::watch::Receiver<u64>>,
+    ) -> u64 {
+        match trigger {
+            Some(t) => match t.changed().await {
+                Ok(()) => *t.borrow_and_update(),
+                Err(_) => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
     }
 
     async fn generate(
@@ -228,7 +369,8 @@ impl SourceTask {
             None => self.batch_size,
         };
         let start = tokio::time::Instant::now();
-        let mut n = 0u64;
+        let mut n = c.position.as_u64().unwrap_or(0);
+        let first = n;
         let mut batch = Batch::with_capacity(batch_size, batch_size * 128);
         while count.is_none_or(|c| n < c) && !self.stop.is_stopped() {
             let end = count.map_or(n + batch_size as u64, |c| c.min(n + batch_size as u64));
@@ -237,15 +379,19 @@ impl SourceTask {
             }
             n = end;
             if let Some(r) = rate {
-                let due = start + Duration::from_secs_f64(n as f64 / r);
+                let due = start + Duration::from_secs_f64((n - first) as f64 / r);
                 self.wait_until(due, c).await;
             }
             let full = std::mem::replace(
                 &mut batch,
                 Batch::with_capacity(batch_size, batch_size * 128),
             );
+            self.progress(json!(n), c);
             if !self.emit(full, c).await {
                 return;
+            }
+            if let Some(id) = self.triggered() {
+                self.barrier(id, c).await;
             }
         }
     }
@@ -293,17 +439,37 @@ impl SourceTask {
             tokio::time::sleep_until(c.idle_timeout.map_or_else(far, |t| last_line + t));
         tokio::pin!(idle_timer);
         let mut idle = false;
+        // Bytes of the complete lines read: where a resumed run starts.
+        let mut consumed = c.position.as_u64().unwrap_or(0);
+        let positioned = !interactive;
+        let mut trigger = self.ckpt.as_ref().map(|ck| ck.trigger.clone());
+        if let Some(t) = &mut trigger {
+            t.mark_unchanged();
+        }
         loop {
             // `read_until` keeps what it read when another branch wins, so a line interrupted
             // by the idle timer is completed by the next call.
             let read = tokio::select! {
                 r = reader.read_until(b'\n', &mut line) => r.map_err(|e| format!("read error: {e}"))?,
                 _ = self.stop.stopped() => 0,
+                id = Self::next_trigger(&mut trigger) => {
+                    if positioned {
+                        self.progress(json!(consumed), c);
+                    }
+                    if !batch.is_empty() && !self.emit(std::mem::take(&mut batch), c).await {
+                        return Ok(());
+                    }
+                    self.barrier(id, c).await;
+                    continue;
+                }
                 _ = &mut idle_timer, if !idle && c.idle_timeout.is_some() => {
                     let due = last_line + c.idle_timeout.expect("checked by the branch");
                     if due > tokio::time::Instant::now() {
                         idle_timer.as_mut().reset(due);
                         continue;
+                    }
+                    if positioned {
+                        self.progress(json!(consumed), c);
                     }
                     if !batch.is_empty() && !self.emit(std::mem::take(&mut batch), c).await {
                         return Ok(());
@@ -323,6 +489,7 @@ impl SourceTask {
             if read == 0 {
                 break;
             }
+            consumed += line.len() as u64;
             let text = line.trim_ascii();
             if !text.is_empty() {
                 batch.push(b"", text, self.clock.now());
@@ -330,12 +497,20 @@ impl SourceTask {
             line.clear();
             let drained = interactive && reader.buffer().is_empty();
             let due = batch.len() >= self.batch_size || (drained && !batch.is_empty());
-            if due && !self.emit(std::mem::take(&mut batch), c).await {
-                return Ok(());
+            if due {
+                if positioned {
+                    self.progress(json!(consumed), c);
+                }
+                if !self.emit(std::mem::take(&mut batch), c).await {
+                    return Ok(());
+                }
             }
         }
-        if !batch.is_empty() {
-            self.emit(batch, c).await;
+        if positioned {
+            self.progress(json!(consumed), c);
+        }
+        if !batch.is_empty() && !self.emit(batch, c).await {
+            return Ok(());
         }
         Ok(())
     }

@@ -32,6 +32,10 @@ pub enum StateError {
     Io { operator: String, message: String },
     #[error("state of operator `{operator}` is corrupt: {message}")]
     Corrupt { operator: String, message: String },
+    #[error(
+        "the state in {dir} cannot be resumed: {message}; start again with --from-scratch (or from a savepoint with --from-savepoint FILE)"
+    )]
+    Checkpoint { dir: PathBuf, message: String },
 }
 
 /// Key-value pairs, in key order.
@@ -43,18 +47,32 @@ pub trait Store: Send + Sync {
     /// Entries with `start <= key < end`, in order, at most `limit`.
     fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StateError>;
     /// Apply puts (`Some`) and deletes (`None`) atomically.
-    fn apply(&self, changes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StateError>;
+    fn apply(&self, changes: Vec<Change>) -> Result<(), StateError>;
+    /// `key` as stored in the database: changes handed to a checkpoint carry it.
+    fn full_key(&self, key: &[u8]) -> Vec<u8>;
 }
 
 /// The state format this flowlet writes; a database with another is refused.
-pub const STATE_FORMAT: &str = "flowlet-state-1";
+pub const STATE_FORMAT: &str = "flowlet-state-2";
 
-/// A topology's state database: one sled tree per stateful operator.
+/// A change to a stored key: a put (`Some`) or a delete (`None`).
+pub type Change = (Vec<u8>, Option<Vec<u8>>);
+
+/// A topology's state database. Everything lives in one sled tree so that a checkpoint —
+/// the state changes of every operator, the source positions and the checkpoint record — is
+/// one atomic batch: each operator's keys start with its name (see [`StateDb::tree`]), and
+/// the checkpoint record lives under [`META_PREFIX`].
 #[derive(Clone)]
 pub struct StateDb {
     db: sled::Db,
+    data: sled::Tree,
     dir: PathBuf,
 }
+
+/// Keys of operator state start with this byte; checkpoint records with [`META_PREFIX`].
+const OPERATOR_PREFIX: u8 = b'o';
+/// Checkpoint records, savepoint markers and the like.
+pub const META_PREFIX: u8 = b'm';
 
 impl StateDb {
     pub fn open(dir: &Path) -> Result<Self, StateError> {
@@ -67,7 +85,11 @@ impl StateDb {
             .path(dir)
             .cache_capacity(64 << 20)
             .open()
-            .map_err(|e| open(e.to_string()))?;
+            .map_err(|e| {
+                open(format!(
+                    "{e} (if the files were damaged, start again with --from-scratch)"
+                ))
+            })?;
         match db.get("flowlet.format").map_err(|e| open(e.to_string()))? {
             None => {
                 db.insert("flowlet.format", STATE_FORMAT)
@@ -82,23 +104,30 @@ impl StateDb {
                 });
             }
         }
+        let data = db.open_tree("data").map_err(|e| open(e.to_string()))?;
         Ok(Self {
             db,
+            data,
             dir: dir.to_owned(),
         })
     }
 
-    /// The store of operator `name` (`suffix` distinguishes its trees: state, timers).
+    /// The prefix of operator `name`'s store `suffix` (state, timers, windows).
+    fn prefix(name: &str, suffix: &str) -> Vec<u8> {
+        let mut p = Vec::with_capacity(name.len() + suffix.len() + 4);
+        p.push(OPERATOR_PREFIX);
+        p.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        p.extend_from_slice(name.as_bytes());
+        p.push(suffix.len() as u8);
+        p.extend_from_slice(suffix.as_bytes());
+        p
+    }
+
+    /// The store of operator `name` (`suffix` distinguishes its parts: state, timers).
     pub fn tree(&self, name: &str, suffix: &str) -> Result<Arc<dyn Store>, StateError> {
-        let tree = self
-            .db
-            .open_tree(format!("op/{name}/{suffix}"))
-            .map_err(|e| StateError::Io {
-                operator: name.into(),
-                message: e.to_string(),
-            })?;
         Ok(Arc::new(SledStore {
-            tree,
+            tree: self.data.clone(),
+            prefix: Self::prefix(name, suffix),
             operator: name.into(),
         }))
     }
@@ -110,18 +139,78 @@ impl StateDb {
             .insert("flowlet.format", format)
             .and_then(|_| self.db.flush())
             .map(|_| ())
-            .map_err(|e| StateError::Open {
-                dir: self.dir.clone(),
-                message: e.to_string(),
-            })
+            .map_err(|e| self.io(e))
+    }
+
+    fn io(&self, e: sled::Error) -> StateError {
+        StateError::Open {
+            dir: self.dir.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Read a record of the topology (checkpoint metadata).
+    pub fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let mut k = vec![META_PREFIX];
+        k.extend_from_slice(name.as_bytes());
+        Ok(self
+            .data
+            .get(k)
+            .map_err(|e| self.io(e))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// The key of record `name` (for a change in [`StateDb::apply`]).
+    pub fn meta_key(name: &str) -> Vec<u8> {
+        let mut k = vec![META_PREFIX];
+        k.extend_from_slice(name.as_bytes());
+        k
+    }
+
+    /// Whether anything but checkpoint records is stored.
+    pub fn has_operator_state(&self) -> Result<bool, StateError> {
+        Ok(self
+            .data
+            .scan_prefix([OPERATOR_PREFIX])
+            .next()
+            .transpose()
+            .map_err(|e| self.io(e))?
+            .is_some())
+    }
+
+    /// Apply changes (keys from [`Store::full_key`] or [`StateDb::meta_key`]) as one atomic
+    /// batch, and make them durable.
+    pub fn apply(&self, changes: Vec<Change>) -> Result<(), StateError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in changes {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        self.data.apply_batch(batch).map_err(|e| self.io(e))?;
+        self.flush()
+    }
+
+    /// Insert without waiting for durability (sled flushes in the background).
+    pub fn insert_unsynced(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(), StateError> {
+        self.data
+            .insert(key, value)
+            .map(|_| ())
+            .map_err(|e| self.io(e))
+    }
+
+    /// Every stored entry (savepoints).
+    pub fn entries(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StateError>> + '_ {
+        self.data.iter().map(|r| {
+            r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(|e| self.io(e))
+        })
     }
 
     /// Make every applied batch durable.
     pub fn flush(&self) -> Result<(), StateError> {
-        self.db.flush().map(|_| ()).map_err(|e| StateError::Io {
-            operator: "*".into(),
-            message: e.to_string(),
-        })
+        self.db.flush().map(|_| ()).map_err(|e| self.io(e))
     }
 
     pub fn dir(&self) -> &Path {
@@ -136,6 +225,7 @@ impl StateDb {
 
 struct SledStore {
     tree: sled::Tree,
+    prefix: Vec<u8>,
     operator: String,
 }
 
@@ -151,27 +241,29 @@ impl SledStore {
 impl Store for SledStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         self.tree
-            .get(key)
+            .get(self.full_key(key))
             .map(|v| v.map(|v| v.to_vec()))
             .map_err(|e| self.err(e))
     }
 
     fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StateError> {
+        let n = self.prefix.len();
         self.tree
-            .range(start..end)
+            .range(self.full_key(start)..self.full_key(end))
             .take(limit)
             .map(|r| {
-                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                r.map(|(k, v)| (k[n..].to_vec(), v.to_vec()))
                     .map_err(|e| self.err(e))
             })
             .collect()
     }
 
-    fn apply(&self, changes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<(), StateError> {
+    fn apply(&self, changes: Vec<Change>) -> Result<(), StateError> {
         let started = std::time::Instant::now();
         let n = changes.len();
         let mut batch = sled::Batch::default();
         for (k, v) in changes {
+            let k = self.full_key(&k);
             match v {
                 Some(v) => batch.insert(k, v),
                 None => batch.remove(k),
@@ -180,6 +272,13 @@ impl Store for SledStore {
         self.tree.apply_batch(batch).map_err(|e| self.err(e))?;
         tracing::debug!(operator = %self.operator, "committed {n} state changes in {:?}", started.elapsed());
         Ok(())
+    }
+
+    fn full_key(&self, key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.prefix.len() + key.len());
+        k.extend_from_slice(&self.prefix);
+        k.extend_from_slice(key);
+        k
     }
 }
 
@@ -267,6 +366,8 @@ pub struct KeyedState {
     /// Entries read from the store (clean) or written since the last commit (dirty).
     cache: HashMap<Vec<u8>, Option<Vec<u8>>>,
     dirty: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Changes handed to a checkpoint (its id) that may not be in the store yet.
+    pending: BTreeMap<Vec<u8>, (u64, Option<Vec<u8>>)>,
     timers: BTreeSet<Timer>,
     timers_dirty: BTreeMap<Vec<u8>, bool>,
     pub watermark: Timestamp,
@@ -325,6 +426,7 @@ impl KeyedState {
             clock,
             cache: HashMap::new(),
             dirty: BTreeMap::new(),
+            pending: BTreeMap::new(),
             timers,
             timers_dirty: BTreeMap::new(),
             watermark: Timestamp::MIN,
@@ -434,7 +536,8 @@ impl KeyedState {
         let limit = limit as usize;
         // Overlay: uncommitted changes win over the store.
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        let deleted_or_written = self.dirty.range(from.clone()..to.clone()).count();
+        let deleted_or_written = self.dirty.range(from.clone()..to.clone()).count()
+            + self.pending.range(from.clone()..to.clone()).count();
         match self
             .store
             .range(&from, &to, limit.saturating_add(deleted_or_written))
@@ -443,6 +546,9 @@ impl KeyedState {
             Err(e) => {
                 self.error.get_or_insert(e);
             }
+        }
+        for (k, (_, v)) in self.pending.range(from.clone()..to.clone()) {
+            merged.insert(k.clone(), v.clone());
         }
         for (k, v) in self.dirty.range(from..to) {
             merged.insert(k.clone(), v.clone());
@@ -500,26 +606,60 @@ impl KeyedState {
         !self.timers.is_empty()
     }
 
-    /// Write the changes since the last commit to the store.
+    /// Write the changes since the last commit to the store (topologies without checkpoints).
     pub fn commit(&mut self) -> Result<(), StateError> {
+        let (changes, timers) = self.drain()?;
+        if !changes.is_empty() {
+            self.store.apply(changes)?;
+        }
+        if !timers.is_empty() {
+            self.timer_store.apply(timers)?;
+        }
+        self.trim_cache();
+        Ok(())
+    }
+
+    fn drain(&mut self) -> Result<(Vec<Change>, Vec<Change>), StateError> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
         let changes: Vec<_> = std::mem::take(&mut self.dirty).into_iter().collect();
-        if !changes.is_empty() {
-            self.store.apply(changes)?;
-        }
         let timers: Vec<_> = std::mem::take(&mut self.timers_dirty)
             .into_iter()
             .map(|(k, live)| (k, live.then(Vec::new)))
             .collect();
-        if !timers.is_empty() {
-            self.timer_store.apply(timers)?;
-        }
+        Ok((changes, timers))
+    }
+
+    fn trim_cache(&mut self) {
         if self.cache.len() > CACHE_LIMIT {
-            self.cache.clear();
+            let pending = &self.pending;
+            self.cache.retain(|k, _| pending.contains_key(k));
         }
-        Ok(())
+    }
+
+    /// The changes since the last checkpoint, for checkpoint `id` (keys as stored). Until
+    /// [`KeyedState::checkpoint_done`] says the checkpoint is durable they are still read from
+    /// memory.
+    pub fn take_changes(&mut self, id: u64) -> Result<Vec<Change>, StateError> {
+        let (changes, timers) = self.drain()?;
+        let mut out = Vec::with_capacity(changes.len() + timers.len());
+        for (k, v) in changes {
+            out.push((self.store.full_key(&k), v.clone()));
+            self.pending.insert(k, (id, v));
+        }
+        out.extend(
+            timers
+                .into_iter()
+                .map(|(k, v)| (self.timer_store.full_key(&k), v)),
+        );
+        Ok(out)
+    }
+
+    /// Checkpoints up to `id` are in the store.
+    pub fn checkpoint_done(&mut self, id: u64) {
+        self.pending.retain(|_, (c, _)| *c > id);
+        self.trim_cache();
     }
 }
 

@@ -20,6 +20,7 @@ pub(crate) struct Watermarks {
     ended: Vec<bool>,
     open: usize,
     current: Timestamp,
+    durable: Timestamp,
     idle_sent: bool,
 }
 
@@ -31,8 +32,21 @@ impl Watermarks {
             ended: vec![false; inputs],
             open: inputs,
             current: Timestamp::MIN,
+            durable: Timestamp::MIN,
             idle_sent: false,
         }
+    }
+
+    /// Start from a checkpointed watermark.
+    pub fn restore(&mut self, w: Timestamp) {
+        self.current = self.current.max(w);
+        self.durable = self.current;
+    }
+
+    /// The watermark a checkpoint saves: the current one, unless it is the end of input
+    /// (`MAX`), which a resumed run must not inherit (more input may come).
+    pub fn durable(&self) -> Timestamp {
+        self.durable
     }
 
     pub fn current(&self) -> Timestamp {
@@ -71,7 +85,7 @@ impl Watermarks {
                 }
             }
             Message::Batch(_) => return self.activity(input),
-            Message::Tick => return Change::Nothing,
+            Message::Tick | Message::Barrier(_) => return Change::Nothing,
         }
         self.recompute()
     }
@@ -82,6 +96,9 @@ impl Watermarks {
         match min {
             Some(m) if m > self.current => {
                 self.current = m;
+                if m < Timestamp::MAX {
+                    self.durable = m;
+                }
                 Change::Watermark(m)
             }
             Some(_) => Change::Nothing,

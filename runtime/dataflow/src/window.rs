@@ -22,9 +22,11 @@ use flowlet_manifest::{TimeDomain, Window, WindowKind};
 use flowlet_types::{Batch, Timestamp};
 use tokio::sync::mpsc;
 
+use crate::checkpoint::{Inbox, TaskCheckpoints};
 use crate::edge::Outputs;
 use crate::edge::key_group;
 use crate::keymap::KeyMap;
+use crate::operator::{restored_watermark, watermark_meta};
 use crate::policy::Policy;
 use crate::state::{Store, ns, ts_bytes, ts_from};
 use crate::time::{Change, Watermarks};
@@ -59,6 +61,8 @@ enum Updated {
 const FINISH_CHUNK: usize = 1024;
 
 pub(crate) struct WindowTask {
+    pub ckpt: Option<TaskCheckpoints>,
+    pub guarantee: flowlet_manifest::Guarantee,
     pub policy: Policy,
     pub factory: Arc<dyn OperatorFactory>,
     pub agg: Box<dyn Aggregator>,
@@ -223,17 +227,26 @@ impl WindowTask {
         Ok(w)
     }
 
-    pub fn run(mut self, mut rx: mpsc::Receiver<Envelope>) -> Result<(), DataflowError> {
+    pub fn run(mut self, rx: mpsc::Receiver<Envelope>) -> Result<(), DataflowError> {
         let empty = self
             .agg
             .create_accumulator()
             .map_err(|e| self.policy.fatal(e, "create-accumulator"))?;
         let mut windows = self.load()?;
         let mut marks = Watermarks::new(self.inputs);
+        if let Some(w) = self
+            .ckpt
+            .as_ref()
+            .and_then(|c| restored_watermark(c.restored.as_ref()))
+        {
+            marks.restore(w);
+            windows.fired_upto = Some(w);
+        }
+        let mut inbox = Inbox::new(rx, self.inputs, self.guarantee);
         let mut last_commit = Instant::now();
         let processing = self.spec.time == TimeDomain::Processing;
         while marks.open() > 0 {
-            let Some(env) = rx.blocking_recv() else {
+            let Some(env) = inbox.next_blocking() else {
                 break;
             };
             let change = match env.message {
@@ -255,6 +268,19 @@ impl WindowTask {
                     }
                     Change::Nothing
                 }
+                Message::Barrier(id) => {
+                    if self.ckpt.is_some() {
+                        let changes = self.checkpoint_changes(&mut windows);
+                        let meta = Some(watermark_meta(marks.durable()));
+                        if let Some(c) = &self.ckpt {
+                            c.snapshot(id, changes, meta);
+                        }
+                    }
+                    for out in [&mut self.main, &mut self.late, &mut self.dead_letter] {
+                        out.broadcast_blocking(Message::Barrier(id));
+                    }
+                    Change::Nothing
+                }
                 other => marks.update(env.input, &other),
             };
             match change {
@@ -271,12 +297,19 @@ impl WindowTask {
                 Change::Idle => self.main.broadcast_blocking(Message::Idle),
                 Change::Nothing => {}
             }
-            if last_commit.elapsed() >= self.commit_interval {
+            if self.ckpt.is_none() && last_commit.elapsed() >= self.commit_interval {
                 self.commit(&mut windows)?;
                 last_commit = Instant::now();
             }
         }
-        self.commit(&mut windows)?;
+        if self.ckpt.is_some() {
+            let changes = self.checkpoint_changes(&mut windows);
+            if let Some(c) = &self.ckpt {
+                c.finished(changes, Some(watermark_meta(marks.durable())));
+            }
+        } else {
+            self.commit(&mut windows)?;
+        }
         for out in [&mut self.main, &mut self.late, &mut self.dead_letter] {
             out.broadcast_blocking(Message::End);
         }
@@ -285,6 +318,28 @@ impl WindowTask {
 
     fn commit(&mut self, w: &mut Windows) -> Result<(), DataflowError> {
         let started = Instant::now();
+        let changes = self.changes(w);
+        if !changes.is_empty() {
+            self.store.apply(changes).map_err(DataflowError::State)?;
+        }
+        let c = &self.policy.counters;
+        c.commits.fetch_add(1, Relaxed);
+        c.commit_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+        Ok(())
+    }
+
+    /// [`WindowTask::changes`] with the keys as stored, for a checkpoint.
+    fn checkpoint_changes(&mut self, w: &mut Windows) -> Vec<crate::state::Change> {
+        let changes = self.changes(w);
+        changes
+            .into_iter()
+            .map(|(k, v)| (self.store.full_key(&k), v))
+            .collect()
+    }
+
+    /// The stored entries that changed since the last commit or checkpoint.
+    fn changes(&mut self, w: &mut Windows) -> Vec<crate::state::Change> {
         let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> =
             w.deletes.drain(..).map(|k| (k, None)).collect();
         let mut left = std::mem::take(&mut w.left);
@@ -320,14 +375,7 @@ impl WindowTask {
                 }
             }
         }
-        if !changes.is_empty() {
-            self.store.apply(changes).map_err(DataflowError::State)?;
-        }
-        let c = &self.policy.counters;
-        c.commits.fetch_add(1, Relaxed);
-        c.commit_nanos
-            .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
-        Ok(())
+        changes
     }
 
     /// The windows of an event at `ts` (all but session windows).

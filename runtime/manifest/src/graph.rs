@@ -172,6 +172,20 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
             );
         }
     }
+    if m.checkpoint.is_some() {
+        for (name, src) in &m.sources {
+            if matches!(src.kind, SourceKind::Stdin) && m.guarantee != Guarantee::AtMostOnce {
+                d.error_hint(
+                    at(name),
+                    format!(
+                        "source `{name}` reads standard input, which cannot be read again after a crash, so `guarantee: {}` cannot hold",
+                        m.guarantee
+                    ),
+                    "read a file or a Kafka topic, or choose `guarantee: at-most-once`",
+                );
+            }
+        }
+    }
     for name in producers {
         if complete && !read.contains(&(name.to_owned(), Port::Main)) {
             let kind = if m.sources.contains_key(name) {

@@ -30,6 +30,14 @@ pub struct Manifest {
     /// Where keyed state and window contents are kept.
     #[serde(default)]
     pub state: State,
+    /// Consistent checkpoints: state, open windows, timers, watermarks and source positions
+    /// saved together every `interval`; a restarted run resumes from the last one.
+    #[serde(default)]
+    pub checkpoint: Option<Checkpoint>,
+    /// What a crash may do to the output: lose events (`at-most-once`), repeat events since
+    /// the last checkpoint (`at-least-once`), or neither (`exactly-once`, the default).
+    #[serde(default)]
+    pub guarantee: Guarantee,
     /// Where the manifest was read from; relative paths in it are relative to its folder.
     #[serde(skip)]
     #[schemars(skip)]
@@ -97,6 +105,99 @@ pub struct State {
     pub commit_interval: Option<Duration>,
 }
 
+/// `checkpoint:` of a topology.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Checkpoint {
+    /// Time between checkpoints (`5s`).
+    #[schemars(with = "String")]
+    pub interval: Duration,
+}
+
+/// Delivery guarantee of a topology.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Guarantee {
+    /// Nothing is replayed after a crash: events in flight are lost, none is repeated.
+    AtMostOnce,
+    /// Everything since the last checkpoint is replayed: nothing is lost, some output may
+    /// repeat.
+    AtLeastOnce,
+    /// Replayed output is discarded (files truncated, Kafka transactions aborted): every
+    /// event's effect appears once.
+    #[default]
+    ExactlyOnce,
+}
+
+impl std::fmt::Display for Guarantee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::AtMostOnce => "at-most-once",
+            Self::AtLeastOnce => "at-least-once",
+            Self::ExactlyOnce => "exactly-once",
+        })
+    }
+}
+
+/// Where a Kafka source starts when neither a checkpoint nor its consumer group has an offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartFrom {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+/// How a Kafka record's value becomes an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// The value must be JSON (anything else meets the source's `on-error`).
+    #[default]
+    Json,
+    /// The value is passed on as it is.
+    Bytes,
+}
+
+/// A Kafka source.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct KafkaSource {
+    /// Bootstrap servers, `host:port,host:port`.
+    pub brokers: String,
+    pub topics: Vec<String>,
+    /// Consumer group (default `flowlet-<topology name>`): offsets are committed to it at
+    /// each checkpoint, so that lag can be watched with Kafka tools.
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub start: StartFrom,
+    #[serde(default)]
+    pub format: Format,
+    /// Read up to the end offsets the partitions had at start, then end (backfills, tests);
+    /// by default a Kafka source never ends.
+    #[serde(default)]
+    pub bounded: bool,
+    /// Extra librdkafka consumer properties.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// A Kafka sink.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct KafkaSink {
+    pub brokers: String,
+    pub topic: String,
+    /// Where the record key comes from (default: the event's key, if any).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub key: Option<Pointer>,
+    /// Extra librdkafka producer properties.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Clone, JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum SourceKind {
@@ -116,6 +217,8 @@ pub enum SourceKind {
     File { path: PathBuf },
     /// JSON lines from standard input.
     Stdin,
+    /// Kafka topics: one reader per partition, offsets saved with each checkpoint.
+    Kafka(KafkaSource),
 }
 
 /// A Wasm (or built-in) operator.
@@ -274,6 +377,8 @@ pub enum SinkKind {
     File { path: PathBuf },
     /// Count and discard (benchmarks).
     Null,
+    /// A Kafka topic (transactional under `exactly-once`).
+    Kafka(KafkaSink),
 }
 
 /// An input: a source, an operator, or an operator's side output (`OPERATOR.dead-letter`).

@@ -316,6 +316,8 @@ const TOP: &[&str] = &[
     "name",
     "batch-size",
     "state",
+    "checkpoint",
+    "guarantee",
     "sources",
     "operators",
     "sinks",
@@ -400,13 +402,30 @@ fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
             Some(SourceKind::Stdin),
             &["kind", "batch-size", "event-time", "on-error"],
         ),
+        Some("kafka") => (
+            kafka_source(&mut o, pos(n), &what, d).map(SourceKind::Kafka),
+            &[
+                "kind",
+                "batch-size",
+                "event-time",
+                "on-error",
+                "brokers",
+                "topic",
+                "topics",
+                "group",
+                "start",
+                "format",
+                "bounded",
+                "properties",
+            ],
+        ),
         other => {
             unknown_kind(
                 d,
                 kind_node,
                 other,
                 "source",
-                &["generator", "file", "stdin"],
+                &["generator", "file", "stdin", "kafka"],
             );
             o.ignore_rest();
             (None, &[])
@@ -596,6 +615,200 @@ fn state(n: &Node<'_>, d: &mut Diagnostics) -> Option<State> {
     ok.then_some(s)
 }
 
+/// One of `choices`, or an error with the closest.
+fn choice<'c>(
+    n: &Node<'_>,
+    what: &str,
+    choices: &[&'c str],
+    d: &mut Diagnostics,
+) -> Option<&'c str> {
+    let found = as_str(n).and_then(|s| choices.iter().find(|c| **c == s).copied());
+    if found.is_none() {
+        let hint = as_str(n)
+            .and_then(|s| did_you_mean(s, choices.iter().copied()))
+            .unwrap_or_else(|| format!("choose one of: {}", choices.join(", ")));
+        d.error_hint(pos(n), format!("{what} cannot be {}", describe(n)), hint);
+    }
+    found
+}
+
+/// A non-empty string.
+fn non_empty(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<String> {
+    let s = string(n, what, d)?;
+    if s.trim().is_empty() {
+        d.error(pos(n), format!("{what} is empty"));
+        return None;
+    }
+    Some(s)
+}
+
+/// `properties:` — librdkafka settings, string to string (numbers and booleans are written
+/// as they read).
+fn properties(
+    o: &mut Obj<'_, '_>,
+    what: &str,
+    d: &mut Diagnostics,
+) -> Option<BTreeMap<String, String>> {
+    let Some(n) = o.take("properties") else {
+        return Some(BTreeMap::new());
+    };
+    let what = format!("`properties` of {what}");
+    let p = Obj::new(n, &what, d)?;
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (key, _, v) in &p.entries {
+        let value = match &v.data {
+            YamlData::Value(Scalar::String(s)) => s.to_string(),
+            YamlData::Value(Scalar::Integer(i)) => i.to_string(),
+            YamlData::Value(Scalar::FloatingPoint(f)) => f.to_string(),
+            YamlData::Value(Scalar::Boolean(b)) => b.to_string(),
+            _ => {
+                d.error(
+                    pos(v),
+                    format!(
+                        "`{key}` in {what} must be a string, number or boolean, not {}",
+                        describe(v)
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+        };
+        out.insert((*key).to_owned(), value);
+    }
+    ok.then_some(out)
+}
+
+fn kafka_source(
+    o: &mut Obj<'_, '_>,
+    at: Pos,
+    what: &str,
+    d: &mut Diagnostics,
+) -> Option<KafkaSource> {
+    let brokers = o
+        .require("brokers", at, d)
+        .and_then(|n| non_empty(n, &format!("`brokers` of {what}"), d));
+    let topics = match (o.take("topic"), o.take("topics")) {
+        (Some(t), None) => non_empty(t, &format!("`topic` of {what}"), d).map(|t| vec![t]),
+        (None, Some(list)) => {
+            let w = format!("`topics` of {what}");
+            match &list.data {
+                YamlData::Sequence(items) if !items.is_empty() => items
+                    .iter()
+                    .map(|i| non_empty(i, &format!("an entry of {w}"), d))
+                    .collect::<Option<Vec<_>>>(),
+                _ => {
+                    d.error(
+                        pos(list),
+                        format!("{w} must be a non-empty list of topic names"),
+                    );
+                    None
+                }
+            }
+        }
+        (Some(t), Some(_)) => {
+            d.error_hint(
+                pos(t),
+                format!("{what} has both `topic` and `topics`"),
+                "keep one",
+            );
+            None
+        }
+        (None, None) => {
+            d.error_hint(
+                at,
+                format!("{what} has no `topic`"),
+                "add `topic: NAME` (or `topics: [A, B]`)",
+            );
+            None
+        }
+    };
+    let group = match o.take("group") {
+        None => Some(None),
+        Some(g) => non_empty(g, &format!("`group` of {what}"), d).map(Some),
+    };
+    let start = match o.take("start") {
+        None => Some(StartFrom::Earliest),
+        Some(n) => choice(n, &format!("`start` of {what}"), &["earliest", "latest"], d).map(|c| {
+            if c == "latest" {
+                StartFrom::Latest
+            } else {
+                StartFrom::Earliest
+            }
+        }),
+    };
+    let format = match o.take("format") {
+        None => Some(Format::Json),
+        Some(n) => choice(n, &format!("`format` of {what}"), &["json", "bytes"], d).map(|c| {
+            if c == "bytes" {
+                Format::Bytes
+            } else {
+                Format::Json
+            }
+        }),
+    };
+    let bounded = match o.take("bounded") {
+        None => Some(false),
+        Some(n) => match &n.data {
+            YamlData::Value(Scalar::Boolean(b)) => Some(*b),
+            _ => {
+                d.error(
+                    pos(n),
+                    format!(
+                        "`bounded` of {what} must be true or false, not {}",
+                        describe(n)
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let properties = properties(o, what, d);
+    Some(KafkaSource {
+        bounded: bounded?,
+        brokers: brokers?,
+        topics: topics?,
+        group: group?,
+        start: start?,
+        format: format?,
+        properties: properties?,
+    })
+}
+
+fn kafka_sink(o: &mut Obj<'_, '_>, at: Pos, what: &str, d: &mut Diagnostics) -> Option<KafkaSink> {
+    let brokers = o
+        .require("brokers", at, d)
+        .and_then(|n| non_empty(n, &format!("`brokers` of {what}"), d));
+    let topic = o
+        .require("topic", at, d)
+        .and_then(|n| non_empty(n, &format!("`topic` of {what}"), d));
+    let key = match o.take("key") {
+        None => Some(None),
+        Some(k) => pointer(k, &format!("`key` of {what}"), d).map(Some),
+    };
+    let properties = properties(o, what, d);
+    Some(KafkaSink {
+        brokers: brokers?,
+        topic: topic?,
+        key: key?,
+        properties: properties?,
+    })
+}
+
+fn checkpoint(n: &Node<'_>, d: &mut Diagnostics) -> Option<Checkpoint> {
+    let what = "`checkpoint`";
+    let mut o = Obj::new(n, what, d)?;
+    let interval = o
+        .require("interval", pos(n), d)
+        .and_then(|t| duration(t, &format!("`interval` in {what}"), d));
+    o.finish(&["interval"], d);
+    // A bad interval has been reported; the rest of the manifest is still checked as one
+    // with checkpoints.
+    Some(Checkpoint {
+        interval: interval.unwrap_or(Duration::from_secs(10)),
+    })
+}
+
 fn sink(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Sink> {
     let what = format!("sink `{name}`");
     let mut o = Obj::new(n, &what, d)?;
@@ -616,8 +829,18 @@ fn sink(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Sink> {
                 &["kind", "inputs", "path"],
             )
         }
+        Some("kafka") => (
+            kafka_sink(&mut o, pos(n), &what, d).map(SinkKind::Kafka),
+            &["kind", "inputs", "brokers", "topic", "key", "properties"],
+        ),
         other => {
-            unknown_kind(d, kind_node, other, "sink", &["stdout", "file", "null"]);
+            unknown_kind(
+                d,
+                kind_node,
+                other,
+                "sink",
+                &["stdout", "file", "null", "kafka"],
+            );
             o.ignore_rest();
             (None, &[])
         }
@@ -870,10 +1093,49 @@ pub(crate) fn parse(text: &str, file: &Path) -> (Option<Manifest>, Diagnostics) 
         .take("batch-size")
         .and_then(|n| integer(n, "`batch-size`", 1..=65_536, &mut d))
         .map(|v| v as u32);
-    let state = match top.take("state") {
+    let state_node = top.take("state");
+    let state = match state_node {
         None => State::default(),
         Some(n) => self::state(n, &mut d).unwrap_or_default(),
     };
+    let checkpoint = top
+        .take("checkpoint")
+        .and_then(|n| self::checkpoint(n, &mut d));
+    if let (Some(_), Some(_), Some(n)) = (&checkpoint, state.commit_interval, state_node) {
+        d.error_hint(
+            pos(n),
+            "`state.commit-interval` has no effect with `checkpoint:`: state is written at each checkpoint",
+            "remove `commit-interval`",
+        );
+    }
+    let guarantee_node = top.take("guarantee");
+    let guarantee = match guarantee_node {
+        None => Guarantee::default(),
+        Some(n) => {
+            let g = choice(
+                n,
+                "`guarantee`",
+                &["at-most-once", "at-least-once", "exactly-once"],
+                &mut d,
+            );
+            match g {
+                Some("at-most-once") => Guarantee::AtMostOnce,
+                Some("at-least-once") => Guarantee::AtLeastOnce,
+                _ => Guarantee::ExactlyOnce,
+            }
+        }
+    };
+    if let (Some(n), None, false) = (
+        guarantee_node,
+        &checkpoint,
+        guarantee == Guarantee::AtMostOnce,
+    ) {
+        d.error_hint(
+            pos(n),
+            format!("`guarantee: {guarantee}` needs checkpoints"),
+            "add `checkpoint: {interval: 5s}`",
+        );
+    }
     let mut names = BTreeMap::new();
     let sources = section(
         &mut top, "sources", true, &mut d, &mut names, "source", source,
@@ -897,6 +1159,8 @@ pub(crate) fn parse(text: &str, file: &Path) -> (Option<Manifest>, Diagnostics) 
         operators,
         sinks,
         state,
+        checkpoint,
+        guarantee,
         base_dir: file.parent().map(Path::to_owned).unwrap_or_default(),
         positions: names.into_iter().map(|(k, (_, p))| (k, p)).collect(),
     };

@@ -1,0 +1,708 @@
+//! Consistent checkpoints (aligned barriers, one atomic write) and recovery.
+//!
+//! The protocol (docs/CHECKPOINTS.md has the whole story):
+//! 1. Every `checkpoint.interval` the coordinator asks the sources for checkpoint `n`. Each
+//!    source sends what it has read, then `Barrier(n)` on every output, and reports its
+//!    position (bytes of a file, events of a generator, offsets of each Kafka partition).
+//! 2. An operator instance that got `Barrier(n)` on one input holds that input's later messages
+//!    back until the barrier has come on every open input (under `exactly-once`; under
+//!    `at-least-once` it goes on and may count some events twice after a crash). It then hands
+//!    its state changes since checkpoint `n-1` and its watermark to the coordinator and
+//!    forwards the barrier.
+//! 3. Sinks make their output durable up to the barrier (files: flush + fsync, and report
+//!    their length; Kafka: flush, and wait for the transaction to commit).
+//! 4. When every task has reported `n` (or finished before it), the coordinator writes every
+//!    change, every position and the checkpoint record in ONE sled batch. With a Kafka sink
+//!    under `exactly-once` this is a two-phase commit with Kafka as the decider (see
+//!    `kafka.rs`).
+//!
+//! Recovery reads the checkpoint record: sources seek to their positions, file sinks truncate
+//! to their lengths, operators start from the state in the store (which holds exactly the
+//! checkpointed changes) and their checkpointed watermarks.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use flowlet_manifest::Guarantee;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::state::{Change, StateDb, StateError};
+use crate::{DataflowError, Envelope, Message, Stop};
+
+pub type CheckpointId = u64;
+
+/// The checkpoint record's name in the store.
+pub const RECORD: &str = "checkpoint";
+/// A checkpoint written but waiting for the Kafka transaction that decides it (two-phase
+/// commit); see `kafka.rs`.
+pub const PENDING: &str = "pending";
+/// The positions sources have read up to (at-most-once: they resume there, not at the
+/// checkpoint).
+pub const READ_PREFIX: &str = "read/";
+
+/// What the store says about the last complete checkpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CheckpointRecord {
+    pub format: String,
+    pub id: CheckpointId,
+    /// The run (process start) that wrote it.
+    pub run: u64,
+    pub topology: String,
+    /// Milliseconds since the Unix epoch.
+    pub taken_at: i64,
+    /// What each task needs to resume (by task name: `source`, `operator#0`, `sink`).
+    pub tasks: BTreeMap<String, Value>,
+    /// For each run that contributed to this state, the last checkpoint it committed. Kafka
+    /// records carry it so that a verifier can tell aborted attempts from committed ones on a
+    /// broker that does not hide aborted transactions.
+    pub lineage: BTreeMap<u64, CheckpointId>,
+}
+
+const RECORD_FORMAT: &str = "flowlet-checkpoint-1";
+
+impl CheckpointRecord {
+    /// JSON followed by its xxh3 checksum (8 bytes), so that a damaged record is noticed.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec(self).expect("a record is JSON");
+        let sum = xxhash_rust::xxh3::xxh3_64(&v);
+        v.extend_from_slice(&sum.to_be_bytes());
+        v
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.len() < 8 {
+            return Err("the checkpoint record is truncated".into());
+        }
+        let (json, sum) = bytes.split_at(bytes.len() - 8);
+        if xxhash_rust::xxh3::xxh3_64(json).to_be_bytes() != sum {
+            return Err("the checkpoint record does not match its checksum".into());
+        }
+        let r: Self = serde_json::from_slice(json)
+            .map_err(|e| format!("the checkpoint record is unreadable: {e}"))?;
+        if r.format != RECORD_FORMAT {
+            return Err(format!(
+                "the checkpoint record has format `{}`, this flowlet reads `{RECORD_FORMAT}`",
+                r.format
+            ));
+        }
+        Ok(r)
+    }
+
+    /// The lineage as a header value: `run:checkpoint,…`.
+    pub fn lineage_header(&self) -> String {
+        self.lineage
+            .iter()
+            .map(|(r, c)| format!("{r}:{c}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// The state a run starts from.
+#[derive(Debug, Clone, Default)]
+pub struct Restored {
+    pub record: Option<CheckpointRecord>,
+    /// Read positions of sources (at-most-once).
+    pub read: BTreeMap<String, Value>,
+}
+
+impl Restored {
+    pub fn task(&self, name: &str) -> Option<&Value> {
+        self.record.as_ref()?.tasks.get(name)
+    }
+}
+
+/// Read the last complete checkpoint of `db`. A store with operator state but no checkpoint
+/// record, or a damaged record, is an error: starting empty would silently give wrong results.
+pub fn restore(db: &StateDb) -> Result<Restored, StateError> {
+    let corrupt = |message: String| StateError::Checkpoint {
+        dir: db.dir().to_owned(),
+        message,
+    };
+    let record = match db.get_meta(RECORD)? {
+        None => {
+            if db.has_operator_state()? || db.get_meta(PENDING)?.is_some() {
+                return Err(corrupt(
+                    "it holds state but no complete checkpoint record (it was damaged, or written by a run without `checkpoint:`)".into(),
+                ));
+            }
+            None
+        }
+        Some(bytes) => Some(CheckpointRecord::decode(&bytes).map_err(corrupt)?),
+    };
+    let mut read = BTreeMap::new();
+    for entry in db.entries() {
+        let (k, v) = entry?;
+        if let Some(name) = k
+            .strip_prefix(&[crate::state::META_PREFIX][..])
+            .and_then(|k| k.strip_prefix(READ_PREFIX.as_bytes()))
+            && let Ok(v) = serde_json::from_slice(&v)
+        {
+            read.insert(String::from_utf8_lossy(name).into_owned(), v);
+        }
+    }
+    Ok(Restored { record, read })
+}
+
+/// What a task tells the coordinator.
+#[derive(Debug)]
+pub(crate) enum Report {
+    /// Task `task` passed barrier `id`: its changes since its last report and what it needs to
+    /// resume.
+    Snapshot {
+        task: usize,
+        id: CheckpointId,
+        changes: Vec<Change>,
+        meta: Option<Value>,
+    },
+    /// Task `task` ended cleanly: its last changes.
+    Finished {
+        task: usize,
+        changes: Vec<Change>,
+        meta: Option<Value>,
+    },
+}
+
+/// What the coordinator publishes when a checkpoint is complete.
+#[derive(Debug, Clone, Default)]
+pub struct Completed {
+    pub id: CheckpointId,
+    /// [`CheckpointRecord::lineage_header`] of it.
+    pub lineage: Arc<str>,
+}
+
+/// A task's side of checkpointing.
+#[derive(Clone)]
+pub(crate) struct TaskCheckpoints {
+    pub task: usize,
+    pub name: String,
+    pub guarantee: Guarantee,
+    reports: mpsc::UnboundedSender<Report>,
+    pub completed: watch::Receiver<Completed>,
+    pub trigger: watch::Receiver<CheckpointId>,
+    /// What this task saved in the checkpoint it starts from.
+    pub restored: Option<Value>,
+    /// Where a source had read up to (at-most-once).
+    pub read: Option<Value>,
+    pub run: u64,
+    db: StateDb,
+}
+
+impl TaskCheckpoints {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        task: usize,
+        name: String,
+        guarantee: Guarantee,
+        reports: mpsc::UnboundedSender<Report>,
+        completed: watch::Receiver<Completed>,
+        trigger: watch::Receiver<CheckpointId>,
+        restored: Option<Value>,
+        read: Option<Value>,
+        run: u64,
+        db: StateDb,
+    ) -> Self {
+        Self {
+            task,
+            name,
+            guarantee,
+            reports,
+            completed,
+            trigger,
+            restored,
+            read,
+            run,
+            db,
+        }
+    }
+
+    /// Note, durably, how far a source has read (at-most-once resumes there): before the
+    /// events go out.
+    pub fn note_read(&self, position: &Value) {
+        let key = StateDb::meta_key(&format!("{READ_PREFIX}{}", self.name));
+        let value = serde_json::to_vec(position).expect("a position is JSON");
+        if let Err(e) = self.db.apply(vec![(key, Some(value))]) {
+            tracing::warn!(source = %self.name, "cannot note the read position: {e}");
+        }
+    }
+
+    /// Where a source resumes: its read position under at-most-once, else the checkpoint's.
+    pub fn resume_at(&self) -> Option<&Value> {
+        match self.guarantee {
+            Guarantee::AtMostOnce => self.read.as_ref().or(self.restored.as_ref()),
+            _ => self.restored.as_ref(),
+        }
+    }
+    pub fn snapshot(&self, id: CheckpointId, changes: Vec<Change>, meta: Option<Value>) {
+        let _ = self.reports.send(Report::Snapshot {
+            task: self.task,
+            id,
+            changes,
+            meta,
+        });
+    }
+
+    pub fn finished(&self, changes: Vec<Change>, meta: Option<Value>) {
+        let _ = self.reports.send(Report::Finished {
+            task: self.task,
+            changes,
+            meta,
+        });
+    }
+
+    /// Block (on a blocking thread) until checkpoint `id` is complete. False if the
+    /// coordinator is gone (the run is failing).
+    pub fn wait_completed(&mut self, id: CheckpointId) -> bool {
+        let mut rx = self.completed.clone();
+        let handle = tokio::runtime::Handle::current();
+        handle.block_on(rx.wait_for(|c| c.id >= id)).is_ok()
+    }
+}
+
+/// An operator's or sink's inputs, with barrier alignment: after `Barrier(n)` on an input,
+/// that input's messages wait (exactly-once) until the barrier has arrived on every open
+/// input; then the barrier is handed to the task once.
+pub(crate) struct Inbox {
+    rx: mpsc::Receiver<Envelope>,
+    align: bool,
+    barrier: Option<CheckpointId>,
+    arrived: Vec<bool>,
+    ended: Vec<bool>,
+    held: VecDeque<Envelope>,
+    release: VecDeque<Envelope>,
+}
+
+impl Inbox {
+    pub fn new(rx: mpsc::Receiver<Envelope>, inputs: usize, guarantee: Guarantee) -> Self {
+        Self {
+            rx,
+            align: guarantee == Guarantee::ExactlyOnce,
+            barrier: None,
+            arrived: vec![false; inputs],
+            ended: vec![false; inputs],
+            held: VecDeque::new(),
+            release: VecDeque::new(),
+        }
+    }
+
+    fn aligned(&self) -> bool {
+        self.arrived.iter().zip(&self.ended).all(|(a, e)| *a || *e)
+    }
+
+    /// Nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.release.is_empty() && self.rx.is_empty()
+    }
+
+    /// The next message to handle (from a blocking thread); `None` when every producer is gone.
+    pub fn next_blocking(&mut self) -> Option<Envelope> {
+        loop {
+            if let Some(id) = self.barrier
+                && self.aligned()
+            {
+                self.barrier = None;
+                self.arrived.iter_mut().for_each(|a| *a = false);
+                // What was held back follows the barrier.
+                let mut held = std::mem::take(&mut self.held);
+                held.append(&mut self.release);
+                self.release = held;
+                return Some(Envelope {
+                    input: usize::MAX,
+                    message: Message::Barrier(id),
+                });
+            }
+            let env = match self.release.pop_front() {
+                Some(env) => env,
+                None => self.rx.blocking_recv()?,
+            };
+            let input = env.input;
+            if input >= self.arrived.len() {
+                return Some(env); // ticks
+            }
+            if self.barrier.is_some() && self.arrived[input] && self.align {
+                self.held.push_back(env);
+                continue;
+            }
+            match env.message {
+                Message::Barrier(id) => {
+                    self.barrier = Some(id);
+                    self.arrived[input] = true;
+                }
+                Message::End => {
+                    self.ended[input] = true;
+                    return Some(env);
+                }
+                _ => return Some(env),
+            }
+        }
+    }
+}
+
+/// A request for a savepoint.
+pub struct SavepointRequest {
+    /// Stop the topology once it is taken.
+    pub stop: bool,
+    /// Where to write it (default: `<state dir>/savepoints/savepoint-<id>.flowlet`).
+    pub path: Option<PathBuf>,
+    pub reply: oneshot::Sender<Result<PathBuf, String>>,
+}
+
+/// The Kafka side of a two-phase commit (implemented in `kafka.rs`).
+pub(crate) trait Committer: Send + Sync {
+    /// Commit the open transaction, with the source offsets of `record` marked as belonging to
+    /// checkpoint `record.id`, then open the next one.
+    fn commit(&mut self, record: &CheckpointRecord) -> Result<(), String>;
+}
+
+/// What the coordinator needs.
+pub(crate) struct Coordinator {
+    pub db: StateDb,
+    pub tasks: Vec<String>,
+    pub interval: Duration,
+    pub reports: mpsc::UnboundedReceiver<Report>,
+    pub trigger: watch::Sender<CheckpointId>,
+    pub completed: watch::Sender<Completed>,
+    pub savepoints: mpsc::Receiver<SavepointRequest>,
+    pub stop: Arc<Stop>,
+    pub record: CheckpointRecord,
+    pub committer: Option<Box<dyn Committer>>,
+    pub counters: Arc<crate::NodeCounters>,
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Coordinator {
+    /// Run until every task has reported its end (or gone away after an error).
+    pub async fn run(mut self) -> Result<(), DataflowError> {
+        let n = self.tasks.len();
+        let mut queues: Vec<VecDeque<Report>> = (0..n).map(|_| VecDeque::new()).collect();
+        let mut done = vec![false; n];
+        let mut in_flight: Option<(CheckpointId, Instant)> = None;
+        let mut waiting: Vec<SavepointRequest> = Vec::new();
+        let mut stopping: Vec<SavepointRequest> = Vec::new();
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut savepoints_open = true;
+        loop {
+            tokio::select! {
+                _ = ticker.tick(), if in_flight.is_none() => {
+                    in_flight = Some(self.start(self.record.id + 1));
+                }
+                req = self.savepoints.recv(), if savepoints_open => match req {
+                    Some(req) if req.stop => {
+                        // A stop ends every source; the final checkpoint is the savepoint.
+                        self.stop.stop();
+                        stopping.push(req);
+                    }
+                    Some(req) => {
+                        waiting.push(req);
+                        if in_flight.is_none() {
+                            in_flight = Some(self.start(self.record.id + 1));
+                        }
+                    }
+                    None => savepoints_open = false,
+                },
+                report = self.reports.recv() => {
+                    let Some(report) = report else { break };
+                    let task = match &report {
+                        Report::Snapshot { task, .. } | Report::Finished { task, .. } => *task,
+                    };
+                    queues[task].push_back(report);
+                    let Some((id, started)) = in_flight else { continue };
+                    let complete = (0..n).all(|t| {
+                        done[t]
+                            || queues[t].iter().any(|r| match r {
+                                Report::Snapshot { id: i, .. } => *i == id,
+                                Report::Finished { .. } => true,
+                            })
+                    });
+                    if !complete {
+                        continue;
+                    }
+                    let changes = self.collect(&mut queues, &mut done, Some(id));
+                    self.write(id, changes).await?;
+                    in_flight = None;
+                    self.record_timing(started);
+                    for req in waiting.drain(..) {
+                        let result = self.export(req.path.clone()).await;
+                        let _ = req.reply.send(result);
+                    }
+                    // A savepoint asked for while this one ran starts at once.
+                    if !waiting.is_empty() {
+                        in_flight = Some(self.start(self.record.id + 1));
+                    }
+                }
+            }
+        }
+        // Every task is gone. If they all ended cleanly, their last changes make the final
+        // checkpoint; if one failed, the last complete checkpoint stands.
+        for (t, q) in queues.iter().enumerate() {
+            done[t] |= q.iter().any(|r| matches!(r, Report::Finished { .. }));
+        }
+        if done.iter().all(|d| *d) {
+            let started = Instant::now();
+            let changes = self.collect(&mut queues, &mut done, None);
+            self.write(self.record.id + 1, changes).await?;
+            self.record_timing(started);
+            tracing::info!(
+                checkpoint = self.record.id,
+                "final checkpoint written; a new run resumes from here"
+            );
+            for req in waiting.drain(..).chain(stopping.drain(..)) {
+                let result = self.export(req.path.clone()).await;
+                let _ = req.reply.send(result);
+            }
+        } else {
+            for req in waiting.drain(..).chain(stopping.drain(..)) {
+                let _ = req.reply.send(Err(
+                    "the topology failed before the savepoint was complete".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn record_timing(&self, started: Instant) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.counters.commits.fetch_add(1, Relaxed);
+        self.counters
+            .commit_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
+    }
+
+    fn start(&self, id: CheckpointId) -> (CheckpointId, Instant) {
+        tracing::debug!(checkpoint = id, "checkpoint triggered");
+        let _ = self.trigger.send(id);
+        (id, Instant::now())
+    }
+
+    /// Take each task's reports up to checkpoint `id` (all of them for the final one).
+    fn collect(
+        &mut self,
+        queues: &mut [VecDeque<Report>],
+        done: &mut [bool],
+        id: Option<CheckpointId>,
+    ) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for (t, q) in queues.iter_mut().enumerate() {
+            while let Some(r) = q.pop_front() {
+                let (c, meta, last) = match r {
+                    Report::Snapshot {
+                        id: i,
+                        changes,
+                        meta,
+                        ..
+                    } => (changes, meta, Some(i) == id),
+                    Report::Finished { changes, meta, .. } => {
+                        done[t] = true;
+                        (changes, meta, true)
+                    }
+                };
+                changes.extend(c);
+                if let Some(meta) = meta {
+                    self.record.tasks.insert(self.tasks[t].clone(), meta);
+                }
+                if last {
+                    break;
+                }
+            }
+        }
+        changes
+    }
+
+    /// Write checkpoint `id`: every change and the record, as one atomic batch.
+    async fn write(
+        &mut self,
+        id: CheckpointId,
+        mut changes: Vec<Change>,
+    ) -> Result<(), DataflowError> {
+        let mut record = self.record.clone();
+        record.id = id;
+        record.taken_at = now_ms();
+        record.lineage.insert(record.run, id);
+        changes.push((StateDb::meta_key(RECORD), Some(record.encode())));
+        let db = self.db.clone();
+        let mut committer = self.committer.take();
+        let r = record.clone();
+        let (committer, result) = tokio::task::spawn_blocking(move || {
+            let result = match committer.as_mut() {
+                None => db.apply(changes).map_err(DataflowError::State),
+                Some(c) => crate::kafka::two_phase(&db, c.as_mut(), &r, changes),
+            };
+            (committer, result)
+        })
+        .await
+        .map_err(|e| DataflowError::Panic(e.to_string()))?;
+        self.committer = committer;
+        result?;
+        tracing::debug!(checkpoint = id, "checkpoint complete");
+        let lineage: Arc<str> = record.lineage_header().into();
+        self.record = record;
+        let _ = self.completed.send(Completed { id, lineage });
+        Ok(())
+    }
+
+    /// Copy the last checkpoint to a savepoint file.
+    async fn export(&self, path: Option<PathBuf>) -> Result<PathBuf, String> {
+        let db = self.db.clone();
+        let id = self.record.id;
+        tokio::task::spawn_blocking(move || {
+            let path = path.unwrap_or_else(|| {
+                db.dir()
+                    .join("savepoints")
+                    .join(format!("savepoint-{id}.flowlet"))
+            });
+            write_savepoint(&db, &path).map(|_| path)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}
+
+/// The first line of a savepoint file.
+const SAVEPOINT_MAGIC: &[u8] = b"flowlet-savepoint-1\n";
+
+/// Write every entry of `db` (the last complete checkpoint: the store holds nothing else) to
+/// `path`: a magic line, `[key len u32][key][value len u32][value]`…, and an xxh3 checksum.
+pub fn write_savepoint(db: &StateDb, path: &Path) -> Result<(), String> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let tmp = path.with_extension("partial");
+    let file =
+        std::fs::File::create(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let mut hash = xxhash_rust::xxh3::Xxh3::new();
+    let mut put = |w: &mut std::io::BufWriter<std::fs::File>, bytes: &[u8]| {
+        hash.update(bytes);
+        w.write_all(bytes)
+    };
+    let io = |e: std::io::Error| format!("cannot write {}: {e}", tmp.display());
+    put(&mut w, SAVEPOINT_MAGIC).map_err(io)?;
+    for entry in db.entries() {
+        let (k, v) = entry.map_err(|e| e.to_string())?;
+        // Read positions belong to the run, not to the checkpoint.
+        if k.starts_with(&StateDb::meta_key(READ_PREFIX)) {
+            continue;
+        }
+        put(&mut w, &(k.len() as u32).to_be_bytes()).map_err(io)?;
+        put(&mut w, &k).map_err(io)?;
+        put(&mut w, &(v.len() as u32).to_be_bytes()).map_err(io)?;
+        put(&mut w, &v).map_err(io)?;
+    }
+    let sum = hash.digest();
+    w.write_all(&sum.to_be_bytes()).map_err(io)?;
+    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// Load a savepoint into an empty state database.
+pub fn read_savepoint(db: &StateDb, path: &Path) -> Result<(), String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read savepoint {}: {e}", path.display()))?;
+    let bad = |why: &str| format!("{} is not a flowlet savepoint: {why}", path.display());
+    let body = bytes
+        .strip_prefix(SAVEPOINT_MAGIC)
+        .ok_or_else(|| bad("it does not start with `flowlet-savepoint-1`"))?;
+    if body.len() < 8 {
+        return Err(bad("it is truncated"));
+    }
+    let (entries, sum) = bytes.split_at(bytes.len() - 8);
+    if xxhash_rust::xxh3::xxh3_64(entries).to_be_bytes() != sum {
+        return Err(bad("it does not match its checksum (damaged or truncated)"));
+    }
+    let mut rest = &body[..body.len() - 8];
+    let mut changes = Vec::new();
+    while !rest.is_empty() {
+        let mut field = || -> Result<Vec<u8>, String> {
+            let n = rest.get(..4).ok_or_else(|| bad("an entry is truncated"))?;
+            let n = u32::from_be_bytes(n.try_into().expect("4 bytes")) as usize;
+            let v = rest
+                .get(4..4 + n)
+                .ok_or_else(|| bad("an entry is truncated"))?
+                .to_vec();
+            rest = &rest[4 + n..];
+            Ok(v)
+        };
+        let k = field()?;
+        let v = field()?;
+        changes.push((k, Some(v)));
+    }
+    db.apply(changes).map_err(|e| e.to_string())
+}
+
+/// A run id: the start time in microseconds (runs of one topology are ordered by it).
+pub fn new_run_id() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_detect_damage() {
+        let r = CheckpointRecord {
+            format: RECORD_FORMAT.into(),
+            id: 7,
+            ..Default::default()
+        };
+        let mut bytes = r.encode();
+        assert_eq!(CheckpointRecord::decode(&bytes).unwrap(), r);
+        bytes[3] ^= 1;
+        assert!(
+            CheckpointRecord::decode(&bytes)
+                .unwrap_err()
+                .contains("checksum")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn barriers_align_and_hold_back_the_early_input() {
+        let (tx, rx) = mpsc::channel(16);
+        let mut inbox = Inbox::new(rx, 2, Guarantee::ExactlyOnce);
+        let env = |input, message| Envelope { input, message };
+        for e in [
+            env(0, Message::Barrier(1)),
+            env(0, Message::Watermark(5)),
+            env(1, Message::Watermark(3)),
+            env(1, Message::Barrier(1)),
+            env(1, Message::End),
+        ] {
+            tx.send(e).await.unwrap();
+        }
+        drop(tx);
+        let got = tokio::task::spawn_blocking(move || {
+            std::iter::from_fn(|| inbox.next_blocking())
+                .map(|e| (e.input, e.message))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (1, Message::Watermark(3)),
+                (usize::MAX, Message::Barrier(1)),
+                (0, Message::Watermark(5)),
+                (1, Message::End),
+            ]
+        );
+    }
+}

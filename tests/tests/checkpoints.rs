@@ -1,0 +1,335 @@
+//! Checkpoints and recovery, as a user sees them: `kill -9` at random instants, run the same
+//! command again, and the output is exactly what one clean run gives — computed here by a
+//! plain loop over the input, not by flowlet.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flowlet_tests::{Rng, crash_kills, flowlet_bin, json_lines, run_and_kill, write_manifest};
+
+/// `n` clicks `{"id", "user", "ts"}` in time order; one in ten repeats an earlier id.
+fn clicks(path: &Path, n: usize, seed: u64) -> Vec<(u64, String, i64)> {
+    let mut rng = Rng(seed);
+    let mut out = Vec::with_capacity(n);
+    let mut text = String::new();
+    let mut ts = 1_700_000_000_000i64;
+    for i in 0..n as u64 {
+        ts += rng.below(5) as i64;
+        let id = if i > 10 && rng.below(10) == 0 {
+            i - 1 - rng.below(10)
+        } else {
+            i
+        };
+        let user = format!("u{}", rng.below(5000));
+        text.push_str(&format!(r#"{{"id":{id},"user":"{user}","ts":{ts}}}"#));
+        text.push('\n');
+        out.push((id, user, ts));
+    }
+    std::fs::write(path, text).unwrap();
+    out
+}
+
+/// What the topology must give: first event per id, counted per user and 1-second window.
+fn reference(clicks: &[(u64, String, i64)]) -> BTreeMap<(String, i64), u64> {
+    let mut seen = std::collections::HashSet::new();
+    let mut counts = BTreeMap::new();
+    for (id, user, ts) in clicks {
+        if seen.insert(*id) {
+            *counts
+                .entry((user.clone(), ts.div_euclid(1000) * 1000))
+                .or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// The window counts of an output file, as (user, start) → count (a repeated window counts
+/// twice, so that duplicates show).
+fn counts(path: &Path) -> (BTreeMap<(String, i64), u64>, usize) {
+    let mut out = BTreeMap::new();
+    let mut lines = 0;
+    for v in json_lines(path) {
+        lines += 1;
+        let key = (
+            v["key"].as_str().unwrap().to_owned(),
+            v["start"].as_i64().unwrap(),
+        );
+        *out.entry(key).or_default() += v["count"].as_u64().unwrap();
+    }
+    (out, lines)
+}
+
+const TOPOLOGY: &str = r#"
+version: 1
+name: clicks
+checkpoint: {interval: 50ms}
+batch-size: 128
+sources:
+  clicks:
+    kind: file
+    path: clicks.jsonl
+    event-time: {field: /ts}
+operators:
+  once:
+    plugin: {plugins}/dedupe.wasm
+    key-by: /id
+    config: {ttl: 1h}
+    inputs: [clicks]
+  counts:
+    plugin: {plugins}/aggregate.wasm
+    config: {function: count}
+    key-by: /user
+    window: {kind: tumbling, size: 1s}
+    inputs: [once]
+sinks:
+  out: {kind: file, path: counts.jsonl, inputs: [counts]}
+"#;
+
+fn args<'a>(manifest: &'a Path, extra: &'a [&'a str]) -> Vec<&'a OsStr> {
+    let mut a: Vec<&OsStr> = vec![OsStr::new("run"), manifest.as_os_str()];
+    a.extend(extra.iter().map(OsStr::new));
+    a
+}
+
+/// Kill flowlet at random instants until it has been killed `kills` times, then let it finish.
+fn crash_until_done(manifest: &Path, kills: usize, seed: u64) -> usize {
+    let mut rng = Rng(seed);
+    let mut killed = 0;
+    while killed < kills {
+        let after = Duration::from_millis(20 + rng.below(250));
+        let (ended, _) = run_and_kill(&args(manifest, &[]), after);
+        if ended {
+            break;
+        }
+        killed += 1;
+    }
+    let out = flowlet_bin().args(args(manifest, &[])).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    killed
+}
+
+#[test]
+fn file_to_file_is_exactly_once_across_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clicks(&dir.path().join("clicks.jsonl"), 150_000, 7);
+    let manifest = write_manifest(dir.path(), TOPOLOGY);
+    let kills = crash_kills();
+    let killed = crash_until_done(&manifest, kills, 11);
+    assert!(
+        killed >= kills,
+        "the topology finished after {killed} kills; the test needs {kills}: give it more input"
+    );
+    let (got, lines) = counts(&dir.path().join("counts.jsonl"));
+    let expected = reference(&input);
+    assert_eq!(lines, expected.len(), "a window is missing or repeated");
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn a_savepoint_taken_while_running_restarts_the_same_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clicks(&dir.path().join("clicks.jsonl"), 150_000, 3);
+    let manifest = write_manifest(dir.path(), TOPOLOGY);
+    let mut child = flowlet_bin()
+        .args(args(&manifest, &[]))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let savepoint = dir.path().join("sp.flowlet");
+    std::thread::sleep(Duration::from_millis(150));
+    let out = flowlet_bin()
+        .arg("savepoint")
+        .arg(&manifest)
+        .arg("--output")
+        .arg(&savepoint)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        savepoint.display().to_string()
+    );
+    assert!(child.wait().unwrap().success());
+    let first = std::fs::read_to_string(dir.path().join("counts.jsonl")).unwrap();
+    // Start again from the savepoint: the output is cut back to it and written again.
+    let out = flowlet_bin()
+        .args(args(&manifest, &["--from-savepoint"]))
+        .arg(&savepoint)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let second = std::fs::read_to_string(dir.path().join("counts.jsonl")).unwrap();
+    assert_eq!(first.lines().count(), second.lines().count());
+    assert_eq!(
+        counts(&dir.path().join("counts.jsonl")).0,
+        reference(&input)
+    );
+    // A damaged savepoint is refused, naming it.
+    std::fs::write(&savepoint, b"flowlet-savepoint-1\nnot really").unwrap();
+    let out = flowlet_bin()
+        .args(args(&manifest, &["--from-savepoint"]))
+        .arg(&savepoint)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("sp.flowlet") && err.contains("checksum"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_stopping_savepoint_ends_the_run_and_the_next_run_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+version: 1
+name: gen
+checkpoint: {interval: 1h}
+sources:
+  gen: {kind: generator, rate: 2000, count: 100000}
+sinks:
+  out: {kind: file, path: out.jsonl, inputs: [gen]}
+"#,
+    );
+    let mut child = flowlet_bin()
+        .args(args(&manifest, &[]))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let out = flowlet_bin()
+        .arg("savepoint")
+        .arg(&manifest)
+        .arg("--stop")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(path.is_file(), "{}", path.display());
+    assert!(child.wait().unwrap().success());
+    let before = json_lines(&dir.path().join("out.jsonl")).len();
+    assert!(before > 0 && before < 100_000, "{before}");
+    // The generator goes on where it stopped: no event twice, none missing.
+    let mut child = flowlet_bin()
+        .args(args(&manifest, &[]))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let out = flowlet_bin()
+        .arg("savepoint")
+        .arg(&manifest)
+        .arg("--stop")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(child.wait().unwrap().success());
+    let events = json_lines(&dir.path().join("out.jsonl"));
+    assert!(events.len() > before);
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e["id"].as_u64(), Some(i as u64), "event {i}: {e}");
+    }
+}
+
+#[test]
+fn damaged_or_missing_checkpoints_are_refused_and_from_scratch_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clicks(&dir.path().join("clicks.jsonl"), 5_000, 5);
+    let manifest = write_manifest(dir.path(), TOPOLOGY);
+    let run = |extra: &[&str]| flowlet_bin().args(args(&manifest, extra)).output().unwrap();
+    assert!(run(&[]).status.success());
+    let state = dir.path().join(".flowlet/state/clicks");
+    let key = flowlet_dataflow::state::StateDb::meta_key(flowlet_dataflow::checkpoint::RECORD);
+    for damage in [Some(b"{\"id\": 3, damaged on disk}".to_vec()), None] {
+        {
+            let db = flowlet_dataflow::state::StateDb::open(&state).unwrap();
+            db.apply(vec![(key.clone(), damage.clone())]).unwrap();
+        }
+        let out = run(&[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "a damaged checkpoint was accepted");
+        assert!(
+            err.contains(&state.display().to_string()) && err.contains("--from-scratch"),
+            "{err}"
+        );
+        assert!(
+            err.contains(if damage.is_some() {
+                "checksum"
+            } else {
+                "no complete checkpoint"
+            }),
+            "{err}"
+        );
+    }
+    let out = run(&["--from-scratch"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        counts(&dir.path().join("counts.jsonl")).0,
+        reference(&input)
+    );
+}
+
+#[test]
+fn at_most_once_never_repeats_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+version: 1
+name: amo
+checkpoint: {interval: 1h}
+guarantee: at-most-once
+sources:
+  gen: {kind: generator, rate: 20000, count: 40000}
+sinks:
+  out: {kind: file, path: out.jsonl, inputs: [gen]}
+"#,
+    );
+    let mut rng = Rng(5);
+    for _ in 0..3 {
+        run_and_kill(
+            &args(&manifest, &[]),
+            Duration::from_millis(100 + rng.below(300)),
+        );
+    }
+    let out = flowlet_bin().args(args(&manifest, &[])).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut seen = std::collections::HashSet::new();
+    for e in json_lines(&dir.path().join("out.jsonl")) {
+        assert!(seen.insert(e["id"].as_u64().unwrap()), "{e} repeated");
+    }
+    assert!(seen.len() <= 40_000);
+}

@@ -1,0 +1,401 @@
+//! Kafka sources and sinks against a real Kafka-protocol broker (see tests/src/kafka.rs), with
+//! the crash harness: `kill -9` at random instants, run again, and compare what Kafka holds
+//! with the result computed here from the input.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use flowlet_tests::kafka::{self, Broker, Record};
+use flowlet_tests::{Rng, crash_kills, flowlet_bin, json_lines, run_and_kill, write_manifest};
+
+/// A window count: (user, window start, count).
+type Count = (String, i64, u64);
+
+/// `n` clicks keyed by user, in time order (so every partition is in order too).
+fn clicks(n: usize, seed: u64) -> Vec<(String, String)> {
+    let mut rng = Rng(seed);
+    let mut ts = 1_700_000_000_000i64;
+    (0..n)
+        .map(|i| {
+            ts += rng.below(4) as i64;
+            let user = format!("u{}", rng.below(2000));
+            let value = format!(r#"{{"i":{i},"user":"{user}","ts":{ts}}}"#);
+            (user, value)
+        })
+        .collect()
+}
+
+/// Counts per user and 1-second window, by a plain loop.
+fn reference(clicks: &[(String, String)]) -> BTreeSet<Count> {
+    let mut counts: BTreeMap<(String, i64), u64> = BTreeMap::new();
+    for (user, value) in clicks {
+        let v: serde_json::Value = serde_json::from_str(value).unwrap();
+        let ts = v["ts"].as_i64().unwrap();
+        *counts
+            .entry((user.clone(), ts.div_euclid(1000) * 1000))
+            .or_default() += 1;
+    }
+    counts.into_iter().map(|((u, s), c)| (u, s, c)).collect()
+}
+
+/// Equal sets, or a short account of the difference.
+fn assert_same(got: &BTreeSet<Count>, expected: &BTreeSet<Count>) {
+    let missing: Vec<_> = expected.difference(got).take(5).collect();
+    let extra: Vec<_> = got.difference(expected).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{} windows expected, {} got; {} missing (e.g. {missing:?}), {} unexpected (e.g. {extra:?})",
+        expected.len(),
+        got.len(),
+        expected.difference(got).count(),
+        got.difference(expected).count()
+    );
+}
+
+fn count_of(v: &serde_json::Value) -> Count {
+    (
+        v["key"].as_str().unwrap().to_owned(),
+        v["start"].as_i64().unwrap(),
+        v["count"].as_u64().unwrap(),
+    )
+}
+
+fn topology(brokers: &str, input: &str, sink: &str, guarantee: &str) -> String {
+    format!(
+        r#"
+version: 1
+name: counts
+checkpoint: {{interval: 100ms}}
+guarantee: {guarantee}
+batch-size: 128
+sources:
+  clicks:
+    kind: kafka
+    brokers: {brokers}
+    topic: {input}
+    bounded: true
+    event-time: {{field: /ts}}
+operators:
+  counts:
+    plugin: {{plugins}}/aggregate.wasm
+    config: {{function: count}}
+    key-by: /user
+    window: {{kind: tumbling, size: 1s}}
+    inputs: [clicks]
+sinks:
+{sink}
+"#
+    )
+}
+
+fn run_args(manifest: &Path) -> Vec<&OsStr> {
+    vec![OsStr::new("run"), manifest.as_os_str()]
+}
+
+/// Kill flowlet `kills` times at random instants (fewer if it finishes first), then run it to
+/// the end. Returns the kills.
+fn crash_until_done(manifest: &Path, kills: usize, seed: u64, max_ms: u64) -> usize {
+    let mut rng = Rng(seed);
+    let mut killed = 0;
+    while killed < kills {
+        let (ended, _) = run_and_kill(
+            &run_args(manifest),
+            Duration::from_millis(100 + rng.below(max_ms)),
+        );
+        if ended {
+            break;
+        }
+        killed += 1;
+    }
+    killed
+}
+
+fn finish(manifest: &Path) {
+    let out = flowlet_bin().args(run_args(manifest)).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The committed output records: `read_committed` on a compliant broker; on the test broker,
+/// which shows aborted records, the verifier drops aborted attempts from flowlet's headers.
+fn committed(broker: &Broker, topic: &str) -> Vec<Record> {
+    let records = broker.read_all(topic, true);
+    if kafka::hides_aborted() {
+        records
+    } else {
+        let kept = kafka::committed_by_headers(&records, None);
+        eprintln!("{}", kafka::attempts(&records, &kept));
+        kept
+    }
+}
+
+/// The last event of the input, far in the future, so that the final run always writes a
+/// window (and its records carry the lineage of every committed attempt before it).
+fn flush_event() -> (String, String) {
+    (
+        "flush".into(),
+        r#"{"i":-1,"user":"flush","ts":1750000000000}"#.into(),
+    )
+}
+
+#[test]
+fn kafka_to_kafka_window_counts_are_exactly_once_across_kill_9() {
+    if !kafka::transactions() {
+        eprintln!("skipped: the test broker (tansu) has no transactions");
+        return;
+    }
+    let broker = Broker::start();
+    let input = broker.topic("clicks", 3);
+    let output = broker.topic("counts", 2);
+    let mut events = clicks(60_000, 1);
+    broker.produce(&input, &events);
+    let dir = tempfile::tempdir().unwrap();
+    let sink = format!(
+        "  out: {{kind: kafka, brokers: {}, topic: {output}, key: /key, inputs: [counts]}}",
+        broker.brokers
+    );
+    let manifest = write_manifest(
+        dir.path(),
+        &topology(&broker.brokers, &input, &sink, "exactly-once"),
+    );
+    let kills = crash_kills();
+    let killed = crash_until_done(&manifest, kills, 3, 900);
+    assert!(
+        killed >= kills,
+        "finished after {killed} kills; give it more input"
+    );
+    broker.produce(&input, &[flush_event()]);
+    events.push(flush_event());
+    finish(&manifest);
+
+    let records = committed(&broker, &output);
+    let got: Vec<Count> = records
+        .iter()
+        .map(|r| count_of(&serde_json::from_str(&r.value).unwrap()))
+        .collect();
+    let distinct: BTreeSet<Count> = got.iter().cloned().collect();
+    assert_eq!(
+        got.len(),
+        distinct.len(),
+        "{} windows committed twice",
+        got.len() - distinct.len()
+    );
+    assert_same(&distinct, &reference(&events));
+    // Records are keyed by the user, and carry the checkpoint they belong to.
+    let r = &records[0];
+    assert_eq!(
+        r.key.as_deref(),
+        serde_json::from_str::<serde_json::Value>(&r.value).unwrap()["key"].as_str()
+    );
+    assert!(r.headers.contains_key("flowlet-checkpoint"));
+}
+
+#[test]
+fn kafka_at_least_once_loses_nothing_across_kill_9() {
+    let broker = Broker::start();
+    let input = broker.topic("clicks", 3);
+    let output = broker.topic("counts", 1);
+    let events = clicks(40_000, 2);
+    broker.produce(&input, &events);
+    let dir = tempfile::tempdir().unwrap();
+    let sink = format!(
+        "  out: {{kind: kafka, brokers: {}, topic: {output}, key: /key, inputs: [counts]}}",
+        broker.brokers
+    );
+    let manifest = write_manifest(
+        dir.path(),
+        &topology(&broker.brokers, &input, &sink, "at-least-once"),
+    );
+    let kills = crash_kills();
+    crash_until_done(&manifest, kills, 4, 600);
+    finish(&manifest);
+    let got: Vec<Count> = broker
+        .read_all(&output, false)
+        .iter()
+        .map(|r| count_of(&serde_json::from_str(&r.value).unwrap()))
+        .collect();
+    let distinct: BTreeSet<Count> = got.iter().cloned().collect();
+    // A replayed window is recomputed from the checkpoint, so a repeat is identical.
+    assert_same(&distinct, &reference(&events));
+    eprintln!(
+        "at-least-once: {} windows, {} repeated after the crashes",
+        distinct.len(),
+        got.len() - distinct.len()
+    );
+}
+
+#[test]
+fn kafka_to_file_is_exactly_once_across_kill_9() {
+    let broker = Broker::start();
+    let input = broker.topic("clicks", 3);
+    let events = clicks(60_000, 5);
+    broker.produce(&input, &events);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &topology(
+            &broker.brokers,
+            &input,
+            "  out: {kind: file, path: counts.jsonl, inputs: [counts]}",
+            "exactly-once",
+        ),
+    );
+    let kills = crash_kills();
+    crash_until_done(&manifest, kills, 6, 900);
+    finish(&manifest);
+    let got: Vec<Count> = json_lines(&dir.path().join("counts.jsonl"))
+        .iter()
+        .map(count_of)
+        .collect();
+    let distinct: BTreeSet<Count> = got.iter().cloned().collect();
+    assert_eq!(got.len(), distinct.len(), "a window was written twice");
+    assert_same(&distinct, &reference(&events));
+}
+
+/// A child process killed when the test ends, passed or not.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// CPU seconds a process has used (user + system), from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 (1-based); after the `)` they are 12 and 13.
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[test]
+fn a_broker_down_at_start_is_waited_for_with_backoff() {
+    let Some(mut broker) = Broker::not_started() else {
+        eprintln!("skipped: FLOWLET_KAFKA_BROKERS points at a cluster this test cannot stop");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &topology(
+            &broker.brokers,
+            "late-clicks",
+            "  out: {kind: file, path: counts.jsonl, inputs: [counts]}",
+            "exactly-once",
+        ),
+    );
+    let log = dir.path().join("stderr");
+    let mut child = Killed(
+        flowlet_bin()
+            .args(run_args(&manifest))
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut child.0;
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(child.try_wait().unwrap().is_none(), "flowlet gave up");
+    let cpu = cpu_seconds(child.id());
+    assert!(cpu < 1.0, "{cpu} CPU seconds while waiting: a busy loop");
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        err.contains("waiting for Kafka at") && err.contains("retrying in"),
+        "{err}"
+    );
+    // The broker comes up: the run goes on by itself.
+    broker.launch();
+    let input = broker.topic_named("late-clicks", 2);
+    let events = clicks(2_000, 9);
+    broker.produce(&input, &events);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the run did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let got: BTreeSet<Count> = json_lines(&dir.path().join("counts.jsonl"))
+        .iter()
+        .map(count_of)
+        .collect();
+    assert_same(&got, &reference(&events));
+}
+
+#[test]
+fn a_broker_restarted_mid_run_loses_and_repeats_nothing() {
+    if !kafka::transactions() {
+        eprintln!("skipped: the test broker (tansu) has no transactions");
+        return;
+    }
+    let mut broker = Broker::start();
+    if !broker.owned() {
+        eprintln!("skipped: FLOWLET_KAFKA_BROKERS points at a cluster this test cannot restart");
+        return;
+    }
+    let input = broker.topic("clicks", 2);
+    let output = broker.topic("counts", 1);
+    let mut events = clicks(150_000, 8);
+    broker.produce(&input, &events);
+    let dir = tempfile::tempdir().unwrap();
+    let sink = format!(
+        "  out: {{kind: kafka, brokers: {}, topic: {output}, key: /key, inputs: [counts]}}",
+        broker.brokers
+    );
+    let manifest = write_manifest(
+        dir.path(),
+        &topology(&broker.brokers, &input, &sink, "exactly-once"),
+    );
+    let log = dir.path().join("stderr");
+    let mut child = Killed(
+        flowlet_bin()
+            .args(run_args(&manifest))
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut child.0;
+    std::thread::sleep(Duration::from_millis(400));
+    broker.restart();
+    let status = child.wait().unwrap();
+    eprintln!(
+        "the run across the broker restart ended with {status}; its log:\n{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    // Whether the run rode out the restart or stopped on a failed transaction, running the
+    // same command again completes it.
+    broker.produce(&input, &[flush_event()]);
+    events.push(flush_event());
+    finish(&manifest);
+    let records = committed(&broker, &output);
+    let got: Vec<Count> = records
+        .iter()
+        .map(|r| count_of(&serde_json::from_str(&r.value).unwrap()))
+        .collect();
+    let distinct: BTreeSet<Count> = got.iter().cloned().collect();
+    assert_eq!(
+        got.len(),
+        distinct.len(),
+        "{} windows committed twice",
+        got.len() - distinct.len()
+    );
+    assert_same(&distinct, &reference(&events));
+}
