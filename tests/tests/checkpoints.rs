@@ -98,7 +98,7 @@ fn crash_until_done(manifest: &Path, kills: usize, seed: u64) -> usize {
     let mut rng = Rng(seed);
     let mut killed = 0;
     while killed < kills {
-        let after = Duration::from_millis(20 + rng.below(250));
+        let after = Duration::from_millis(20 + rng.below(100));
         let (ended, _) = run_and_kill(&args(manifest, &[]), after);
         if ended {
             break;
@@ -117,7 +117,7 @@ fn crash_until_done(manifest: &Path, kills: usize, seed: u64) -> usize {
 #[test]
 fn file_to_file_is_exactly_once_across_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let input = clicks(&dir.path().join("clicks.jsonl"), 150_000, 7);
+    let input = clicks(&dir.path().join("clicks.jsonl"), 600_000, 7);
     let manifest = write_manifest(dir.path(), TOPOLOGY);
     let kills = crash_kills();
     let killed = crash_until_done(&manifest, kills, 11);
