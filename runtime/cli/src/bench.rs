@@ -28,6 +28,13 @@ pub enum Bench {
     /// aggregate plugin and the same aggregate compiled natively; the operator runs on one
     /// thread and its CPU time is reported.
     Window(WindowArgs),
+    /// Kafka → Wasm map → Kafka under at-least-once and exactly-once, beside a raw rdkafka
+    /// consume→produce loop: throughput over a backlog, then end-to-end latency at a steady
+    /// rate.
+    Kafka(crate::kafka_bench::KafkaArgs),
+    /// Time to checkpoint and to recover the keyed state of N keys (a stateful Wasm operator)
+    /// and the open windows of N keys.
+    Checkpoint(crate::kafka_bench::CheckpointArgs),
 }
 
 /// CPU seconds (user + system) used by this process so far.
@@ -73,6 +80,8 @@ pub async fn run(which: Bench, host: Host) -> anyhow::Result<()> {
         Bench::Window(args) => {
             return tokio::task::spawn_blocking(move || window(args, host)).await?;
         }
+        Bench::Kafka(args) => return crate::kafka_bench::kafka(args, host).await,
+        Bench::Checkpoint(args) => return crate::kafka_bench::checkpoint(args, host).await,
     };
     let plugins = std::fs::canonicalize(&plugins).map_err(|e| {
         anyhow::anyhow!(

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod builtins;
 pub mod control;
+mod kafka_bench;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

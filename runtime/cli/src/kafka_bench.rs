@@ -1,0 +1,476 @@
+//! `flowlet bench kafka` and `flowlet bench checkpoint` (docs/BENCHMARKS.md).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use clap::Args;
+use flowlet_dataflow::{RunOptions, Stop};
+use flowlet_host::Host;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+#[derive(Args)]
+pub struct KafkaArgs {
+    /// Bootstrap servers (e.g. what `scripts/kafka-broker start` prints).
+    #[arg(long, env = "FLOWLET_KAFKA_BROKERS")]
+    brokers: String,
+    /// Events in the backlog for the throughput runs.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Partitions of the input topic.
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+    /// Events per second during the latency runs.
+    #[arg(long, default_value_t = 20_000.0)]
+    rate: f64,
+    /// Seconds of each latency run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Checkpoint interval of the flowlet runs.
+    #[arg(long, default_value = "1s")]
+    interval: humantime::Duration,
+    /// Folder with map.wasm.
+    #[arg(long, default_value = "dist/plugins")]
+    plugins: PathBuf,
+}
+
+#[derive(Args)]
+pub struct CheckpointArgs {
+    /// Distinct keys.
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u64,
+    /// Folder with dedupe.wasm and aggregate.wasm.
+    #[arg(long, default_value = "dist/plugins")]
+    plugins: PathBuf,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn client(brokers: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers);
+    c
+}
+
+async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client(brokers).create()?;
+    for r in admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await?
+    {
+        r.map_err(|(t, e)| anyhow::anyhow!("cannot create topic {t}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn event(i: u64, sent_us: u64) -> (String, String) {
+    let user = format!("u{:05}", i % 10_000);
+    let value = format!(
+        r#"{{"id":{i},"user":"{user}","amount":{}.{:02},"country":"JP","sent_us":{sent_us}}}"#,
+        (i * 7919) % 1000,
+        i % 100
+    );
+    (user, value)
+}
+
+fn producer(brokers: &str) -> anyhow::Result<ThreadedProducer<DefaultProducerContext>> {
+    Ok(client(brokers)
+        .set("linger.ms", "5")
+        .set("enable.idempotence", "true")
+        .create()?)
+}
+
+fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, key: &[u8], value: &[u8]) {
+    let mut rec = BaseRecord::to(topic).key(key).payload(value);
+    loop {
+        match p.send(rec) {
+            Ok(()) => return,
+            Err((_, r)) => {
+                rec = r;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+}
+
+/// A consumer of every partition of `topic` from the beginning.
+fn reader(brokers: &str, topic: &str, committed: bool) -> anyhow::Result<BaseConsumer> {
+    let c: BaseConsumer = client(brokers)
+        .set("group.id", "flowlet-bench-reader")
+        .set("enable.auto.commit", "false")
+        .set(
+            "isolation.level",
+            if committed {
+                "read_committed"
+            } else {
+                "read_uncommitted"
+            },
+        )
+        .create()?;
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+    }
+    c.assign(&tpl)?;
+    Ok(c)
+}
+
+/// The raw loop: consume every record of `input` and produce it to `output`, until `n`
+/// records (or `stop`).
+fn raw_loop(
+    brokers: &str,
+    input: &str,
+    output: &str,
+    n: u64,
+    stop: &AtomicBool,
+) -> anyhow::Result<u64> {
+    let c = reader(brokers, input, true)?;
+    let p = producer(brokers)?;
+    let mut count = 0;
+    while count < n && !stop.load(Ordering::Relaxed) {
+        match c.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                send(
+                    &p,
+                    output,
+                    m.key().unwrap_or_default(),
+                    m.payload().unwrap_or_default(),
+                );
+                count += 1;
+            }
+            Some(Err(e)) => anyhow::bail!("raw loop: {e}"),
+            None => {}
+        }
+    }
+    p.flush(Duration::from_secs(60))?;
+    Ok(count)
+}
+
+fn manifest(
+    brokers: &str,
+    input: &str,
+    output: &str,
+    guarantee: &str,
+    bounded: bool,
+    interval: &str,
+    map: &str,
+) -> String {
+    format!(
+        r#"
+version: 1
+name: bench-kafka-{guarantee}-{output}
+checkpoint: {{interval: {interval}}}
+guarantee: {guarantee}
+sources:
+  in: {{kind: kafka, brokers: "{brokers}", topic: {input}, bounded: {bounded}}}
+operators:
+  map:
+    plugin: {map}
+    config:
+      fields:
+        id: /id
+        user: /user
+        cents: {{from: /amount, mul: 100}}
+        sent_us: /sent_us
+    inputs: [in]
+sinks:
+  out: {{kind: kafka, brokers: "{brokers}", topic: {output}, key: /user, inputs: [map]}}
+"#
+    )
+}
+
+async fn run_flowlet(host: &Host, text: &str, stop: Arc<Stop>) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("bench.yaml");
+    std::fs::write(&path, text)?;
+    let m = crate::load_manifest(&path)?;
+    crate::run_manifest_with(host, &m, RunOptions::default(), stop).await?;
+    Ok(())
+}
+
+/// Percentile `p` (0–100) of sorted values.
+fn pct(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+/// Produce at `rate` for `seconds` into `input`, read `output` (committed records) and return
+/// the end-to-end latencies (µs) of the events seen.
+fn latency_run(
+    brokers: &str,
+    input: &str,
+    output: &str,
+    rate: f64,
+    seconds: u64,
+) -> anyhow::Result<Vec<u64>> {
+    let total = (rate * seconds as f64) as u64;
+    let brokers_p = brokers.to_owned();
+    let input_p = input.to_owned();
+    let pacer = std::thread::spawn(move || -> anyhow::Result<()> {
+        let p = producer(&brokers_p)?;
+        let start = Instant::now();
+        for i in 0..total {
+            let due = start + Duration::from_secs_f64(i as f64 / rate);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let (k, v) = event(i, now_us());
+            send(&p, &input_p, k.as_bytes(), v.as_bytes());
+        }
+        p.flush(Duration::from_secs(60))?;
+        Ok(())
+    });
+    let c = reader(brokers, output, true)?;
+    let mut lat = Vec::with_capacity(total as usize);
+    let deadline = Instant::now() + Duration::from_secs(seconds + 60);
+    while (lat.len() as u64) < total && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            let now = now_us();
+            let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or_default())?;
+            if let Some(sent) = v["sent_us"].as_u64() {
+                lat.push(now.saturating_sub(sent));
+            }
+        }
+    }
+    pacer.join().expect("pacer")?;
+    lat.sort_unstable();
+    Ok(lat)
+}
+
+pub async fn kafka(a: KafkaArgs, host: Host) -> anyhow::Result<()> {
+    let plugins = std::fs::canonicalize(&a.plugins)
+        .with_context(|| format!("plugin folder {}", a.plugins.display()))?;
+    let map = plugins.join("map.wasm").display().to_string();
+    let tag = now_us();
+    let b = a.brokers.clone();
+    let input = format!("bench-in-{tag}");
+    create_topic(&b, &input, a.partitions).await?;
+    println!(
+        "filling {input} with {} events ({} partitions)…",
+        a.events, a.partitions
+    );
+    {
+        let (b, input, n) = (b.clone(), input.clone(), a.events);
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let p = producer(&b)?;
+            for i in 0..n {
+                let (k, v) = event(i, 0);
+                send(&p, &input, k.as_bytes(), v.as_bytes());
+            }
+            p.flush(Duration::from_secs(120))?;
+            Ok(())
+        })
+        .await??;
+    }
+    let interval = a.interval.to_string();
+    println!("\nthroughput over a backlog of {} events", a.events);
+    println!("{:<28} {:>12} {:>10}", "pipeline", "events/s", "seconds");
+    let raw_out = format!("bench-raw-{tag}");
+    create_topic(&b, &raw_out, a.partitions).await?;
+    let started = Instant::now();
+    let (b2, i2, o2, n) = (b.clone(), input.clone(), raw_out.clone(), a.events);
+    let count =
+        tokio::task::spawn_blocking(move || raw_loop(&b2, &i2, &o2, n, &AtomicBool::new(false)))
+            .await??;
+    let raw_secs = started.elapsed().as_secs_f64();
+    let raw_rate = count as f64 / raw_secs;
+    println!(
+        "{:<28} {:>12.0} {:>10.2}",
+        "raw rdkafka loop", raw_rate, raw_secs
+    );
+    for guarantee in ["at-least-once", "exactly-once"] {
+        let out = format!("bench-{guarantee}-{tag}");
+        create_topic(&b, &out, a.partitions).await?;
+        let text = manifest(&b, &input, &out, guarantee, true, &interval, &map);
+        let started = Instant::now();
+        run_flowlet(&host, &text, Stop::new()).await?;
+        let secs = started.elapsed().as_secs_f64();
+        let rate = a.events as f64 / secs;
+        println!(
+            "{:<28} {:>12.0} {:>10.2}   ({:.2}× the raw loop)",
+            format!("flowlet {guarantee}"),
+            rate,
+            secs,
+            rate / raw_rate
+        );
+    }
+
+    println!(
+        "\nend-to-end latency at {} events/s for {} s (ms; producer send → committed record read)",
+        a.rate, a.seconds
+    );
+    println!(
+        "{:<28} {:>9} {:>9} {:>9} {:>9}",
+        "pipeline", "p50", "p99", "max", "events"
+    );
+    let report = |name: &str, lat: &[u64]| {
+        println!(
+            "{:<28} {:>9.1} {:>9.1} {:>9.1} {:>9}",
+            name,
+            pct(lat, 50.0),
+            pct(lat, 99.0),
+            pct(lat, 100.0),
+            lat.len()
+        );
+    };
+    // Raw loop.
+    {
+        let (lin, lout) = (format!("lat-raw-in-{tag}"), format!("lat-raw-out-{tag}"));
+        create_topic(&b, &lin, a.partitions).await?;
+        create_topic(&b, &lout, a.partitions).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (b2, i2, o2, s2) = (b.clone(), lin.clone(), lout.clone(), stop.clone());
+        let looper = std::thread::spawn(move || raw_loop(&b2, &i2, &o2, u64::MAX, &s2));
+        let (b3, rate, secs) = (b.clone(), a.rate, a.seconds);
+        let lat = tokio::task::spawn_blocking(move || latency_run(&b3, &lin, &lout, rate, secs))
+            .await??;
+        stop.store(true, Ordering::Relaxed);
+        looper.join().expect("raw loop")?;
+        report("raw rdkafka loop", &lat);
+    }
+    for guarantee in ["at-least-once", "exactly-once"] {
+        let (lin, lout) = (
+            format!("lat-{guarantee}-in-{tag}"),
+            format!("lat-{guarantee}-out-{tag}"),
+        );
+        create_topic(&b, &lin, a.partitions).await?;
+        create_topic(&b, &lout, a.partitions).await?;
+        let text = manifest(&b, &lin, &lout, guarantee, false, &interval, &map);
+        let stop = Stop::new();
+        let h = host.clone();
+        let s = stop.clone();
+        let running = tokio::spawn(async move { run_flowlet(&h, &text, s).await });
+        let (b3, rate, secs) = (b.clone(), a.rate, a.seconds);
+        let lat = tokio::task::spawn_blocking(move || latency_run(&b3, &lin, &lout, rate, secs))
+            .await??;
+        stop.stop();
+        running.await??;
+        report(&format!("flowlet {guarantee}"), &lat);
+    }
+    Ok(())
+}
+
+pub async fn checkpoint(a: CheckpointArgs, host: Host) -> anyhow::Result<()> {
+    let plugins = std::fs::canonicalize(&a.plugins)
+        .with_context(|| format!("plugin folder {}", a.plugins.display()))?;
+    println!(
+        "{:<34} {:>14} {:>14} {:>12}",
+        "state", "checkpoint ms", "recovery ms", "on disk MB"
+    );
+    let cases = [
+        (
+            "keyed state (dedupe, 1 entry/key)",
+            format!(
+                r#"
+  once:
+    plugin: {}
+    key-by: /id
+    config: {{ttl: 1h}}
+    inputs: [gen]"#,
+                plugins.join("dedupe.wasm").display()
+            ),
+            "once",
+        ),
+        (
+            "open windows (count per key)",
+            format!(
+                r#"
+  counts:
+    plugin: {}
+    key-by: /id
+    config: {{function: count}}
+    window: {{kind: tumbling, size: 1d}}
+    inputs: [gen]"#,
+                plugins.join("aggregate.wasm").display()
+            ),
+            "counts",
+        ),
+    ];
+    for (name, op, node) in cases {
+        let dir = tempfile::tempdir()?;
+        let text = format!(
+            r#"
+version: 1
+name: bench-checkpoint
+checkpoint: {{interval: 1h}}
+state: {{dir: state}}
+sources:
+  gen: {{kind: generator}}
+operators:{op}
+sinks:
+  out: {{kind: "null", inputs: [{node}]}}
+"#
+        );
+        let path = dir.path().join("bench.yaml");
+        std::fs::write(&path, text)?;
+        let m = crate::load_manifest(&path)?;
+        // One run, stopped once the generator has sent `keys` events: every key is new and
+        // no window has closed, so the final checkpoint writes all of them.
+        let options = RunOptions::default();
+        let live = options.live.clone();
+        let stop = Stop::new();
+        let s = stop.clone();
+        let keys = a.keys;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                if live.get("gen").is_some_and(|g| g.events_out >= keys) {
+                    s.stop();
+                    return;
+                }
+            }
+        });
+        let report = crate::run_manifest_with(&host, &m, options, stop).await?;
+        let ck = &report.nodes[flowlet_dataflow::CHECKPOINTS];
+        let ck_ms = ck.commit_nanos as f64 / 1e6;
+        let disk = dir_size(&dir.path().join("state")) as f64 / 1e6;
+        // Recovery: a new run opens the store and loads the state of every key; it is stopped
+        // from the start, so it reads nothing more.
+        let stop = Stop::new();
+        stop.stop();
+        let started = Instant::now();
+        crate::run_manifest_with(&host, &m, RunOptions::default(), stop).await?;
+        let rec_ms = started.elapsed().as_secs_f64() * 1e3;
+        println!(
+            "{:<34} {:>14.0} {:>14.0} {:>12.1}",
+            format!("{name}, {} keys", a.keys),
+            ck_ms,
+            rec_ms,
+            disk
+        );
+    }
+    Ok(())
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
