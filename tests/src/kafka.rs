@@ -247,6 +247,31 @@ impl Broker {
         p.flush(Duration::from_secs(60)).unwrap();
     }
 
+    /// The offsets `group` has committed for `topic`, summed over its partitions.
+    pub fn committed_offsets(&self, group: &str, topic: &str) -> i64 {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", group)
+            .create()
+            .unwrap();
+        let md = c
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in md.topics()[0].partitions() {
+            tpl.add_partition(topic, p.id());
+        }
+        c.committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap()
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// Every record of `topic`, partition by partition, up to the end offsets at the call.
     pub fn read_all(&self, topic: &str, read_committed: bool) -> Vec<Record> {
         let c: BaseConsumer = ClientConfig::new()

@@ -346,6 +346,11 @@ impl SourceTask {
         if let Some(t) = &mut trigger {
             t.mark_unchanged();
         }
+        // The offsets of each barrier, committed to the consumer group once its checkpoint is
+        // complete, so that Kafka tools show the lag (flowlet resumes from its checkpoints, not
+        // from these). With a transactional sink the transaction commits them instead.
+        let mut awaiting: std::collections::VecDeque<(u64, Value)> = Default::default();
+        let group_commits = !self.kafka_transactions;
         let mut batch = Batch::with_capacity(self.batch_size, self.batch_size * 128);
         let mut parts_of: Vec<u16> = Vec::with_capacity(self.batch_size);
         let mut all_idle_sent = false;
@@ -366,6 +371,9 @@ impl SourceTask {
                 id = Self::next_trigger(&mut trigger) => {
                     self.progress(position(&state), c);
                     self.barrier(id, c).await;
+                    if group_commits {
+                        awaiting.push_back((id, c.position.clone()));
+                    }
                     continue;
                 }
                 _ = tick.tick() => None,
@@ -373,6 +381,21 @@ impl SourceTask {
             };
             match first {
                 None => {
+                    let done = self.ckpt.as_ref().map_or(0, |ck| ck.completed.borrow().id);
+                    let mut last = None;
+                    while awaiting.front().is_some_and(|(id, _)| *id <= done) {
+                        last = awaiting.pop_front();
+                    }
+                    if let Some((_, pos)) = last {
+                        let mut tpl = TopicPartitionList::new();
+                        for ((t, p), (offset, _)) in metadata_of(&pos) {
+                            let _ = tpl.add_partition_offset(&t, p, Offset::Offset(offset));
+                        }
+                        if let Err(e) = consumer.commit(&tpl, rdkafka::consumer::CommitMode::Async)
+                        {
+                            tracing::debug!(source = %self.name, "committing offsets to group `{group}`: {e}");
+                        }
+                    }
                     // Partitions silent for the idle timeout stop holding the watermark back.
                     if let Some(timeout) = c.idle_timeout {
                         for (k, s) in state.iter_mut() {
