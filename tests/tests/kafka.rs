@@ -66,7 +66,7 @@ fn topology(brokers: &str, input: &str, sink: &str, guarantee: &str) -> String {
     format!(
         r#"
 version: 1
-name: counts
+name: counts-{input}
 checkpoint: {{interval: 100ms}}
 guarantee: {guarantee}
 batch-size: 128
@@ -120,6 +120,9 @@ fn finish(manifest: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// Every topology is named after its input topic, so that tests sharing an external cluster
+// never share a transactional id or a consumer group.
 
 /// The committed output records: `read_committed` on a compliant broker; on the test broker,
 /// which shows aborted records, the verifier drops aborted attempts from flowlet's headers.
@@ -255,7 +258,7 @@ fn kafka_to_file_is_exactly_once_across_kill_9() {
     let distinct: BTreeSet<Count> = got.iter().cloned().collect();
     assert_eq!(got.len(), distinct.len(), "a window was written twice");
     // Checkpointed offsets reach the consumer group (lag monitoring), never past the input.
-    let committed = broker.committed_offsets("flowlet-counts", &input);
+    let committed = broker.committed_offsets(&format!("flowlet-counts-{input}"), &input);
     assert!(
         committed > 0 && committed <= events.len() as i64,
         "{committed}"
