@@ -14,6 +14,7 @@ mod edge;
 pub mod generator;
 mod kafka;
 mod keymap;
+pub mod nexmark;
 mod operator;
 mod policy;
 mod sinks;

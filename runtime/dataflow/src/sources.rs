@@ -150,7 +150,15 @@ impl SourceTask {
         }
         let result = match self.kind.clone() {
             SourceKind::Generator { count, rate, seed } => {
-                self.generate(count, rate, seed, &mut clocking).await;
+                self.generate(count, rate, &mut clocking, |b, n| {
+                    generator::push_event(b, seed, n)
+                })
+                .await;
+                Ok(())
+            }
+            SourceKind::Nexmark { events, rate } => {
+                self.generate(events, rate, &mut clocking, crate::nexmark::push_event)
+                    .await;
                 Ok(())
             }
             SourceKind::File { .. } => {
@@ -359,12 +367,13 @@ impl SourceTask {
         }
     }
 
+    /// Events `push(batch, n)` for n = 0, 1, … (up to `count`), at `rate` per second.
     async fn generate(
         &mut self,
         count: Option<u64>,
         rate: Option<f64>,
-        seed: u64,
         c: &mut Clocking,
+        push: impl Fn(&mut Batch, u64),
     ) {
         // With a rate, batches hold at most 50 ms of events so that output stays smooth.
         let batch_size = match rate {
@@ -378,7 +387,7 @@ impl SourceTask {
         while count.is_none_or(|c| n < c) && !self.stop.is_stopped() {
             let end = count.map_or(n + batch_size as u64, |c| c.min(n + batch_size as u64));
             for i in n..end {
-                generator::push_event(&mut batch, seed, i);
+                push(&mut batch, i);
             }
             n = end;
             if let Some(r) = rate {

@@ -215,6 +215,16 @@ pub enum SourceKind {
     },
     /// A file of JSON lines, one event per line.
     File { path: PathBuf },
+    /// The deterministic Nexmark workload (people, auctions and bids; docs/NEXMARK.md),
+    /// timestamped with each event's `date_time` and in time order.
+    Nexmark {
+        /// Events in all (absent: unbounded).
+        #[serde(default)]
+        events: Option<u64>,
+        /// Events per second (absent: as fast as possible).
+        #[serde(default)]
+        rate: Option<f64>,
+    },
     /// JSON lines from standard input.
     Stdin,
     /// Kafka topics: one reader per partition, offsets saved with each checkpoint.

@@ -398,6 +398,25 @@ fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
                 &["kind", "batch-size", "event-time", "on-error", "path"],
             )
         }
+        Some("nexmark") => {
+            let events = o
+                .take("events")
+                .and_then(|n| integer(n, &format!("`events` of {what}"), 0..=u64::MAX >> 1, d));
+            let rate = o
+                .take("rate")
+                .and_then(|n| positive_number(n, &format!("`rate` of {what}"), d));
+            (
+                Some(SourceKind::Nexmark { events, rate }),
+                &[
+                    "kind",
+                    "batch-size",
+                    "event-time",
+                    "on-error",
+                    "events",
+                    "rate",
+                ],
+            )
+        }
         Some("stdin") => (
             Some(SourceKind::Stdin),
             &["kind", "batch-size", "event-time", "on-error"],
@@ -425,7 +444,7 @@ fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
                 kind_node,
                 other,
                 "source",
-                &["generator", "file", "stdin", "kafka"],
+                &["generator", "file", "stdin", "kafka", "nexmark"],
             );
             o.ignore_rest();
             (None, &[])

@@ -1,0 +1,112 @@
+//! The `nexmark` source against the reference results of docs/NEXMARK.md, through Wasm
+//! operators (the shipped filter, map and aggregate plugins). The dedicated query plugins
+//! (q2, q5) and the benchmark command are the Nexmark issue's remaining work.
+
+use flowlet_tests::{json_lines, run_text};
+
+const EVENTS: u64 = 1_000_000;
+
+async fn run(ops: &str, sink_input: &str) -> (tempfile::TempDir, Vec<serde_json::Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+version: 1
+name: nexmark
+batch-size: 1024
+sources:
+  events: {{kind: nexmark, events: {EVENTS}}}
+operators:
+  bids:
+    plugin: {{plugins}}/filter.wasm
+    config: {{field: /bid, op: exists}}
+    inputs: [events]
+{ops}
+sinks:
+  out: {{kind: file, path: out.jsonl, inputs: [{sink_input}]}}
+"#
+    );
+    run_text(dir.path(), &text).await.unwrap();
+    let out = json_lines(&dir.path().join("out.jsonl"));
+    (dir, out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn q0_passes_every_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+version: 1
+name: q0
+sources:
+  events: {{kind: nexmark, events: {EVENTS}}}
+operators:
+  all:
+    plugin: {{plugins}}/filter.wasm
+    config: {{field: "", op: exists}}
+    inputs: [events]
+sinks:
+  out: {{kind: "null", inputs: [all]}}
+"#
+    );
+    let report = run_text(dir.path(), &text).await.unwrap();
+    assert_eq!(report.nodes["out"].events_in, 1_000_000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn q1_converts_bid_prices() {
+    let (_dir, out) = run(
+        r#"
+  q1:
+    plugin: {plugins}/map.wasm
+    config:
+      fields:
+        auction: /bid/auction
+        bidder: /bid/bidder
+        price: {from: /bid/price, mul: 0.908}
+        date_time: /bid/date_time
+    inputs: [bids]"#,
+        "q1",
+    )
+    .await;
+    assert_eq!(out.len(), 920_000);
+    let sum: u64 = out
+        .iter()
+        .map(|v| v["price"].as_f64().unwrap().floor() as u64)
+        .sum();
+    assert_eq!(sum, 4_172_036_428_692);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn q7_finds_the_highest_bid_per_window() {
+    let (_dir, out) = run(
+        r#"
+  q7:
+    plugin: {plugins}/aggregate.wasm
+    config: {function: max, field: /bid/price}
+    window: {kind: tumbling, size: 10s}
+    inputs: [bids]"#,
+        "q7",
+    )
+    .await;
+    assert_eq!(out.len(), 10);
+    let sum: u64 = out.iter().map(|v| v["max"].as_f64().unwrap() as u64).sum();
+    assert_eq!(sum, 99_999_328);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wc_counts_bids_per_auction_and_window() {
+    let (_dir, out) = run(
+        r#"
+  wc:
+    plugin: {plugins}/aggregate.wasm
+    config: {function: count}
+    key-by: /bid/auction
+    window: {kind: tumbling, size: 10s}
+    inputs: [bids]"#,
+        "wc",
+    )
+    .await;
+    assert_eq!(out.len(), 60_778);
+    let sum: u64 = out.iter().map(|v| v["count"].as_u64().unwrap()).sum();
+    assert_eq!(sum, 920_000);
+}
