@@ -110,3 +110,29 @@ async fn wc_counts_bids_per_auction_and_window() {
     let sum: u64 = out.iter().map(|v| v["count"].as_u64().unwrap()).sum();
     assert_eq!(sum, 920_000);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn q5_finds_the_hottest_auction_of_each_sliding_window() {
+    // Bids per auction in sliding windows, then the largest count per window: the first
+    // stage's results carry the time `end - 1` of their window, so a 2 s tumbling window over
+    // them holds exactly the results of one sliding window.
+    let (_dir, out) = run(
+        r#"
+  counts:
+    plugin: {plugins}/aggregate.wasm
+    config: {function: count}
+    key-by: /bid/auction
+    window: {kind: sliding, size: 10s, slide: 2s}
+    inputs: [bids]
+  hottest:
+    plugin: {plugins}/aggregate.wasm
+    config: {function: max, field: /count}
+    window: {kind: tumbling, size: 2s}
+    inputs: [counts]"#,
+        "hottest",
+    )
+    .await;
+    assert_eq!(out.len(), 54);
+    let sum: u64 = out.iter().map(|v| v["max"].as_f64().unwrap() as u64).sum();
+    assert_eq!(sum, 5_431);
+}

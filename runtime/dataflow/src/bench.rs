@@ -122,6 +122,7 @@ pub fn window_throughput(
     let (out_tx, mut out_rx) = mpsc::channel::<Envelope>(crate::CHANNEL_CAPACITY);
     let counters = Arc::new(NodeCounters::default());
     let task = crate::window::WindowTask {
+        keyed: true,
         ckpt: None,
         guarantee: flowlet_manifest::Guarantee::ExactlyOnce,
         policy: Policy {

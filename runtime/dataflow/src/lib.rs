@@ -775,6 +775,7 @@ pub async fn run(
             }
             Instance::Aggregator(agg) => {
                 let task = window::WindowTask {
+                    keyed: spec.key_by.is_some(),
                     ckpt: task_ckpt(format!("{name}#{index}")),
                     guarantee,
                     policy,

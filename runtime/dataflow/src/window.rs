@@ -61,6 +61,8 @@ enum Updated {
 const FINISH_CHUNK: usize = 1024;
 
 pub(crate) struct WindowTask {
+    /// Whether the operator has a `key-by` (else every event is in the same window).
+    pub keyed: bool,
     pub ckpt: Option<TaskCheckpoints>,
     pub guarantee: flowlet_manifest::Guarantee,
     pub policy: Policy,
@@ -453,9 +455,15 @@ impl WindowTask {
         &mut self,
         w: &mut Windows,
         empty: &[u8],
-        batch: Batch,
+        mut batch: Batch,
         now: Timestamp,
     ) -> Result<bool, DataflowError> {
+        if !self.keyed && !batch.keys.is_empty() {
+            // Without `key-by` there is one window over all events, whatever keys they carry
+            // from upstream.
+            batch.keys.clear();
+            batch.key_ends.iter_mut().for_each(|e| *e = 0);
+        }
         let counters = self.policy.counters.clone();
         let processing = self.spec.time == TimeDomain::Processing;
         let session = matches!(self.spec.kind, WindowKind::Session { .. });
