@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: [(&str, &str); 12] = [
+const PLUGINS: [(&str, &str); 13] = [
     ("flowlet-plugin-filter", "filter"),
     ("flowlet-plugin-map", "map"),
     ("flowlet-plugin-flat-map", "flat-map"),
@@ -15,6 +15,7 @@ const PLUGINS: [(&str, &str); 12] = [
     ("flowlet-plugin-dedupe", "dedupe"),
     ("flowlet-plugin-reorder", "reorder"),
     ("flowlet-plugin-inactivity", "inactivity"),
+    ("flowlet-plugin-nexmark-queries", "nexmark-queries"),
     ("flowlet-test-hostile", "hostile"),
     ("flowlet-test-other-world", "other-world"),
 ];

@@ -136,3 +136,44 @@ async fn q5_finds_the_hottest_auction_of_each_sliding_window() {
     let sum: u64 = out.iter().map(|v| v["max"].as_f64().unwrap() as u64).sum();
     assert_eq!(sum, 5_431);
 }
+
+/// q0, q1 and q2 through the dedicated Nexmark plugin, as Wasm and linked natively.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_nexmark_query_plugin_gives_the_reference_results_as_wasm_and_native() {
+    for plugin in ["{plugins}/nexmark-queries.wasm", "builtin:nexmark-queries"] {
+        for (query, outputs, field, checksum) in [
+            ("q0", 1_000_000, "", 1_000_000u64),
+            ("q1", 920_000, "/price", 4_172_036_428_692),
+            ("q2", 7_312, "/price", 36_677_481_512),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let text = format!(
+                r#"
+version: 1
+name: {query}
+batch-size: 1024
+sources:
+  events: {{kind: nexmark, events: {EVENTS}}}
+operators:
+  query:
+    plugin: {plugin}
+    config: {{query: {query}}}
+    inputs: [events]
+sinks:
+  out: {{kind: file, path: out.jsonl, inputs: [query]}}
+"#
+            );
+            run_text(dir.path(), &text).await.unwrap();
+            let out = json_lines(&dir.path().join("out.jsonl"));
+            assert_eq!(out.len(), outputs, "{plugin} {query}");
+            let sum: u64 = if field.is_empty() {
+                out.len() as u64
+            } else {
+                out.iter()
+                    .map(|v| v.pointer(field).unwrap().as_f64().unwrap().floor() as u64)
+                    .sum()
+            };
+            assert_eq!(sum, checksum, "{plugin} {query}");
+        }
+    }
+}

@@ -10,7 +10,7 @@ use flowlet_dataflow::{
 };
 use flowlet_sdk::{Batch, Config, Error};
 
-pub const NAMES: [&str; 4] = ["filter", "map", "flat-map", "aggregate"];
+pub const NAMES: [&str; 5] = ["filter", "map", "flat-map", "aggregate", "nexmark-queries"];
 
 struct Builtin<O> {
     name: &'static str,
@@ -118,6 +118,9 @@ pub fn factory(name: &str, config: serde_json::Value) -> Option<Arc<dyn Operator
         "filter" => make::<flowlet_plugin_filter::Filter>("filter", config),
         "map" => make::<flowlet_plugin_map::Mapper>("map", config),
         "flat-map" => make::<flowlet_plugin_flat_map::FlatMap>("flat-map", config),
+        "nexmark-queries" => {
+            make::<flowlet_plugin_nexmark_queries::Nexmark>("nexmark-queries", config)
+        }
         "aggregate" => Arc::new(
             BuiltinAggregate::<flowlet_plugin_aggregate::WindowAggregate> {
                 name: "aggregate",

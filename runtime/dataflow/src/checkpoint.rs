@@ -356,6 +356,12 @@ pub(crate) trait Committer: Send + Sync {
     /// Commit the open transaction, with the source offsets of `record` marked as belonging to
     /// checkpoint `record.id`, then open the next one.
     fn commit(&mut self, record: &CheckpointRecord) -> Result<(), String>;
+
+    /// Whether this is not a decider but a follower: called after the checkpoint is written
+    /// (committing offsets to consumer groups for monitoring).
+    fn after_write(&self) -> bool {
+        false
+    }
 }
 
 /// What the coordinator needs.
@@ -537,6 +543,13 @@ impl Coordinator {
         let (committer, result) = tokio::task::spawn_blocking(move || {
             let result = match committer.as_mut() {
                 None => db.apply(changes).map_err(DataflowError::State),
+                Some(c) if c.after_write() => {
+                    let written = db.apply(changes).map_err(DataflowError::State);
+                    if written.is_ok() {
+                        let _ = c.commit(&r);
+                    }
+                    written
+                }
                 Some(c) => crate::kafka::two_phase(&db, c.as_mut(), &r, changes),
             };
             (committer, result)

@@ -346,11 +346,6 @@ impl SourceTask {
         if let Some(t) = &mut trigger {
             t.mark_unchanged();
         }
-        // The offsets of each barrier, committed to the consumer group once its checkpoint is
-        // complete, so that Kafka tools show the lag (flowlet resumes from its checkpoints, not
-        // from these). With a transactional sink the transaction commits them instead.
-        let mut awaiting: std::collections::VecDeque<(u64, Value)> = Default::default();
-        let group_commits = !self.kafka_transactions;
         let mut batch = Batch::with_capacity(self.batch_size, self.batch_size * 128);
         let mut parts_of: Vec<u16> = Vec::with_capacity(self.batch_size);
         let mut all_idle_sent = false;
@@ -371,9 +366,6 @@ impl SourceTask {
                 id = Self::next_trigger(&mut trigger) => {
                     self.progress(position(&state), c);
                     self.barrier(id, c).await;
-                    if group_commits {
-                        awaiting.push_back((id, c.position.clone()));
-                    }
                     continue;
                 }
                 _ = tick.tick() => None,
@@ -381,21 +373,6 @@ impl SourceTask {
             };
             match first {
                 None => {
-                    let done = self.ckpt.as_ref().map_or(0, |ck| ck.completed.borrow().id);
-                    let mut last = None;
-                    while awaiting.front().is_some_and(|(id, _)| *id <= done) {
-                        last = awaiting.pop_front();
-                    }
-                    if let Some((_, pos)) = last {
-                        let mut tpl = TopicPartitionList::new();
-                        for ((t, p), (offset, _)) in metadata_of(&pos) {
-                            let _ = tpl.add_partition_offset(&t, p, Offset::Offset(offset));
-                        }
-                        if let Err(e) = consumer.commit(&tpl, rdkafka::consumer::CommitMode::Async)
-                        {
-                            tracing::debug!(source = %self.name, "committing offsets to group `{group}`: {e}");
-                        }
-                    }
                     // Partitions silent for the idle timeout stop holding the watermark back.
                     if let Some(timeout) = c.idle_timeout {
                         for (k, s) in state.iter_mut() {
@@ -774,6 +751,36 @@ impl Committer for KafkaCommitter {
     }
 }
 
+/// Commits each complete checkpoint's Kafka source offsets to the sources' consumer groups
+/// (when no transaction does): Kafka tools then show the lag. flowlet itself resumes from its
+/// checkpoints, so a failed commit is only logged.
+struct GroupOffsets {
+    targets: Vec<OffsetTarget>,
+}
+
+impl Committer for GroupOffsets {
+    fn commit(&mut self, record: &CheckpointRecord) -> Result<(), String> {
+        for t in &self.targets {
+            match t.offsets(record) {
+                Ok(tpl) if tpl.count() > 0 => {
+                    if let Err(e) = t.consumer.commit(&tpl, rdkafka::consumer::CommitMode::Sync) {
+                        tracing::warn!(
+                            "cannot commit offsets to consumer group `{}`: {e}",
+                            t.group
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn after_write(&self) -> bool {
+        true
+    }
+}
+
 /// `[record length u32][record][key len u32][key][0|1][value len u32][value]…`
 fn encode_pending(record: &[u8], changes: &[Change]) -> Vec<u8> {
     let size: usize = changes
@@ -848,6 +855,63 @@ pub(crate) fn two_phase(
     Ok(())
 }
 
+/// Where checkpointed offsets go: each Kafka source's group; with `marker` (a transactional
+/// sink) and no Kafka source, a marker offset of the sink's topic.
+fn offset_targets(
+    manifest: &Manifest,
+    marker: Option<(&String, &KafkaSink)>,
+) -> Result<Vec<OffsetTarget>, DataflowError> {
+    let topology = &manifest.name;
+    let mut targets = Vec::new();
+    for (name, s) in &manifest.sources {
+        if let SourceKind::Kafka(k) = &s.kind {
+            let group = k
+                .group
+                .clone()
+                .unwrap_or_else(|| format!("flowlet-{topology}"));
+            targets.push((
+                Some(name.clone()),
+                group,
+                k.brokers.clone(),
+                k.properties.clone(),
+                None,
+            ));
+        }
+    }
+    if let (true, Some((_, first))) = (targets.is_empty(), marker) {
+        targets.push((
+            None,
+            format!("flowlet-{topology}-checkpoints"),
+            first.brokers.clone(),
+            first.properties.clone(),
+            Some(first.topic.clone()),
+        ));
+    }
+    let mut out = Vec::new();
+    for (source, group, brokers, props, marker) in targets {
+        let consumer: BaseConsumer<Context> = config(
+            &brokers,
+            &[
+                ("group.id", group.clone()),
+                ("enable.auto.commit", "false".into()),
+            ],
+            &props,
+        )
+        .create_with_context(context("checkpoint offsets"))
+        .map_err(|e| DataflowError::Source {
+            source_name: source.clone().unwrap_or_default(),
+            message: format!("cannot create a Kafka consumer for group `{group}`: {e}"),
+        })?;
+        out.push(OffsetTarget {
+            source,
+            group,
+            consumer,
+            marker,
+        });
+    }
+    Ok(out)
+}
+
 /// Prepare Kafka for a run with checkpoints: under exactly-once with Kafka sinks, the
 /// topology's transactional producer (given to every Kafka sink) and the decision on a
 /// checkpoint a crash left pending.
@@ -865,6 +929,7 @@ pub(crate) async fn committer(
         .collect();
     let pending = db.get_meta(PENDING)?;
     if manifest.guarantee != Guarantee::ExactlyOnce || sinks.is_empty() {
+        let targets = offset_targets(manifest, None)?;
         if pending.is_some() {
             return Err(StateError::Checkpoint {
                 dir: db.dir().to_owned(),
@@ -872,7 +937,9 @@ pub(crate) async fn committer(
             }
             .into());
         }
-        return Ok((None, BTreeMap::new()));
+        let committer: Option<Box<dyn Committer>> =
+            (!targets.is_empty()).then(|| Box::new(GroupOffsets { targets }) as Box<dyn Committer>);
+        return Ok((committer, BTreeMap::new()));
     }
     let (first_name, first) = sinks[0];
     if let Some((n, _)) = sinks.iter().find(|(_, s)| s.brokers != first.brokers) {
@@ -905,53 +972,7 @@ pub(crate) async fn committer(
         message: format!("cannot create a Kafka producer: {e}"),
     })?;
     // Offsets: each Kafka source's group, or a marker.
-    let mut targets = Vec::new();
-    for (name, s) in &manifest.sources {
-        if let SourceKind::Kafka(k) = &s.kind {
-            let group = k
-                .group
-                .clone()
-                .unwrap_or_else(|| format!("flowlet-{topology}"));
-            targets.push((
-                Some(name.clone()),
-                group,
-                k.brokers.clone(),
-                k.properties.clone(),
-                None,
-            ));
-        }
-    }
-    if targets.is_empty() {
-        targets.push((
-            None,
-            format!("flowlet-{topology}-checkpoints"),
-            first.brokers.clone(),
-            first.properties.clone(),
-            Some(first.topic.clone()),
-        ));
-    }
-    let mut offset_targets = Vec::new();
-    for (source, group, brokers, props, marker) in targets {
-        let consumer: BaseConsumer<Context> = config(
-            &brokers,
-            &[
-                ("group.id", group.clone()),
-                ("enable.auto.commit", "false".into()),
-            ],
-            &props,
-        )
-        .create_with_context(context("checkpoint offsets"))
-        .map_err(|e| DataflowError::Sink {
-            sink: first_name.clone(),
-            message: format!("cannot create a Kafka consumer for group `{group}`: {e}"),
-        })?;
-        offset_targets.push(OffsetTarget {
-            source,
-            group,
-            consumer,
-            marker,
-        });
-    }
+    let offset_targets = offset_targets(manifest, Some((first_name, first)))?;
     let sink = first_name.clone();
     let brokers = first.brokers.clone();
     let db = db.clone();

@@ -868,7 +868,6 @@ pub async fn run(
             ckpt: task_ckpt(name.clone()),
             guarantee,
             topology: manifest.name.clone(),
-            kafka_transactions: !producers.is_empty(),
         };
         tasks.spawn(task.run());
     }

@@ -34,9 +34,6 @@ pub(crate) struct SourceTask {
     pub guarantee: Guarantee,
     /// The topology's name (the default Kafka consumer group).
     pub topology: String,
-    /// Kafka offsets are committed inside the sinks' transactions (exactly-once with a Kafka
-    /// sink), not by the source.
-    pub kafka_transactions: bool,
 }
 
 /// `{"source", "error", "event": {"key", "value", "timestamp"}}` for `SOURCE.dead-letter`.
