@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: [(&str, &str); 13] = [
+const PLUGINS: [(&str, &str); 14] = [
     ("flowlet-plugin-filter", "filter"),
     ("flowlet-plugin-map", "map"),
     ("flowlet-plugin-flat-map", "flat-map"),
@@ -16,6 +16,7 @@ const PLUGINS: [(&str, &str); 13] = [
     ("flowlet-plugin-reorder", "reorder"),
     ("flowlet-plugin-inactivity", "inactivity"),
     ("flowlet-plugin-nexmark-queries", "nexmark-queries"),
+    ("flowlet-plugin-nexmark-windows", "nexmark-windows"),
     ("flowlet-test-hostile", "hostile"),
     ("flowlet-test-other-world", "other-world"),
 ];

@@ -177,3 +177,60 @@ sinks:
         }
     }
 }
+
+/// q5, q7 and wc through the dedicated Nexmark window plugin, as Wasm and linked natively.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_nexmark_window_plugin_gives_the_reference_results_as_wasm_and_native() {
+    for plugin in ["{plugins}/nexmark-windows.wasm", "builtin:nexmark-windows"] {
+        let queries = [
+            (
+                format!(
+                    "  q:\n    plugin: {plugin}\n    config: {{query: wc}}\n    key-by: /bid/auction\n    window: {{kind: tumbling, size: 10s}}\n    inputs: [events]"
+                ),
+                60_778,
+                "/count",
+                920_000u64,
+            ),
+            (
+                format!(
+                    "  q:\n    plugin: {plugin}\n    config: {{query: q7}}\n    window: {{kind: tumbling, size: 10s}}\n    inputs: [events]"
+                ),
+                10,
+                "/price",
+                99_999_328,
+            ),
+            (
+                format!(
+                    "  counts:\n    plugin: {plugin}\n    config: {{query: q5-count}}\n    key-by: /bid/auction\n    window: {{kind: sliding, size: 10s, slide: 2s}}\n    inputs: [events]\n  q:\n    plugin: {plugin}\n    config: {{query: q5-max}}\n    window: {{kind: tumbling, size: 2s}}\n    inputs: [counts]"
+                ),
+                54,
+                "/count",
+                5_431,
+            ),
+        ];
+        for (ops, outputs, field, checksum) in queries {
+            let dir = tempfile::tempdir().unwrap();
+            let text = format!(
+                r#"
+version: 1
+name: nexmark-windows
+batch-size: 1024
+sources:
+  events: {{kind: nexmark, events: {EVENTS}}}
+operators:
+{ops}
+sinks:
+  out: {{kind: file, path: out.jsonl, inputs: [q]}}
+"#
+            );
+            run_text(dir.path(), &text).await.unwrap();
+            let out = json_lines(&dir.path().join("out.jsonl"));
+            assert_eq!(out.len(), outputs, "{plugin}: {ops}");
+            let sum: u64 = out
+                .iter()
+                .map(|v| v.pointer(field).unwrap().as_u64().unwrap())
+                .sum();
+            assert_eq!(sum, checksum, "{plugin}: {ops}");
+        }
+    }
+}

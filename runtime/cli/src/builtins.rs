@@ -10,7 +10,14 @@ use flowlet_dataflow::{
 };
 use flowlet_sdk::{Batch, Config, Error};
 
-pub const NAMES: [&str; 5] = ["filter", "map", "flat-map", "aggregate", "nexmark-queries"];
+pub const NAMES: [&str; 6] = [
+    "filter",
+    "map",
+    "flat-map",
+    "aggregate",
+    "nexmark-queries",
+    "nexmark-windows",
+];
 
 struct Builtin<O> {
     name: &'static str,
@@ -128,6 +135,13 @@ pub fn factory(name: &str, config: serde_json::Value) -> Option<Arc<dyn Operator
                 _agg: PhantomData,
             },
         ),
+        "nexmark-windows" => Arc::new(BuiltinAggregate::<
+            flowlet_plugin_nexmark_windows::NexmarkWindows,
+        > {
+            name: "nexmark-windows",
+            config,
+            _agg: PhantomData,
+        }),
         _ => return None,
     })
 }
