@@ -209,3 +209,34 @@ fn sled_marker(dir: &std::path::Path) {
     let db = flowlet_dataflow::state::StateDb::open(dir).unwrap();
     db.set_format_for_tests("flowlet-state-0").unwrap();
 }
+
+#[test]
+fn bench_nexmark_reports_and_checks_the_reference() {
+    for native in [false, true] {
+        let mut cmd = flowlet();
+        cmd.args(["bench", "nexmark", "--query", "q7", "--events", "1000000"])
+            .arg("--plugins")
+            .arg(flowlet_tests::plugins());
+        if native {
+            cmd.arg("--native");
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in [
+            "events/s",
+            "CPU seconds",
+            "peak RSS",
+            "batch latency p50",
+            "outputs       10",
+            "checksum      99999328",
+            "matches docs/NEXMARK.md",
+        ] {
+            assert!(text.contains(line), "{line}: {text}");
+        }
+    }
+}

@@ -32,6 +32,9 @@ pub enum Bench {
     /// consume→produce loop: throughput over a backlog, then end-to-end latency at a steady
     /// rate.
     Kafka(crate::kafka_bench::KafkaArgs),
+    /// One Nexmark query (docs/NEXMARK.md) over the `nexmark` source, as Wasm or native:
+    /// events/s, CPU seconds, peak RSS, batch latency, outputs and checksum.
+    Nexmark(crate::nexmark_bench::NexmarkArgs),
     /// Time to checkpoint and to recover the keyed state of N keys (a stateful Wasm operator)
     /// and the open windows of N keys.
     Checkpoint(crate::kafka_bench::CheckpointArgs),
@@ -82,6 +85,7 @@ pub async fn run(which: Bench, host: Host) -> anyhow::Result<()> {
         }
         Bench::Kafka(args) => return crate::kafka_bench::kafka(args, host).await,
         Bench::Checkpoint(args) => return crate::kafka_bench::checkpoint(args, host).await,
+        Bench::Nexmark(args) => return crate::nexmark_bench::nexmark(args, host).await,
     };
     let plugins = std::fs::canonicalize(&plugins).map_err(|e| {
         anyhow::anyhow!(

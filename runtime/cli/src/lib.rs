@@ -5,6 +5,7 @@ pub mod bench;
 pub mod builtins;
 pub mod control;
 mod kafka_bench;
+pub mod nexmark_bench;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -248,6 +248,11 @@ impl Savepoints {
 pub struct LiveStats(Arc<std::sync::Mutex<BTreeMap<String, Arc<NodeCounters>>>>);
 
 impl LiveStats {
+    /// The live counters of node `name` (histograms included).
+    pub fn counters(&self, name: &str) -> Option<Arc<NodeCounters>> {
+        self.0.lock().expect("stats lock").get(name).cloned()
+    }
+
     /// What node `name` has done so far (an operator counts a batch in once it has handled it).
     pub fn get(&self, name: &str) -> Option<NodeStats> {
         self.0
@@ -367,6 +372,47 @@ pub struct NodeCounters {
     /// Time spent writing state changes to the store, and how many commits.
     pub commit_nanos: AtomicU64,
     pub commits: AtomicU64,
+    /// Null sinks with `checksum:`: the sum of that field.
+    pub checksum: AtomicU64,
+    /// Time to handle each batch (operators), as a histogram.
+    pub batch_latency: LatencyHistogram,
+}
+
+/// A histogram of durations: quarter-octave buckets of nanoseconds (±10% resolution).
+#[derive(Debug)]
+pub struct LatencyHistogram([AtomicU64; 256]);
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
+impl LatencyHistogram {
+    pub fn record(&self, d: std::time::Duration) {
+        let ns = d.as_nanos().max(1) as f64;
+        let b = ((ns.log2() * 4.0) as usize).min(255);
+        self.0[b].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The `p`-th percentile (0–100), as the middle of its bucket; `None` when empty.
+    pub fn percentile(&self, p: f64) -> Option<std::time::Duration> {
+        let counts: Vec<u64> = self.0.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((total as f64 * p / 100.0).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (b, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                let ns = 2f64.powf((b as f64 + 0.5) / 4.0);
+                return Some(std::time::Duration::from_nanos(ns as u64));
+            }
+        }
+        None
+    }
 }
 
 /// A snapshot of a node's counters.
@@ -383,6 +429,7 @@ pub struct NodeStats {
     pub windows_fired: u64,
     pub commit_nanos: u64,
     pub commits: u64,
+    pub checksum: u64,
 }
 
 impl NodeCounters {
@@ -400,6 +447,7 @@ impl NodeCounters {
             windows_fired: g(&self.windows_fired),
             commit_nanos: g(&self.commit_nanos),
             commits: g(&self.commits),
+            checksum: g(&self.checksum),
         }
     }
 }

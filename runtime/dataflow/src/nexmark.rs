@@ -141,6 +141,8 @@ mod tests {
         let (mut q1, mut q2, mut q2n, mut bids) = (0u64, 0u64, 0u64, 0u64);
         let mut q7: BTreeMap<i64, u64> = BTreeMap::new();
         let mut wc: BTreeMap<(i64, u64), u64> = BTreeMap::new();
+        // q5: bids per (sliding window start, auction).
+        let mut q5: BTreeMap<(i64, u64), u64> = BTreeMap::new();
         for i in 0..n {
             if let Event::Bid {
                 auction,
@@ -159,6 +161,10 @@ mod tests {
                 let m = q7.entry(w).or_default();
                 *m = (*m).max(price);
                 *wc.entry((w, auction)).or_default() += 1;
+                for k in 0..5 {
+                    let start = (date_time - date_time % 2000) - k * 2000;
+                    *q5.entry((start, auction)).or_default() += 1;
+                }
             }
         }
         assert_eq!(bids, 920_000);
@@ -166,6 +172,12 @@ mod tests {
         assert_eq!((q2n, q2), (7_312, 36_677_481_512));
         assert_eq!((q7.len(), q7.values().sum::<u64>()), (10, 99_999_328));
         assert_eq!(wc.len(), 60_778);
+        let mut hottest: BTreeMap<i64, u64> = BTreeMap::new();
+        for ((start, _), count) in q5 {
+            let m = hottest.entry(start).or_default();
+            *m = (*m).max(count);
+        }
+        assert_eq!((hottest.len(), hottest.values().sum::<u64>()), (54, 5_431));
         let mut b = Batch::new();
         push_event(&mut b, 0);
         push_event(&mut b, 1);

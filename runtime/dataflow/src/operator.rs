@@ -216,6 +216,7 @@ impl OperatorTask {
 
     /// Handle one input batch. Returns false when no consumer is left.
     fn handle(&mut self, batch: Batch) -> Result<bool, DataflowError> {
+        let started = Instant::now();
         let counters = self.policy.counters.clone();
         let mut dead = Batch::new();
         let output = match self.call(&batch) {
@@ -239,6 +240,7 @@ impl OperatorTask {
         // Counted once handled, so that a reader of live counters knows the batch was seen.
         counters.events_in.fetch_add(batch.len() as u64, Relaxed);
         counters.batches.fetch_add(1, Relaxed);
+        counters.batch_latency.record(started.elapsed());
         counters.events_out.fetch_add(output.len() as u64, Relaxed);
         let mut alive = true;
         if !output.is_empty() && !self.main.is_empty() {

@@ -36,7 +36,8 @@ enum Writer {
         len: u64,
     },
     Kafka(crate::kafka::SinkWriter),
-    Null,
+    /// Counts, and sums the number at the pointer (if any) into the `checksum` counter.
+    Null(Option<flowlet_manifest::Pointer>),
 }
 
 impl SinkTask {
@@ -101,7 +102,7 @@ impl SinkTask {
         let mut writer = match &self.kind {
             SinkKind::Stdout => Writer::Stdout(BufWriter::new(std::io::stdout().lock())),
             SinkKind::File { .. } => self.open_file()?,
-            SinkKind::Null => Writer::Null,
+            SinkKind::Null { checksum } => Writer::Null(checksum.clone()),
             SinkKind::Kafka(spec) => Writer::Kafka(
                 crate::kafka::SinkWriter::new(
                     &self.name,
@@ -152,7 +153,22 @@ impl SinkTask {
                             });
                             k.send(&batch, epoch)
                         }
-                        Writer::Null => Ok(()),
+                        Writer::Null(None) => Ok(()),
+                        Writer::Null(Some(p)) => {
+                            let mut sum = 0u64;
+                            for event in batch.iter() {
+                                if let Some(n) = p
+                                    .find(event.value())
+                                    .ok()
+                                    .flatten()
+                                    .and_then(|raw| raw.get().parse::<f64>().ok())
+                                {
+                                    sum = sum.wrapping_add(n.floor() as u64);
+                                }
+                            }
+                            self.counters.checksum.fetch_add(sum, Relaxed);
+                            Ok(())
+                        }
                     };
                     written.map_err(|e| self.fail(e))?;
                     unflushed = matches!(writer, Writer::File { .. });
@@ -217,7 +233,7 @@ impl SinkTask {
                 k.flush().map_err(|e| self.fail(e))?;
                 Ok(None)
             }
-            Writer::Null => Ok(None),
+            Writer::Null(_) => Ok(None),
         }
     }
 }

@@ -458,6 +458,7 @@ impl WindowTask {
         mut batch: Batch,
         now: Timestamp,
     ) -> Result<bool, DataflowError> {
+        let started = Instant::now();
         if !self.keyed && !batch.keys.is_empty() {
             // Without `key-by` there is one window over all events, whatever keys they carry
             // from upstream.
@@ -615,6 +616,7 @@ impl WindowTask {
         // Counted once handled, so that a reader of live counters knows the batch was seen.
         counters.events_in.fetch_add(batch.len() as u64, Relaxed);
         counters.batches.fetch_add(1, Relaxed);
+        counters.batch_latency.record(started.elapsed());
         if !late.is_empty() {
             counters.late.fetch_add(late.len() as u64, Relaxed);
             if self.late.is_empty() {

@@ -386,7 +386,13 @@ pub enum SinkKind {
     /// JSON lines into a file (created or truncated).
     File { path: PathBuf },
     /// Count and discard (benchmarks).
-    Null,
+    Null {
+        /// Sum this JSON pointer's number (floored) over the events, into the `checksum`
+        /// counter (benchmarks: a result is only a result if its checksum matches).
+        #[serde(default)]
+        #[schemars(with = "Option<String>")]
+        checksum: Option<Pointer>,
+    },
     /// A Kafka topic (transactional under `exactly-once`).
     Kafka(KafkaSink),
 }

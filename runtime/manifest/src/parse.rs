@@ -838,7 +838,16 @@ fn sink(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Sink> {
     let kind = kind_node.and_then(|k| string(k, &format!("`kind` of {what}"), d));
     let (kind, known): (Option<SinkKind>, &[&str]) = match kind.as_deref() {
         Some("stdout") => (Some(SinkKind::Stdout), &["kind", "inputs"]),
-        Some("null") => (Some(SinkKind::Null), &["kind", "inputs"]),
+        Some("null") => {
+            let checksum = match o.take("checksum") {
+                None => Some(None),
+                Some(n) => pointer(n, &format!("`checksum` of {what}"), d).map(Some),
+            };
+            (
+                checksum.map(|checksum| SinkKind::Null { checksum }),
+                &["kind", "inputs", "checksum"],
+            )
+        }
         Some("file") => {
             let path = o
                 .require("path", pos(n), d)
