@@ -65,7 +65,7 @@ pub mod testing;
 pub mod __wasm;
 
 pub use event::Event;
-pub use flowlet_types::json::Pointer;
+pub use flowlet_types::json::{Pointer, number_after};
 pub use flowlet_types::{Batch, Timestamp};
 pub use output::{Emitter, Output};
 pub use serde_json;

@@ -93,6 +93,31 @@ fn args<'a>(manifest: &'a Path, extra: &'a [&'a str]) -> Vec<&'a OsStr> {
     a
 }
 
+/// `flowlet run MANIFEST` in the background.
+fn spawn_run(manifest: &Path) -> std::process::Child {
+    flowlet_bin()
+        .args(args(manifest, &[]))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// `flowlet savepoint MANIFEST EXTRA…`, which must succeed; the file it wrote.
+fn take_savepoint(manifest: &Path, extra: &[&OsStr]) -> PathBuf {
+    let out = flowlet_bin()
+        .arg("savepoint")
+        .arg(manifest)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
 /// Kill flowlet at random instants until it has been killed `kills` times, then let it finish.
 fn crash_until_done(manifest: &Path, kills: usize, seed: u64) -> usize {
     let mut rng = Rng(seed);
@@ -136,29 +161,11 @@ fn a_savepoint_taken_while_running_restarts_the_same_output() {
     let dir = tempfile::tempdir().unwrap();
     let input = clicks(&dir.path().join("clicks.jsonl"), 150_000, 3);
     let manifest = write_manifest(dir.path(), TOPOLOGY);
-    let mut child = flowlet_bin()
-        .args(args(&manifest, &[]))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&manifest);
     let savepoint = dir.path().join("sp.flowlet");
     std::thread::sleep(Duration::from_millis(150));
-    let out = flowlet_bin()
-        .arg("savepoint")
-        .arg(&manifest)
-        .arg("--output")
-        .arg(&savepoint)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        savepoint.display().to_string()
-    );
+    let written = take_savepoint(&manifest, &[OsStr::new("--output"), savepoint.as_os_str()]);
+    assert_eq!(written, savepoint);
     assert!(child.wait().unwrap().success());
     let first = std::fs::read_to_string(dir.path().join("counts.jsonl")).unwrap();
     // Start again from the savepoint: the output is cut back to it and written again.
@@ -208,46 +215,17 @@ sinks:
   out: {kind: file, path: out.jsonl, inputs: [gen]}
 "#,
     );
-    let mut child = flowlet_bin()
-        .args(args(&manifest, &[]))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&manifest);
     std::thread::sleep(Duration::from_millis(700));
-    let out = flowlet_bin()
-        .arg("savepoint")
-        .arg(&manifest)
-        .arg("--stop")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let path = take_savepoint(&manifest, &[OsStr::new("--stop")]);
     assert!(path.is_file(), "{}", path.display());
     assert!(child.wait().unwrap().success());
     let before = json_lines(&dir.path().join("out.jsonl")).len();
     assert!(before > 0 && before < 100_000, "{before}");
     // The generator goes on where it stopped: no event twice, none missing.
-    let mut child = flowlet_bin()
-        .args(args(&manifest, &[]))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&manifest);
     std::thread::sleep(Duration::from_millis(500));
-    let out = flowlet_bin()
-        .arg("savepoint")
-        .arg(&manifest)
-        .arg("--stop")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    take_savepoint(&manifest, &[OsStr::new("--stop")]);
     assert!(child.wait().unwrap().success());
     let events = json_lines(&dir.path().join("out.jsonl"));
     assert!(events.len() > before);

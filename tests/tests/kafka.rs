@@ -54,6 +54,34 @@ fn assert_same(got: &BTreeSet<Count>, expected: &BTreeSet<Count>) {
     );
 }
 
+/// The window counts of Kafka records.
+fn counts_in(records: &[Record]) -> Vec<Count> {
+    records
+        .iter()
+        .map(|r| count_of(&serde_json::from_str(&r.value).unwrap()))
+        .collect()
+}
+
+/// Exactly once: no window twice, and the windows of a plain loop over `events`.
+fn assert_exactly_once(got: &[Count], events: &[(String, String)]) {
+    let distinct: BTreeSet<Count> = got.iter().cloned().collect();
+    assert_eq!(
+        got.len(),
+        distinct.len(),
+        "{} windows written twice",
+        got.len() - distinct.len()
+    );
+    assert_same(&distinct, &reference(events));
+}
+
+/// The sink of the window counts into `topic`.
+fn kafka_sink(broker: &Broker, topic: &str) -> String {
+    format!(
+        "  out: {{kind: kafka, brokers: {}, topic: {topic}, key: /key, inputs: [counts]}}",
+        broker.brokers
+    )
+}
+
 fn count_of(v: &serde_json::Value) -> Count {
     (
         v["key"].as_str().unwrap().to_owned(),
@@ -158,10 +186,7 @@ fn kafka_to_kafka_window_counts_are_exactly_once_across_kill_9() {
     let mut events = clicks(60_000, 1);
     broker.produce(&input, &events);
     let dir = tempfile::tempdir().unwrap();
-    let sink = format!(
-        "  out: {{kind: kafka, brokers: {}, topic: {output}, key: /key, inputs: [counts]}}",
-        broker.brokers
-    );
+    let sink = kafka_sink(&broker, &output);
     let manifest = write_manifest(
         dir.path(),
         &topology(&broker.brokers, &input, &sink, "exactly-once"),
@@ -177,18 +202,7 @@ fn kafka_to_kafka_window_counts_are_exactly_once_across_kill_9() {
     finish(&manifest);
 
     let records = committed(&broker, &output);
-    let got: Vec<Count> = records
-        .iter()
-        .map(|r| count_of(&serde_json::from_str(&r.value).unwrap()))
-        .collect();
-    let distinct: BTreeSet<Count> = got.iter().cloned().collect();
-    assert_eq!(
-        got.len(),
-        distinct.len(),
-        "{} windows committed twice",
-        got.len() - distinct.len()
-    );
-    assert_same(&distinct, &reference(&events));
+    assert_exactly_once(&counts_in(&records), &events);
     // Records are keyed by the user, and carry the checkpoint they belong to.
     let r = &records[0];
     assert_eq!(
@@ -206,10 +220,7 @@ fn kafka_at_least_once_loses_nothing_across_kill_9() {
     let events = clicks(40_000, 2);
     broker.produce(&input, &events);
     let dir = tempfile::tempdir().unwrap();
-    let sink = format!(
-        "  out: {{kind: kafka, brokers: {}, topic: {output}, key: /key, inputs: [counts]}}",
-        broker.brokers
-    );
+    let sink = kafka_sink(&broker, &output);
     let manifest = write_manifest(
         dir.path(),
         &topology(&broker.brokers, &input, &sink, "at-least-once"),
@@ -217,11 +228,7 @@ fn kafka_at_least_once_loses_nothing_across_kill_9() {
     let kills = crash_kills();
     crash_until_done(&manifest, kills, 4, 600);
     finish(&manifest);
-    let got: Vec<Count> = broker
-        .read_all(&output, false)
-        .iter()
-        .map(|r| count_of(&serde_json::from_str(&r.value).unwrap()))
-        .collect();
+    let got = counts_in(&broker.read_all(&output, false));
     let distinct: BTreeSet<Count> = got.iter().cloned().collect();
     // A replayed window is recomputed from the checkpoint, so a repeat is identical.
     assert_same(&distinct, &reference(&events));
@@ -255,13 +262,11 @@ fn kafka_to_file_is_exactly_once_across_kill_9() {
         .iter()
         .map(count_of)
         .collect();
-    let distinct: BTreeSet<Count> = got.iter().cloned().collect();
-    assert_eq!(got.len(), distinct.len(), "a window was written twice");
+    assert_exactly_once(&got, &events);
     // Each checkpoint's offsets reach the consumer group (lag monitoring); the final one's
     // are the end of the input.
     let committed = broker.committed_offsets(&format!("flowlet-counts-{input}"), &input);
     assert_eq!(committed, events.len() as i64);
-    assert_same(&distinct, &reference(&events));
 }
 
 /// A child process killed when the test ends, passed or not.
@@ -363,10 +368,7 @@ fn a_broker_restarted_mid_run_loses_and_repeats_nothing() {
     let mut events = clicks(150_000, 8);
     broker.produce(&input, &events);
     let dir = tempfile::tempdir().unwrap();
-    let sink = format!(
-        "  out: {{kind: kafka, brokers: {}, topic: {output}, key: /key, inputs: [counts]}}",
-        broker.brokers
-    );
+    let sink = kafka_sink(&broker, &output);
     let manifest = write_manifest(
         dir.path(),
         &topology(&broker.brokers, &input, &sink, "exactly-once"),
@@ -393,16 +395,5 @@ fn a_broker_restarted_mid_run_loses_and_repeats_nothing() {
     events.push(flush_event());
     finish(&manifest);
     let records = committed(&broker, &output);
-    let got: Vec<Count> = records
-        .iter()
-        .map(|r| count_of(&serde_json::from_str(&r.value).unwrap()))
-        .collect();
-    let distinct: BTreeSet<Count> = got.iter().cloned().collect();
-    assert_eq!(
-        got.len(),
-        distinct.len(),
-        "{} windows committed twice",
-        got.len() - distinct.len()
-    );
-    assert_same(&distinct, &reference(&events));
+    assert_exactly_once(&counts_in(&records), &events);
 }

@@ -1,13 +1,24 @@
-//! The `nexmark` source against the reference results of docs/NEXMARK.md, through Wasm
-//! operators (the shipped filter, map and aggregate plugins). The dedicated query plugins
-//! (q2, q5) and the benchmark command are the Nexmark issue's remaining work.
+//! The `nexmark` source against the reference results of docs/NEXMARK.md: through the
+//! dedicated query plugins (as Wasm and linked natively, in the topologies `flowlet bench
+//! nexmark` runs) and through the general-purpose filter, map and aggregate plugins.
 
-use flowlet_tests::{json_lines, run_text};
+use flowlet::nexmark_bench::{Query, operators};
+use flowlet_tests::run_text;
 
 const EVENTS: u64 = 1_000_000;
 
-async fn run(ops: &str, sink_input: &str) -> (tempfile::TempDir, Vec<serde_json::Value>) {
+/// Keeps the bids (the general-purpose plugins do not know Nexmark events).
+const BIDS: &str = "
+  bids:
+    plugin: {plugins}/filter.wasm
+    config: {field: /bid, op: exists}
+    inputs: [events]";
+
+/// Run `ops` (the last operator named `q`) over the source, and return the outputs and the sum
+/// of `field` over them (`None`: the number of outputs).
+async fn run_query(ops: &str, field: Option<&str>) -> (u64, u64) {
     let dir = tempfile::tempdir().unwrap();
+    let checksum = field.map_or(String::new(), |f| format!(", checksum: {f}"));
     let text = format!(
         r#"
 version: 1
@@ -16,47 +27,61 @@ batch-size: 1024
 sources:
   events: {{kind: nexmark, events: {EVENTS}}}
 operators:
-  bids:
-    plugin: {{plugins}}/filter.wasm
-    config: {{field: /bid, op: exists}}
-    inputs: [events]
 {ops}
 sinks:
-  out: {{kind: file, path: out.jsonl, inputs: [{sink_input}]}}
-"#
-    );
-    run_text(dir.path(), &text).await.unwrap();
-    let out = json_lines(&dir.path().join("out.jsonl"));
-    (dir, out)
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn q0_passes_every_event() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"
-version: 1
-name: q0
-sources:
-  events: {{kind: nexmark, events: {EVENTS}}}
-operators:
-  all:
-    plugin: {{plugins}}/filter.wasm
-    config: {{field: "", op: exists}}
-    inputs: [events]
-sinks:
-  out: {{kind: "null", inputs: [all]}}
+  out: {{kind: "null", inputs: [q]{checksum}}}
 "#
     );
     let report = run_text(dir.path(), &text).await.unwrap();
-    assert_eq!(report.nodes["out"].events_in, 1_000_000);
+    let out = &report.nodes["out"];
+    (
+        out.events_in,
+        if field.is_some() {
+            out.checksum
+        } else {
+            out.events_in
+        },
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn q1_converts_bid_prices() {
-    let (_dir, out) = run(
-        r#"
-  q1:
+async fn the_query_plugins_give_the_reference_results_as_wasm_and_native() {
+    let plugins = flowlet_tests::plugins();
+    for native in [false, true] {
+        let (queries, windows) = if native {
+            (
+                "builtin:nexmark-queries".to_string(),
+                "builtin:nexmark-windows".to_string(),
+            )
+        } else {
+            (
+                plugins.join("nexmark-queries.wasm").display().to_string(),
+                plugins.join("nexmark-windows.wasm").display().to_string(),
+            )
+        };
+        for (query, expected) in [
+            (Query::Q0, (1_000_000, 1_000_000)),
+            (Query::Q1, (920_000, 4_172_036_428_692)),
+            (Query::Q2, (7_312, 36_677_481_512)),
+            (Query::Q5, (54, 5_431)),
+            (Query::Q7, (10, 99_999_328)),
+            (Query::Wc, (60_778, 920_000)),
+        ] {
+            let (ops, field) = operators(query, &queries, &windows);
+            assert_eq!(
+                run_query(&ops, field).await,
+                expected,
+                "{query:?}, native: {native}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn q1_through_the_map_plugin() {
+    let ops = BIDS.to_owned()
+        + r#"
+  q:
     plugin: {plugins}/map.wasm
     config:
       fields:
@@ -64,173 +89,51 @@ async fn q1_converts_bid_prices() {
         bidder: /bid/bidder
         price: {from: /bid/price, mul: 0.908}
         date_time: /bid/date_time
-    inputs: [bids]"#,
-        "q1",
-    )
-    .await;
-    assert_eq!(out.len(), 920_000);
-    let sum: u64 = out
-        .iter()
-        .map(|v| v["price"].as_f64().unwrap().floor() as u64)
-        .sum();
-    assert_eq!(sum, 4_172_036_428_692);
+    inputs: [bids]"#;
+    assert_eq!(
+        run_query(&ops, Some("/price")).await,
+        (920_000, 4_172_036_428_692)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn q7_finds_the_highest_bid_per_window() {
-    let (_dir, out) = run(
-        r#"
-  q7:
+async fn q7_and_wc_through_the_aggregate_plugin() {
+    let q7 = BIDS.to_owned()
+        + r#"
+  q:
     plugin: {plugins}/aggregate.wasm
     config: {function: max, field: /bid/price}
     window: {kind: tumbling, size: 10s}
-    inputs: [bids]"#,
-        "q7",
-    )
-    .await;
-    assert_eq!(out.len(), 10);
-    let sum: u64 = out.iter().map(|v| v["max"].as_f64().unwrap() as u64).sum();
-    assert_eq!(sum, 99_999_328);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn wc_counts_bids_per_auction_and_window() {
-    let (_dir, out) = run(
-        r#"
-  wc:
+    inputs: [bids]"#;
+    assert_eq!(run_query(&q7, Some("/max")).await, (10, 99_999_328));
+    let wc = BIDS.to_owned()
+        + r#"
+  q:
     plugin: {plugins}/aggregate.wasm
     config: {function: count}
     key-by: /bid/auction
     window: {kind: tumbling, size: 10s}
-    inputs: [bids]"#,
-        "wc",
-    )
-    .await;
-    assert_eq!(out.len(), 60_778);
-    let sum: u64 = out.iter().map(|v| v["count"].as_u64().unwrap()).sum();
-    assert_eq!(sum, 920_000);
+    inputs: [bids]"#;
+    assert_eq!(run_query(&wc, Some("/count")).await, (60_778, 920_000));
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn q5_finds_the_hottest_auction_of_each_sliding_window() {
+async fn q5_through_the_aggregate_plugin_in_two_stages() {
     // Bids per auction in sliding windows, then the largest count per window: the first
     // stage's results carry the time `end - 1` of their window, so a 2 s tumbling window over
     // them holds exactly the results of one sliding window.
-    let (_dir, out) = run(
-        r#"
+    let ops = BIDS.to_owned()
+        + r#"
   counts:
     plugin: {plugins}/aggregate.wasm
     config: {function: count}
     key-by: /bid/auction
     window: {kind: sliding, size: 10s, slide: 2s}
     inputs: [bids]
-  hottest:
+  q:
     plugin: {plugins}/aggregate.wasm
     config: {function: max, field: /count}
     window: {kind: tumbling, size: 2s}
-    inputs: [counts]"#,
-        "hottest",
-    )
-    .await;
-    assert_eq!(out.len(), 54);
-    let sum: u64 = out.iter().map(|v| v["max"].as_f64().unwrap() as u64).sum();
-    assert_eq!(sum, 5_431);
-}
-
-/// q0, q1 and q2 through the dedicated Nexmark plugin, as Wasm and linked natively.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_nexmark_query_plugin_gives_the_reference_results_as_wasm_and_native() {
-    for plugin in ["{plugins}/nexmark-queries.wasm", "builtin:nexmark-queries"] {
-        for (query, outputs, field, checksum) in [
-            ("q0", 1_000_000, "", 1_000_000u64),
-            ("q1", 920_000, "/price", 4_172_036_428_692),
-            ("q2", 7_312, "/price", 36_677_481_512),
-        ] {
-            let dir = tempfile::tempdir().unwrap();
-            let text = format!(
-                r#"
-version: 1
-name: {query}
-batch-size: 1024
-sources:
-  events: {{kind: nexmark, events: {EVENTS}}}
-operators:
-  query:
-    plugin: {plugin}
-    config: {{query: {query}}}
-    inputs: [events]
-sinks:
-  out: {{kind: file, path: out.jsonl, inputs: [query]}}
-"#
-            );
-            run_text(dir.path(), &text).await.unwrap();
-            let out = json_lines(&dir.path().join("out.jsonl"));
-            assert_eq!(out.len(), outputs, "{plugin} {query}");
-            let sum: u64 = if field.is_empty() {
-                out.len() as u64
-            } else {
-                out.iter()
-                    .map(|v| v.pointer(field).unwrap().as_f64().unwrap().floor() as u64)
-                    .sum()
-            };
-            assert_eq!(sum, checksum, "{plugin} {query}");
-        }
-    }
-}
-
-/// q5, q7 and wc through the dedicated Nexmark window plugin, as Wasm and linked natively.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_nexmark_window_plugin_gives_the_reference_results_as_wasm_and_native() {
-    for plugin in ["{plugins}/nexmark-windows.wasm", "builtin:nexmark-windows"] {
-        let queries = [
-            (
-                format!(
-                    "  q:\n    plugin: {plugin}\n    config: {{query: wc}}\n    key-by: /bid/auction\n    window: {{kind: tumbling, size: 10s}}\n    inputs: [events]"
-                ),
-                60_778,
-                "/count",
-                920_000u64,
-            ),
-            (
-                format!(
-                    "  q:\n    plugin: {plugin}\n    config: {{query: q7}}\n    window: {{kind: tumbling, size: 10s}}\n    inputs: [events]"
-                ),
-                10,
-                "/price",
-                99_999_328,
-            ),
-            (
-                format!(
-                    "  counts:\n    plugin: {plugin}\n    config: {{query: q5-count}}\n    key-by: /bid/auction\n    window: {{kind: sliding, size: 10s, slide: 2s}}\n    inputs: [events]\n  q:\n    plugin: {plugin}\n    config: {{query: q5-max}}\n    window: {{kind: tumbling, size: 2s}}\n    inputs: [counts]"
-                ),
-                54,
-                "/count",
-                5_431,
-            ),
-        ];
-        for (ops, outputs, field, checksum) in queries {
-            let dir = tempfile::tempdir().unwrap();
-            let text = format!(
-                r#"
-version: 1
-name: nexmark-windows
-batch-size: 1024
-sources:
-  events: {{kind: nexmark, events: {EVENTS}}}
-operators:
-{ops}
-sinks:
-  out: {{kind: file, path: out.jsonl, inputs: [q]}}
-"#
-            );
-            run_text(dir.path(), &text).await.unwrap();
-            let out = json_lines(&dir.path().join("out.jsonl"));
-            assert_eq!(out.len(), outputs, "{plugin}: {ops}");
-            let sum: u64 = out
-                .iter()
-                .map(|v| v.pointer(field).unwrap().as_u64().unwrap())
-                .sum();
-            assert_eq!(sum, checksum, "{plugin}: {ops}");
-        }
-    }
+    inputs: [counts]"#;
+    assert_eq!(run_query(&ops, Some("/max")).await, (54, 5_431));
 }

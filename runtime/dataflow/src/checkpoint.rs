@@ -65,6 +65,15 @@ pub struct CheckpointRecord {
 const RECORD_FORMAT: &str = "flowlet-checkpoint-1";
 
 impl CheckpointRecord {
+    /// The record before the first checkpoint of `topology`.
+    pub fn empty(topology: &str) -> Self {
+        Self {
+            format: RECORD_FORMAT.into(),
+            topology: topology.into(),
+            ..Default::default()
+        }
+    }
+
     /// JSON followed by its xxh3 checksum (8 bytes), so that a damaged record is noticed.
     pub fn encode(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec(self).expect("a record is JSON");
@@ -134,17 +143,11 @@ pub fn restore(db: &StateDb) -> Result<Restored, StateError> {
         }
         Some(bytes) => Some(CheckpointRecord::decode(&bytes).map_err(corrupt)?),
     };
-    let mut read = BTreeMap::new();
-    for entry in db.entries() {
-        let (k, v) = entry?;
-        if let Some(name) = k
-            .strip_prefix(&[crate::state::META_PREFIX][..])
-            .and_then(|k| k.strip_prefix(READ_PREFIX.as_bytes()))
-            && let Ok(v) = serde_json::from_slice(&v)
-        {
-            read.insert(String::from_utf8_lossy(name).into_owned(), v);
-        }
-    }
+    let read = db
+        .metas_with_prefix(READ_PREFIX)?
+        .into_iter()
+        .filter_map(|(name, v)| Some((name, serde_json::from_slice(&v).ok()?)))
+        .collect();
     Ok(Restored { record, read })
 }
 
@@ -379,13 +382,6 @@ pub(crate) struct Coordinator {
     pub counters: Arc<crate::NodeCounters>,
 }
 
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 impl Coordinator {
     /// Run until every task has reported its end (or gone away after an error).
     pub async fn run(mut self) -> Result<(), DataflowError> {
@@ -534,7 +530,7 @@ impl Coordinator {
     ) -> Result<(), DataflowError> {
         let mut record = self.record.clone();
         record.id = id;
-        record.taken_at = now_ms();
+        record.taken_at = crate::sources::now_ms();
         record.lineage.insert(record.run, id);
         changes.push((StateDb::meta_key(RECORD), Some(record.encode())));
         let db = self.db.clone();

@@ -140,7 +140,7 @@ fn retry<T>(
     }
 }
 
-fn metadata_of(position: &Value) -> BTreeMap<(String, i32), (i64, Timestamp)> {
+fn offsets_of(position: &Value) -> BTreeMap<(String, i32), (i64, Timestamp)> {
     let mut out = BTreeMap::new();
     if let Some(map) = position.as_object() {
         for (k, v) in map {
@@ -248,7 +248,7 @@ impl SourceTask {
             return Ok(()); // stopped while waiting
         }
         // Where to start each partition: the checkpoint, else the group, else `start`.
-        let restored = metadata_of(&c.position);
+        let restored = offsets_of(&c.position);
         let committed: BTreeMap<(String, i32), i64> = if restored.is_empty() {
             let consumer = consumer.clone();
             let mut tpl = TopicPartitionList::new();
@@ -679,7 +679,7 @@ impl OffsetTarget {
                     .and_then(|m| m.get("position"))
                     .cloned()
                     .unwrap_or(Value::Null);
-                for ((t, p), (offset, _)) in metadata_of(&position) {
+                for ((t, p), (offset, _)) in offsets_of(&position) {
                     tpl.add_partition_offset(&t, p, Offset::Offset(offset))
                         .map_err(|e| e.to_string())?;
                 }
@@ -977,14 +977,13 @@ pub(crate) async fn committer(
     let brokers = first.brokers.clone();
     let db = db.clone();
     let pending_record = pending.as_deref().map(decode_pending);
-    let (committer, _resolved) = tokio::task::spawn_blocking(move || -> Result<_, DataflowError> {
+    let committer = tokio::task::spawn_blocking(move || -> Result<_, DataflowError> {
         let fail = |message: String| DataflowError::Sink { sink: sink.clone(), message };
         // Fences an older producer of this topology and aborts its open transaction.
         retry(&format!("waiting for Kafka at {brokers} to start transactions"), None, || {
             producer.init_transactions(Duration::from_secs(30)).map_err(|e| e.to_string())
         })
         .map_err(fail)?;
-        let mut resolved = None;
         match pending_record {
             None => {}
             Some(None) => {
@@ -1003,7 +1002,6 @@ pub(crate) async fn committer(
                     tracing::info!(checkpoint = record.id, "Kafka committed checkpoint {} before the crash: completing it", record.id);
                     changes.push((StateDb::meta_key(PENDING), None));
                     db.apply(changes)?;
-                    resolved = Some(record);
                 } else {
                     tracing::info!(checkpoint = record.id, "Kafka did not commit checkpoint {}: it is dropped and its input read again", record.id);
                     db.apply(vec![(StateDb::meta_key(PENDING), None)])?;
@@ -1013,7 +1011,7 @@ pub(crate) async fn committer(
         producer
             .begin_transaction()
             .map_err(|e| fail(format!("cannot begin a Kafka transaction: {e}")))?;
-        Ok((KafkaCommitter { producer, targets: offset_targets }, resolved))
+        Ok(KafkaCommitter { producer, targets: offset_targets })
     })
     .await
     .map_err(|e| DataflowError::Panic(e.to_string()))??;

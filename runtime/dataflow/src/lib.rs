@@ -656,11 +656,7 @@ pub async fn run(
         let record = restored
             .record
             .clone()
-            .unwrap_or_else(|| checkpoint::CheckpointRecord {
-                format: "flowlet-checkpoint-1".into(),
-                topology: manifest.name.clone(),
-                ..Default::default()
-            });
+            .unwrap_or_else(|| checkpoint::CheckpointRecord::empty(&manifest.name));
         if let Some(r) = &restored.record {
             tracing::info!(
                 checkpoint = r.id,
@@ -890,7 +886,6 @@ pub async fn run(
             inputs,
             counters: c,
             guarantee,
-            checkpointing: manifest.checkpoint.is_some(),
             producer: producers.get(name).cloned(),
         };
         tasks.spawn_blocking(move || sink.run(rx));

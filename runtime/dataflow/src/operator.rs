@@ -77,7 +77,6 @@ impl OperatorTask {
             let Some(env) = inbox.next_blocking() else {
                 break; // every producer is gone: the topology is stopping
             };
-            self.note_completed();
             let change = match env.message {
                 Message::Batch(batch) => {
                     let change = marks.activity(env.input);
@@ -92,7 +91,7 @@ impl OperatorTask {
                 }
                 Message::Barrier(id) => {
                     if let Some(c) = &self.ckpt {
-                        let changes = self.take_changes(id)?;
+                        let changes = self.take_changes()?;
                         c.snapshot(id, changes, Some(watermark_meta(marks.durable())));
                     }
                     self.main.broadcast_blocking(Message::Barrier(id));
@@ -120,7 +119,7 @@ impl OperatorTask {
         }
         match &self.ckpt {
             Some(c) => {
-                let changes = self.take_changes(u64::MAX)?;
+                let changes = self.take_changes()?;
                 c.finished(changes, Some(watermark_meta(marks.durable())));
             }
             None => self.commit()?,
@@ -131,22 +130,10 @@ impl OperatorTask {
     }
 
     /// The state changes since the last checkpoint.
-    fn take_changes(&self, id: u64) -> Result<Vec<crate::state::Change>, DataflowError> {
+    fn take_changes(&self) -> Result<Vec<crate::state::Change>, DataflowError> {
         match self.state() {
-            Some(s) => Ok(s.lock().expect("state lock").take_changes(id)?),
+            Some(s) => Ok(s.lock().expect("state lock").take_changes()?),
             None => Ok(Vec::new()),
-        }
-    }
-
-    /// Let the state forget changes that are now in the store.
-    fn note_completed(&mut self) {
-        if let Some(c) = &mut self.ckpt
-            && c.completed.has_changed().unwrap_or(false)
-        {
-            let id = c.completed.borrow_and_update().id;
-            if let Some(s) = self.ctx.state.as_ref() {
-                s.lock().expect("state lock").checkpoint_done(id);
-            }
         }
     }
 

@@ -23,7 +23,6 @@ pub(crate) struct SinkTask {
     pub counters: Arc<NodeCounters>,
     pub ckpt: Option<TaskCheckpoints>,
     pub guarantee: Guarantee,
-    pub checkpointing: bool,
     /// The topology's transactional producer (Kafka sinks under exactly-once).
     pub producer: Option<crate::kafka::Producer>,
 }
@@ -109,7 +108,7 @@ impl SinkTask {
                     spec,
                     self.producer.take(),
                     self.guarantee,
-                    self.checkpointing,
+                    self.ckpt.is_some(),
                 )
                 .map_err(|e| self.fail(e))?,
             ),
@@ -222,7 +221,7 @@ impl SinkTask {
             Writer::File { w, len } => {
                 w.flush()
                     .map_err(|e| self.fail(format!("write error: {e}")))?;
-                if self.checkpointing {
+                if self.ckpt.is_some() {
                     w.get_ref()
                         .sync_data()
                         .map_err(|e| self.fail(format!("cannot sync the file: {e}")))?;

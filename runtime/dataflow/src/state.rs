@@ -151,13 +151,26 @@ impl StateDb {
 
     /// Read a record of the topology (checkpoint metadata).
     pub fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
-        let mut k = vec![META_PREFIX];
-        k.extend_from_slice(name.as_bytes());
-        Ok(self
+        let v = self
             .data
-            .get(k)
-            .map_err(|e| self.io(e))?
-            .map(|v| v.to_vec()))
+            .get(Self::meta_key(name))
+            .map_err(|e| self.io(e))?;
+        Ok(v.map(|v| v.to_vec()))
+    }
+
+    /// The records whose names start with `prefix`, as (rest of the name, value).
+    pub fn metas_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StateError> {
+        let key = Self::meta_key(prefix);
+        self.data
+            .scan_prefix(&key)
+            .map(|r| {
+                let (k, v) = r.map_err(|e| self.io(e))?;
+                Ok((
+                    String::from_utf8_lossy(&k[key.len()..]).into_owned(),
+                    v.to_vec(),
+                ))
+            })
+            .collect()
     }
 
     /// The key of record `name` (for a change in [`StateDb::apply`]).
@@ -190,14 +203,6 @@ impl StateDb {
         }
         self.data.apply_batch(batch).map_err(|e| self.io(e))?;
         self.flush()
-    }
-
-    /// Insert without waiting for durability (sled flushes in the background).
-    pub fn insert_unsynced(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(), StateError> {
-        self.data
-            .insert(key, value)
-            .map(|_| ())
-            .map_err(|e| self.io(e))
     }
 
     /// Every stored entry (savepoints).
@@ -702,7 +707,7 @@ impl KeyedState {
     }
 
     /// The key groups changed since the last checkpoint, as blobs (keys as stored).
-    pub fn take_changes(&mut self, _id: u64) -> Result<Vec<Change>, StateError> {
+    pub fn take_changes(&mut self) -> Result<Vec<Change>, StateError> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
@@ -710,9 +715,6 @@ impl KeyedState {
         out.extend(self.timer_store.take_changes());
         Ok(out)
     }
-
-    /// Checkpoints up to `id` are in the store (nothing to do: memory is authoritative).
-    pub fn checkpoint_done(&mut self, _id: u64) {}
 }
 
 /// The smallest key greater than every key starting with `prefix`.

@@ -89,6 +89,23 @@ impl fmt::Display for Pointer {
     }
 }
 
+/// The unsigned number right after the first `"key":` (`key` given with its quotes and colon)
+/// in compact JSON, found by a byte scan without parsing the document: a fast path for hot
+/// operators that need one field of a known, compact format. `None` when the text is not found
+/// in that form — then parse the document properly. It does not know nesting: the first match
+/// anywhere counts.
+pub fn number_after(doc: &[u8], key: &[u8]) -> Option<u64> {
+    let at = doc.windows(key.len()).position(|w| w == key)? + key.len();
+    let digits = doc[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 19 {
+        return None;
+    }
+    std::str::from_utf8(&doc[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// The bytes a JSON value contributes to a key: a string's contents (unescaped), or the JSON text
 /// of any other value (`42`, `true`, `{"a":1}`).
 pub fn key_bytes(raw: &RawValue) -> Cow<'_, [u8]> {

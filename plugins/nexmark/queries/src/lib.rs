@@ -13,7 +13,7 @@
 
 use std::io::Write;
 
-use flowlet_sdk::{Config, Error, Event, Operator, Output};
+use flowlet_sdk::{Config, Error, Event, Operator, Output, number_after};
 use serde::Deserialize;
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,17 +40,6 @@ struct Bid {
 #[derive(Deserialize)]
 struct Envelope {
     bid: Option<Bid>,
-}
-
-/// The unsigned number after `"key":` in compact JSON (the `nexmark` source's form), without
-/// parsing the rest; `None` when not found that way (then the event is parsed properly).
-pub fn number_after(v: &[u8], key: &[u8]) -> Option<u64> {
-    let at = v.windows(key.len()).position(|w| w == key)? + key.len();
-    let digits = v[at..].iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 || digits > 19 {
-        return None;
-    }
-    std::str::from_utf8(&v[at..at + digits]).ok()?.parse().ok()
 }
 
 /// A bid's fields. (Scanning for each field instead is slower than serde's one pass for the

@@ -16,7 +16,7 @@
 use std::io::Write;
 
 use flowlet_sdk::aggregate::{Aggregate, Fired};
-use flowlet_sdk::{Config, Emitter, Error, Event};
+use flowlet_sdk::{Config, Emitter, Error, Event, number_after};
 use serde::Deserialize;
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,17 +45,6 @@ struct Envelope {
 #[derive(Deserialize)]
 struct Counted {
     count: u64,
-}
-
-/// The unsigned number after `"key":` in compact JSON (the `nexmark` source's form), without
-/// parsing the rest; `None` when not found that way (then the event is parsed properly).
-fn number_after(v: &[u8], key: &[u8]) -> Option<u64> {
-    let at = v.windows(key.len()).position(|w| w == key)? + key.len();
-    let digits = v[at..].iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 || digits > 19 {
-        return None;
-    }
-    std::str::from_utf8(&v[at..at + digits]).ok()?.parse().ok()
 }
 
 impl Aggregate for NexmarkWindows {
