@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: [(&str, &str); 14] = [
+const PLUGINS: [(&str, &str); 18] = [
     ("flowlet-plugin-filter", "filter"),
     ("flowlet-plugin-map", "map"),
     ("flowlet-plugin-flat-map", "flat-map"),
@@ -19,6 +19,10 @@ const PLUGINS: [(&str, &str); 14] = [
     ("flowlet-plugin-nexmark-windows", "nexmark-windows"),
     ("flowlet-test-hostile", "hostile"),
     ("flowlet-test-other-world", "other-world"),
+    ("flowlet-test-counter-v1", "counter-v1"),
+    ("flowlet-test-counter-v2", "counter-v2"),
+    ("flowlet-test-counter-v3", "counter-v3"),
+    ("flowlet-test-counter-v4", "counter-v4"),
 ];
 
 fn main() {

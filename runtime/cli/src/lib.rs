@@ -3,9 +3,11 @@
 
 pub mod bench;
 pub mod builtins;
+pub mod client;
 pub mod control;
 mod kafka_bench;
 pub mod nexmark_bench;
+pub mod serve;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -79,11 +81,73 @@ enum Command {
     },
     /// Print the JSON Schema of the manifest.
     Schema,
+    /// Run the control plane: an HTTP API to store plugins, run pipelines, swap plugins while
+    /// they run, take savepoints, query state, and serve metrics (docs/CONTROL-PLANE.md).
+    Serve {
+        /// Where to listen; a non-loopback address needs --token-file.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Where plugins, pipelines and their state are kept.
+        #[arg(long, default_value = ".flowlet/server")]
+        data_dir: PathBuf,
+        /// A file whose first line is the bearer token mutating requests must carry.
+        #[arg(long, env = "FLOWLET_TOKEN_FILE")]
+        token_file: Option<PathBuf>,
+        /// Largest plugin upload (interpreted-language components are 12–18 MB).
+        #[arg(long, default_value = "64MiB")]
+        max_upload: bytesize::ByteSize,
+    },
+    /// Deploy a manifest to a server (its plugin files are uploaded first).
+    Deploy {
+        manifest: PathBuf,
+        /// The pipeline's name [default: the manifest's].
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Swap an operator's plugin while its pipeline runs (name@version, sha256:…, or a file,
+    /// which is uploaded first).
+    Swap {
+        pipeline: String,
+        operator: String,
+        plugin: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show a pipeline's status (or list the pipelines).
+    Status {
+        pipeline: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Benchmarks (see docs/BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
         which: bench::Bench,
     },
+}
+
+/// Which server the client commands talk to.
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// The server's URL.
+    #[arg(long, env = "FLOWLET_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// A file whose first line is the server's bearer token.
+    #[arg(long, env = "FLOWLET_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    fn client(&self) -> anyhow::Result<client::Client> {
+        let token = self
+            .token_file
+            .as_deref()
+            .map(serve::read_token)
+            .transpose()?;
+        Ok(client::Client::new(&self.server, token))
+    }
 }
 
 fn init_logging(format: LogFormat) {
@@ -103,6 +167,7 @@ pub fn options() -> Options {
     Options {
         builtins: builtins::NAMES.iter().map(|s| s.to_string()).collect(),
         check_files: true,
+        registry: false,
     }
 }
 
@@ -125,6 +190,10 @@ pub fn factories(
         let factory: Arc<dyn OperatorFactory> = match &op.plugin {
             PluginRef::Builtin(b) => builtins::factory(b, op.config.clone())
                 .with_context(|| format!("operator `{name}`: no built-in operator `{b}`"))?,
+            PluginRef::Registry { .. } | PluginRef::Digest(_) => bail!(
+                "operator `{name}`: plugin `{}` names a plugin of a `flowlet serve` registry; `flowlet run` loads files",
+                op.plugin
+            ),
             PluginRef::Path(p) => {
                 let plugin = host
                     .load(&manifest.resolve(p))
@@ -305,6 +374,50 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             serde_json::to_string_pretty(&flowlet_manifest::json_schema())?
         ),
         Command::Bench { which } => bench::run(which, host(cli.cache_dir)?).await?,
+        Command::Serve {
+            listen,
+            data_dir,
+            token_file,
+            max_upload,
+        } => {
+            let token = token_file.as_deref().map(serve::read_token).transpose()?;
+            let config = serve::ServeConfig {
+                data_dir,
+                token,
+                max_upload: max_upload.as_u64() as usize,
+            };
+            serve::serve(host(cli.cache_dir)?, listen, config).await?;
+        }
+        Command::Deploy {
+            manifest,
+            name,
+            server,
+        } => {
+            let c = server.client()?;
+            let v =
+                tokio::task::spawn_blocking(move || c.deploy(&manifest, name.as_deref())).await??;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Command::Swap {
+            pipeline,
+            operator,
+            plugin,
+            server,
+        } => {
+            let c = server.client()?;
+            let v = tokio::task::spawn_blocking(move || c.swap(&pipeline, &operator, &plugin))
+                .await??;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Command::Status { pipeline, server } => {
+            let c = server.client()?;
+            let path = match &pipeline {
+                Some(p) => format!("/v1/pipelines/{p}"),
+                None => "/v1/pipelines".to_owned(),
+            };
+            let v = tokio::task::spawn_blocking(move || c.get(&path)).await??;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
     }
     Ok(())
 }

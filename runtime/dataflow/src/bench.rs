@@ -143,6 +143,7 @@ pub fn window_throughput(
         groups: 0..crate::edge::KEY_GROUPS,
         clock: Arc::new(SystemClock),
         commit_interval: Duration::from_secs(3600),
+        swaps: crate::swap::InstanceSwaps::new(None, 0),
     };
     let feed = {
         let cfg = cfg.clone();

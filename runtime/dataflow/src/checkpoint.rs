@@ -380,6 +380,8 @@ pub(crate) struct Coordinator {
     pub record: CheckpointRecord,
     pub committer: Option<Box<dyn Committer>>,
     pub counters: Arc<crate::NodeCounters>,
+    /// Hot swaps to arm for the next barrier.
+    pub arms: mpsc::UnboundedReceiver<crate::swap::ArmRequest>,
 }
 
 impl Coordinator {
@@ -395,11 +397,29 @@ impl Coordinator {
             tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut savepoints_open = true;
+        let mut arms_open = true;
+        // A swap armed while a checkpoint is in flight waits for the next one, at once.
+        let mut again = false;
         loop {
             tokio::select! {
                 _ = ticker.tick(), if in_flight.is_none() => {
                     in_flight = Some(self.start(self.record.id + 1));
                 }
+                arm = self.arms.recv(), if arms_open => match arm {
+                    Some(req) => {
+                        let at = match in_flight {
+                            None => self.record.id + 1,
+                            Some((id, _)) => id + 1,
+                        };
+                        crate::swap::arm(&req.slot, at);
+                        let _ = req.reply.send(at);
+                        match in_flight {
+                            None => in_flight = Some(self.start(at)),
+                            Some(_) => again = true,
+                        }
+                    }
+                    None => arms_open = false,
+                },
                 req = self.savepoints.recv(), if savepoints_open => match req {
                     Some(req) if req.stop => {
                         // A stop ends every source; the final checkpoint is the savepoint.
@@ -439,8 +459,8 @@ impl Coordinator {
                         let result = self.export(req.path.clone()).await;
                         let _ = req.reply.send(result);
                     }
-                    // A savepoint asked for while this one ran starts at once.
-                    if !waiting.is_empty() {
+                    // A savepoint or swap asked for while this one ran starts at once.
+                    if !waiting.is_empty() || std::mem::take(&mut again) {
                         in_flight = Some(self.start(self.record.id + 1));
                     }
                 }
@@ -477,6 +497,7 @@ impl Coordinator {
     fn record_timing(&self, started: Instant) {
         use std::sync::atomic::Ordering::Relaxed;
         self.counters.commits.fetch_add(1, Relaxed);
+        self.counters.last_id.store(self.record.id, Relaxed);
         self.counters
             .commit_nanos
             .fetch_add(started.elapsed().as_nanos() as u64, Relaxed);
@@ -533,6 +554,13 @@ impl Coordinator {
         record.taken_at = crate::sources::now_ms();
         record.lineage.insert(record.run, id);
         changes.push((StateDb::meta_key(RECORD), Some(record.encode())));
+        let bytes: usize = changes
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        self.counters
+            .bytes
+            .store(bytes as u64, std::sync::atomic::Ordering::Relaxed);
         let db = self.db.clone();
         let mut committer = self.committer.take();
         let r = record.clone();

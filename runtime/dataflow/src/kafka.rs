@@ -52,6 +52,8 @@ use crate::{DataflowError, Message};
 pub(crate) struct Context {
     client: String,
     delivery_error: Mutex<Option<String>>,
+    /// Sources: where the consumer lag per partition from librdkafka's statistics goes.
+    lag: Option<Arc<crate::NodeCounters>>,
 }
 
 impl ClientContext for Context {
@@ -67,6 +69,19 @@ impl ClientContext for Context {
                 tracing::warn!(client = %self.client, "librdkafka {fac}: {message}")
             }
             _ => tracing::debug!(client = %self.client, "librdkafka {fac}: {message}"),
+        }
+    }
+
+    fn stats(&self, statistics: rdkafka::statistics::Statistics) {
+        let Some(counters) = &self.lag else { return };
+        let mut lag = counters.partition_lag.lock().expect("lag lock");
+        for (topic, t) in &statistics.topics {
+            for (p, part) in &t.partitions {
+                // -1 is librdkafka's internal "unassigned" partition; a lag of -1 is unknown.
+                if *p >= 0 && part.consumer_lag >= 0 {
+                    lag.insert(format!("{topic}/{p}"), part.consumer_lag);
+                }
+            }
         }
     }
 
@@ -192,11 +207,15 @@ impl SourceTask {
                 ("enable.auto.offset.store", "false".into()),
                 ("isolation.level", "read_committed".into()),
                 ("enable.partition.eof", "false".into()),
+                // Consumer lag per partition for /metrics (librdkafka computes it).
+                ("statistics.interval.ms", "1000".into()),
             ],
             &spec.properties,
         );
+        let mut ctx = context(&format!("source {}", self.name));
+        ctx.lag = Some(self.counters.clone());
         let consumer: Arc<StreamConsumer<Context>> = Arc::new(
-            cfg.create_with_context(context(&format!("source {}", self.name)))
+            cfg.create_with_context(ctx)
                 .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?,
         );
         // Partitions: wait for the brokers (and the topics) with backoff.

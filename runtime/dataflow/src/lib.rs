@@ -20,6 +20,7 @@ mod policy;
 mod sinks;
 mod sources;
 pub mod state;
+pub mod swap;
 mod time;
 mod window;
 
@@ -27,6 +28,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+pub use edge::{instance_of, key_group};
 use flowlet_manifest::{Manifest, Port};
 pub use flowlet_types::{Accumulators, Batch, FiredRef, FiredWindows, Output, Timestamp};
 use tokio::sync::{Notify, mpsc};
@@ -206,6 +208,8 @@ pub struct RunOptions {
     pub from_savepoint: Option<std::path::PathBuf>,
     /// Where savepoints are asked for while the topology runs.
     pub savepoints: Arc<Savepoints>,
+    /// Where operators' plugins are swapped while the topology runs.
+    pub swaps: Arc<swap::Swaps>,
 }
 
 /// Asks a running topology for savepoints.
@@ -273,6 +277,7 @@ impl Default for RunOptions {
             from_scratch: false,
             from_savepoint: None,
             savepoints: Arc::default(),
+            swaps: Arc::default(),
         }
     }
 }
@@ -357,7 +362,7 @@ impl Stop {
 }
 
 /// Counters of one node, shared by its instances.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct NodeCounters {
     pub events_in: AtomicU64,
     pub events_out: AtomicU64,
@@ -374,6 +379,14 @@ pub struct NodeCounters {
     pub commits: AtomicU64,
     /// Null sinks with `checksum:`: the sum of that field.
     pub checksum: AtomicU64,
+    /// The node's current watermark (`i64::MIN` before the first; operators and sources).
+    pub watermark: std::sync::atomic::AtomicI64,
+    /// Checkpoints: the bytes the last one wrote, and its id.
+    pub bytes: AtomicU64,
+    pub last_id: AtomicU64,
+    /// Kafka sources: the consumer lag of each partition (`topic/partition`), from librdkafka's
+    /// statistics.
+    pub partition_lag: std::sync::Mutex<BTreeMap<String, i64>>,
     /// Time to handle each batch (operators), as a histogram.
     pub batch_latency: LatencyHistogram,
 }
@@ -430,6 +443,40 @@ pub struct NodeStats {
     pub commit_nanos: u64,
     pub commits: u64,
     pub checksum: u64,
+}
+
+impl Default for NodeCounters {
+    fn default() -> Self {
+        Self {
+            events_in: AtomicU64::new(0),
+            events_out: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            late: AtomicU64::new(0),
+            windows_fired: AtomicU64::new(0),
+            commit_nanos: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            checksum: AtomicU64::new(0),
+            watermark: std::sync::atomic::AtomicI64::new(i64::MIN),
+            bytes: AtomicU64::new(0),
+            last_id: AtomicU64::new(0),
+            partition_lag: std::sync::Mutex::default(),
+            batch_latency: LatencyHistogram::default(),
+        }
+    }
+}
+
+impl LatencyHistogram {
+    /// The counts of the buckets and the upper bound (in nanoseconds) of each.
+    pub fn buckets(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        self.0
+            .iter()
+            .enumerate()
+            .map(|(b, c)| (2f64.powf((b as f64 + 1.0) / 4.0), c.load(Ordering::Relaxed)))
+    }
 }
 
 impl NodeCounters {
@@ -702,6 +749,7 @@ pub async fn run(
                 record,
                 committer,
                 counters: Arc::default(),
+                arms: mpsc::unbounded_channel().1,
             }),
         });
     }
@@ -771,10 +819,23 @@ pub async fn run(
         }
     }
 
+    // Every operator can have its plugin swapped while it runs.
+    let mut slots = BTreeMap::new();
+    for name in manifest.operators.keys() {
+        let ctxs = instances
+            .iter()
+            .filter(|i| i.0 == name.as_str())
+            .map(|i| i.4.clone())
+            .collect();
+        let slot = options.swaps.register(name, factories[name].clone(), ctxs);
+        slots.insert(name.as_str(), slot);
+    }
+
     let mut tasks = tokio::task::JoinSet::new();
     let mut sources = Vec::new();
     let mut tickers = Vec::new();
     for (name, index, instance, factory, ctx, store, groups) in instances {
+        let swaps = swap::InstanceSwaps::new(Some(slots[name].clone()), index);
         let spec = &manifest.operators[name];
         let rx = op_rx
             .get_mut(name)
@@ -814,6 +875,7 @@ pub async fn run(
                     dead_letter,
                     clock: options.clock.clone(),
                     commit_interval,
+                    swaps,
                 };
                 tasks.spawn_blocking(move || task.run(rx));
             }
@@ -834,6 +896,7 @@ pub async fn run(
                     groups,
                     clock: options.clock.clone(),
                     commit_interval,
+                    swaps,
                 };
                 tasks.spawn_blocking(move || task.run(rx));
             }
@@ -919,10 +982,21 @@ pub async fn run(
             let mut coordinator = c.coordinator.take()?;
             coordinator.tasks = std::mem::take(&mut c.tasks);
             coordinator.counters = counters.get(CHECKPOINTS).cloned().unwrap_or_default();
+            let (arm_tx, arm_rx) = mpsc::unbounded_channel();
+            coordinator.arms = arm_rx;
+            options.swaps.set_coordinator(Some(arm_tx));
             Some(coordinator)
         })
         .map(|c| tokio::spawn(c.run()));
 
+    // Swaps cannot outlive the run: a swap still waiting for a barrier is told so.
+    struct ClearSwaps(Arc<swap::Swaps>);
+    impl Drop for ClearSwaps {
+        fn drop(&mut self) {
+            self.0.clear();
+        }
+    }
+    let _clear_swaps = ClearSwaps(options.swaps.clone());
     let mut first_error = None;
     while let Some(done) = tasks.join_next().await {
         let result = done.unwrap_or_else(|e| Err(DataflowError::Panic(e.to_string())));

@@ -11,6 +11,7 @@ use crate::checkpoint::{Inbox, TaskCheckpoints};
 use crate::edge::Outputs;
 use crate::policy::Policy;
 use crate::state::{StateHandle, TimeDomain};
+use crate::swap::{Incoming, InstanceSwaps};
 use crate::time::{Change, Watermarks};
 use crate::{
     Clock, DataflowError, Envelope, Instance, InstanceContext, Message, Operator, OperatorError,
@@ -30,6 +31,7 @@ pub(crate) struct OperatorTask {
     pub dead_letter: Outputs,
     pub clock: Arc<dyn Clock>,
     pub commit_interval: Duration,
+    pub swaps: InstanceSwaps,
 }
 
 /// `{"watermark": w}`: what an operator instance saves besides its state.
@@ -73,10 +75,14 @@ impl OperatorTask {
         }
         let mut inbox = Inbox::new(rx, self.inputs, self.guarantee);
         let mut last_commit = Instant::now();
+        let barriers = self.ckpt.is_some();
         while marks.open() > 0 {
             let Some(env) = inbox.next_blocking() else {
                 break; // every producer is gone: the topology is stopping
             };
+            if !barriers && let Some(incoming) = self.swaps.due(None, &self.factory) {
+                self.swap_in(incoming);
+            }
             let change = match env.message {
                 Message::Batch(batch) => {
                     let change = marks.activity(env.input);
@@ -94,6 +100,10 @@ impl OperatorTask {
                         let changes = self.take_changes()?;
                         c.snapshot(id, changes, Some(watermark_meta(marks.durable())));
                     }
+                    // A swap armed for this barrier: the new version handles what follows it.
+                    if let Some(incoming) = self.swaps.due(Some(id), &self.factory) {
+                        self.swap_in(incoming);
+                    }
                     self.main.broadcast_blocking(Message::Barrier(id));
                     self.dead_letter.broadcast_blocking(Message::Barrier(id));
                     Change::Nothing
@@ -105,6 +115,7 @@ impl OperatorTask {
                     if let Some(s) = self.state() {
                         s.lock().expect("state lock").watermark = w;
                     }
+                    self.policy.counters.watermark.store(w, Relaxed);
                     self.fire(TimeDomain::EventTime, w)?;
                     self.main.broadcast_blocking(Message::Watermark(w));
                     self.dead_letter.broadcast_blocking(Message::Watermark(w));
@@ -150,16 +161,34 @@ impl OperatorTask {
             return Ok(());
         };
         loop {
-            let due = state.lock().expect("state lock").due_timers(domain, time);
+            let guarded = self.swaps.on_probation();
+            let due = {
+                let mut st = state.lock().expect("state lock");
+                if guarded {
+                    st.begin_journal();
+                }
+                st.due_timers(domain, time)
+            };
             if due.is_empty() {
+                if guarded {
+                    state.lock().expect("state lock").end_journal();
+                }
                 return Ok(());
             }
-            // A timer has no input event to skip or dead-letter: a failure stops the operator.
+            // A timer has no input event to skip or dead-letter: a failure stops the operator
+            // (unless a plugin on probation failed: then the previous one handles the timers).
             let what = || format!("timers {:?}", due.iter().map(|t| t.at).collect::<Vec<_>>());
-            let out = self
-                .instance
-                .on_timer(&due)
-                .map_err(|error| self.policy.fatal(error, what()))?;
+            let out = match self.instance.on_timer(&due) {
+                Err(error) if guarded => {
+                    self.roll_back(&error)?;
+                    continue;
+                }
+                Ok(out) if guarded => {
+                    state.lock().expect("state lock").end_journal();
+                    out
+                }
+                r => r.map_err(|error| self.policy.fatal(error, what()))?,
+            };
             out.validate().map_err(|e| {
                 self.policy
                     .fatal(OperatorError::Malformed(e.to_string()), what())
@@ -172,6 +201,36 @@ impl OperatorTask {
                 self.main.send_blocking(out);
             }
         }
+    }
+
+    /// Take the plugin a swap brings in.
+    fn swap_in(&mut self, incoming: Incoming) {
+        match incoming.instance {
+            Instance::Processor(p) => self.instance = p,
+            Instance::Aggregator(_) => unreachable!("a swap keeps the world"),
+        }
+        self.factory = incoming.factory;
+        self.policy.plugin = self.factory.plugin_id();
+    }
+
+    /// The plugin on probation failed (or another instance's did): undo what the failed call
+    /// changed and bring the previous version back.
+    fn roll_back(&mut self, why: &OperatorError) -> Result<(), DataflowError> {
+        if let Some(s) = self.state() {
+            s.lock().expect("state lock").undo();
+        }
+        let Some(previous) = self.swaps.roll_back(&self.factory, &why.to_string()) else {
+            return Ok(());
+        };
+        self.factory = previous;
+        self.policy.plugin = self.factory.plugin_id();
+        self.instance =
+            new_processor(&*self.factory, &self.ctx).map_err(|error| DataflowError::Init {
+                operator: self.policy.name.clone(),
+                plugin: self.policy.plugin.clone(),
+                error,
+            })?;
+        Ok(())
     }
 
     fn restart(&mut self, why: &OperatorError) -> Result<(), DataflowError> {
@@ -206,7 +265,34 @@ impl OperatorTask {
         let started = Instant::now();
         let counters = self.policy.counters.clone();
         let mut dead = Batch::new();
-        let output = match self.call(&batch) {
+        if self.swaps.others_rolled_back() {
+            self.roll_back(&OperatorError::Failed(
+                "another instance of the operator rolled the swap back".into(),
+            ))?;
+        }
+        // A plugin on probation: its state changes are journaled, and a failure brings the
+        // previous version back to handle the same batch.
+        let mut first = None;
+        if self.swaps.on_probation() {
+            if let Some(s) = self.state() {
+                s.lock().expect("state lock").begin_journal();
+            }
+            match self.call(&batch) {
+                Ok(out) => {
+                    if let Some(s) = self.state() {
+                        s.lock().expect("state lock").end_journal();
+                    }
+                    self.swaps.passed();
+                    first = Some(Ok(out));
+                }
+                Err(error) => self.roll_back(&error)?,
+            }
+        }
+        let result = match first {
+            Some(r) => r,
+            None => self.call(&batch),
+        };
+        let output = match result {
             Ok(out) => {
                 for r in &out.rejected {
                     counters.rejected.fetch_add(1, Relaxed);

@@ -323,6 +323,7 @@ impl SourceTask {
         let w = max_seen.saturating_sub(c.bound);
         if max_seen > Timestamp::MIN && w > c.sent {
             c.sent = w;
+            self.counters.watermark.store(w, Relaxed);
             self.out.broadcast(Message::Watermark(w)).await;
         }
         true

@@ -374,6 +374,10 @@ pub struct GroupedStore {
     operator: String,
     map: BTreeMap<Vec<u8>, Vec<u8>>,
     dirty: BTreeSet<u16>,
+    /// While a plugin is on probation after a hot swap: the previous value of every entry
+    /// changed since the journal started (first change only), so that a failed call can be
+    /// undone before the previous plugin handles the batch again.
+    journal: Option<BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
 }
 
 fn group_of(key: &[u8]) -> u16 {
@@ -419,6 +423,7 @@ impl GroupedStore {
             operator: operator.into(),
             map,
             dirty: BTreeSet::new(),
+            journal: None,
         })
     }
 
@@ -428,13 +433,48 @@ impl GroupedStore {
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.dirty.insert(group_of(&key));
-        self.map.insert(key, value);
+        let old = self.map.insert(key.clone(), value);
+        if let Some(j) = &mut self.journal {
+            j.entry(key).or_insert(old);
+        }
     }
 
     pub fn delete(&mut self, key: &[u8]) {
-        if self.map.remove(key).is_some() {
+        if let Some(old) = self.map.remove(key) {
             self.dirty.insert(group_of(key));
+            if let Some(j) = &mut self.journal {
+                j.entry(key.to_vec()).or_insert(Some(old));
+            }
         }
+    }
+
+    /// Start recording how to undo the changes from here on (see [`Self::undo`]).
+    pub fn begin_journal(&mut self) {
+        self.journal = Some(BTreeMap::new());
+    }
+
+    /// Stop recording; the changes stand.
+    pub fn end_journal(&mut self) {
+        self.journal = None;
+    }
+
+    /// Undo every change since [`Self::begin_journal`] and stop recording. Returns the keys
+    /// whose presence changed back (`true`: present again).
+    pub fn undo(&mut self) -> Vec<(Vec<u8>, bool)> {
+        let Some(j) = self.journal.take() else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(j.len());
+        for (k, old) in j {
+            self.dirty.insert(group_of(&k));
+            let present = old.is_some();
+            match old {
+                Some(v) => self.map.insert(k.clone(), v),
+                None => self.map.remove(&k),
+            };
+            out.push((k, present));
+        }
+        out
     }
 
     pub fn range(
@@ -522,6 +562,78 @@ fn timer_key(t: &Timer) -> Vec<u8> {
     k
 }
 
+fn timer_from_key(k: &[u8]) -> Option<Timer> {
+    let domain = match k.get(2)? {
+        0 => TimeDomain::EventTime,
+        1 => TimeDomain::ProcessingTime,
+        _ => return None,
+    };
+    Some(Timer {
+        domain,
+        at: ts_from(k.get(3..)?)?,
+        key: k.get(11..)?.to_vec(),
+    })
+}
+
+/// One entry of a key's state, as a state query shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyEntry {
+    /// `value` or `map`.
+    pub kind: &'static str,
+    /// The state's name (as the operator gave it).
+    pub name: String,
+    /// For map state: the map key.
+    pub map_key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+}
+
+/// The value and map state of `key` in `store`.
+pub(crate) fn entries_of(store: &GroupedStore, key: &[u8], now: Timestamp) -> Vec<KeyEntry> {
+    let prefix = key_prefix(key, ns::MAP);
+    let base = &prefix[..prefix.len() - 1];
+    let mut out = Vec::new();
+    for (k, v) in store.range(base.to_vec(), next_prefix(base)) {
+        let rest = &k[base.len()..];
+        let (kind, rest) = match rest.split_first() {
+            Some((&ns::VALUE, r)) => ("value", r),
+            Some((&ns::MAP, r)) => ("map", r),
+            _ => continue,
+        };
+        let Some(n) = rest
+            .get(..2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+        else {
+            continue;
+        };
+        let Some(name) = rest.get(2..2 + n) else {
+            continue;
+        };
+        let Some(value) = decode_value(v, now) else {
+            continue;
+        };
+        out.push(KeyEntry {
+            kind,
+            name: String::from_utf8_lossy(name).into_owned(),
+            map_key: (kind == "map").then(|| rest[2 + n..].to_vec()),
+            value: value.to_vec(),
+        });
+    }
+    out
+}
+
+/// The state of `key` of operator `operator` as of the last checkpoint (or commit) in `db`:
+/// what a state query answers while the topology is not running or recovers.
+pub fn stored_entries_of(
+    db: &StateDb,
+    operator: &str,
+    key: &[u8],
+    now: Timestamp,
+) -> Result<Vec<KeyEntry>, StateError> {
+    let g = key_group(key);
+    let store = GroupedStore::open(operator, db.tree(operator, "state")?, g..g + 1)?;
+    Ok(entries_of(&store, key, now))
+}
+
 impl KeyedState {
     /// The state of `operator` for the key groups in `groups`.
     pub fn open(
@@ -534,21 +646,11 @@ impl KeyedState {
         let timer_store = GroupedStore::open(operator, timer_store, groups.clone())?;
         let mut timers = BTreeSet::new();
         for (k, _) in timer_store.range(Vec::new(), vec![0xff; 3]) {
-            let bad = || StateError::Corrupt {
+            let t = timer_from_key(k).ok_or_else(|| StateError::Corrupt {
                 operator: operator.into(),
                 message: "a timer entry is malformed".into(),
-            };
-            let domain = match k.get(2) {
-                Some(0) => TimeDomain::EventTime,
-                Some(1) => TimeDomain::ProcessingTime,
-                _ => return Err(bad()),
-            };
-            let at = ts_from(k.get(3..).ok_or_else(bad)?).ok_or_else(bad)?;
-            timers.insert(Timer {
-                domain,
-                at,
-                key: k[11..].to_vec(),
-            });
+            })?;
+            timers.insert(t);
         }
         Ok(Self {
             store: GroupedStore::open(operator, store, groups)?,
@@ -695,6 +797,40 @@ impl KeyedState {
 
     pub fn has_timers(&self) -> bool {
         !self.timers.is_empty()
+    }
+
+    /// Record how to undo what the next calls change (a plugin on probation after a swap).
+    pub fn begin_journal(&mut self) {
+        self.store.begin_journal();
+        self.timer_store.begin_journal();
+    }
+
+    /// The changes since [`Self::begin_journal`] stand.
+    pub fn end_journal(&mut self) {
+        self.store.end_journal();
+        self.timer_store.end_journal();
+    }
+
+    /// Undo the changes since [`Self::begin_journal`]: state, timers registered, cancelled
+    /// and fired.
+    pub fn undo(&mut self) {
+        self.store.undo();
+        for (k, present) in self.timer_store.undo() {
+            let Some(t) = timer_from_key(&k) else {
+                continue;
+            };
+            if present {
+                self.timers.insert(t);
+            } else {
+                self.timers.remove(&t);
+            }
+        }
+        self.error = None;
+    }
+
+    /// Everything stored for `key` (value and map state), expired entries left out.
+    pub fn entries_of(&self, key: &[u8]) -> Vec<KeyEntry> {
+        entries_of(&self.store, key, self.clock.now())
     }
 
     /// Write the changes since the last commit to the store (topologies without checkpoints).

@@ -29,6 +29,7 @@ use crate::keymap::KeyMap;
 use crate::operator::{restored_watermark, watermark_meta};
 use crate::policy::Policy;
 use crate::state::{Store, ns, ts_bytes, ts_from};
+use crate::swap::{Incoming, InstanceSwaps};
 use crate::time::{Change, Watermarks};
 use crate::{
     Accumulators, Aggregator, Clock, DataflowError, Envelope, FiredWindows, Instance,
@@ -77,6 +78,7 @@ pub(crate) struct WindowTask {
     pub groups: Range<u32>,
     pub clock: Arc<dyn Clock>,
     pub commit_interval: Duration,
+    pub swaps: InstanceSwaps,
 }
 
 /// The live windows of one instance.
@@ -247,10 +249,14 @@ impl WindowTask {
         let mut inbox = Inbox::new(rx, self.inputs, self.guarantee);
         let mut last_commit = Instant::now();
         let processing = self.spec.time == TimeDomain::Processing;
+        let barriers = self.ckpt.is_some();
         while marks.open() > 0 {
             let Some(env) = inbox.next_blocking() else {
                 break;
             };
+            if !barriers && let Some(incoming) = self.swaps.due(None, &self.factory) {
+                self.swap_in(incoming);
+            }
             let change = match env.message {
                 Message::Batch(batch) => {
                     let change = marks.activity(env.input);
@@ -278,6 +284,9 @@ impl WindowTask {
                             c.snapshot(id, changes, meta);
                         }
                     }
+                    if let Some(incoming) = self.swaps.due(Some(id), &self.factory) {
+                        self.swap_in(incoming);
+                    }
                     for out in [&mut self.main, &mut self.late, &mut self.dead_letter] {
                         out.broadcast_blocking(Message::Barrier(id));
                     }
@@ -287,6 +296,7 @@ impl WindowTask {
             };
             match change {
                 Change::Watermark(w) => {
+                    self.policy.counters.watermark.store(w, Relaxed);
                     if !processing || w == Timestamp::MAX {
                         // The end of every input (watermark MAX) fires processing-time
                         // windows too.
@@ -555,7 +565,24 @@ impl WindowTask {
         let updated: Updated = if pairs.is_empty() {
             Updated::Isolated(Vec::new())
         } else {
-            match self.add(accs, input_ref, &slots) {
+            if self.swaps.others_rolled_back() {
+                self.roll_back(&OperatorError::Failed(
+                    "another instance of the operator rolled the swap back".into(),
+                ))?;
+            }
+            let result = match self.add(accs, input_ref, &slots) {
+                // A plugin on probation failed: the previous version folds the batch.
+                Err(error) if self.swaps.on_probation() => {
+                    self.roll_back(&error)?;
+                    self.add(current(w), input_ref, &slots)
+                }
+                Ok(added) => {
+                    self.swaps.passed();
+                    Ok(added)
+                }
+                r => r,
+            };
+            match result {
                 Ok(added) => {
                     for r in &added.rejected {
                         let event = pairs[r.event as usize].0;
@@ -715,6 +742,39 @@ impl WindowTask {
             )));
         }
         Ok(added)
+    }
+
+    /// Take the plugin a swap brings in.
+    fn swap_in(&mut self, incoming: Incoming) {
+        match incoming.instance {
+            Instance::Aggregator(a) => self.agg = a,
+            Instance::Processor(_) => unreachable!("a swap keeps the world"),
+        }
+        self.factory = incoming.factory;
+        self.policy.plugin = self.factory.plugin_id();
+    }
+
+    /// The plugin on probation failed (or another instance's did): the previous version
+    /// comes back. Nothing to undo: a failed `add` or `finish` changed no window.
+    fn roll_back(&mut self, why: &OperatorError) -> Result<(), DataflowError> {
+        let Some(previous) = self.swaps.roll_back(&self.factory, &why.to_string()) else {
+            return Ok(());
+        };
+        self.factory = previous;
+        self.policy.plugin = self.factory.plugin_id();
+        let made = self
+            .factory
+            .instantiate(&InstanceContext::default())
+            .map_err(|error| DataflowError::Init {
+                operator: self.policy.name.clone(),
+                plugin: self.policy.plugin.clone(),
+                error,
+            })?;
+        match made {
+            Instance::Aggregator(a) => self.agg = a,
+            Instance::Processor(_) => unreachable!("the factory made an aggregator before"),
+        }
+        Ok(())
     }
 
     fn restart(&mut self, why: &OperatorError) -> Result<(), DataflowError> {
@@ -889,10 +949,18 @@ impl WindowTask {
             String::from_utf8_lossy(first.key)
         );
         let n = fired.len() as u64;
-        let out = self
-            .agg
-            .finish(fired)
-            .map_err(|error| self.policy.fatal(error, what))?;
+        let out = if self.swaps.on_probation() {
+            match self.agg.finish(fired.clone()) {
+                Err(error) => {
+                    self.roll_back(&error)?;
+                    self.agg.finish(fired)
+                }
+                ok => ok,
+            }
+        } else {
+            self.agg.finish(fired)
+        };
+        let out = out.map_err(|error| self.policy.fatal(error, what))?;
         out.validate().map_err(|e| {
             self.policy
                 .fatal(OperatorError::Malformed(e.to_string()), "finish")

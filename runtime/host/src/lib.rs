@@ -203,6 +203,11 @@ impl Host {
             path: path.to_owned(),
             source,
         })?;
+        self.component_of(path, &bytes)
+    }
+
+    /// Compile `bytes` (or take them from the cache); `path` names them in errors.
+    fn component_of(&self, path: &Path, bytes: &[u8]) -> Result<(Component, String), HostError> {
         if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
             return Err(HostError::NotWasm {
                 path: path.to_owned(),
@@ -214,11 +219,11 @@ impl Host {
                 path: path.to_owned(),
             });
         }
-        let digest = hex::encode(Sha256::digest(&bytes));
+        let digest = hex::encode(Sha256::digest(bytes));
         let component = self
             .inner
             .cache
-            .load(&self.inner.engine, &digest, &bytes)
+            .load(&self.inner.engine, &digest, bytes)
             .map_err(|message| HostError::Invalid {
                 path: path.to_owned(),
                 digest: digest.clone(),
@@ -232,6 +237,21 @@ impl Host {
     /// instantiated yet.
     pub fn load(&self, path: &Path) -> Result<Plugin, HostError> {
         let (component, digest) = self.component(path)?;
+        self.plugin(path, component, digest)
+    }
+
+    /// [`Host::load`] of a component held in memory (an upload); `label` names it in errors.
+    pub fn load_bytes(&self, label: &Path, bytes: &[u8]) -> Result<Plugin, HostError> {
+        let (component, digest) = self.component_of(label, bytes)?;
+        self.plugin(label, component, digest)
+    }
+
+    fn plugin(
+        &self,
+        path: &Path,
+        component: Component,
+        digest: String,
+    ) -> Result<Plugin, HostError> {
         let info = self.describe(&component, &digest);
         let Some(kind) = info.kind else {
             let message = match &info.contract_version {

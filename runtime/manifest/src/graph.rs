@@ -131,6 +131,32 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
                 format!("operator `{name}`: plugin file `{}` does not exist", m.resolve(p).display()),
                 "build the plugin first (see the README), or fix the path; it is relative to the manifest",
             ),
+            PluginRef::Digest(hex)
+                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                d.error_hint(
+                    at(name),
+                    format!("operator `{name}`: `sha256:{hex}` is not a plugin digest"),
+                    "a digest is `sha256:` and 64 hexadecimal digits, as `GET /v1/plugins` lists them",
+                )
+            }
+            PluginRef::Registry { name: plugin, version }
+                if !crate::valid_name(plugin) || !crate::valid_name(version) =>
+            {
+                d.error_hint(
+                    at(name),
+                    format!("operator `{name}`: `{plugin}@{version}` is not a valid plugin reference"),
+                    "names and versions are letters, digits, `.`, `_`, `-` and `+`, starting with a letter or digit",
+                )
+            }
+            PluginRef::Registry { .. } | PluginRef::Digest(_) if !opts.registry => d.error_hint(
+                at(name),
+                format!(
+                    "operator `{name}`: plugin `{}` names a plugin of a `flowlet serve` registry",
+                    op.plugin
+                ),
+                "`flowlet run` loads component files: give the path of the .wasm, or deploy the manifest with `flowlet deploy`",
+            ),
             _ => {}
         }
         for host in op.grants.dirs.values() {

@@ -30,6 +30,9 @@ pub struct Options {
     pub builtins: Vec<String>,
     /// Check that plugin files, input files and granted directories exist.
     pub check_files: bool,
+    /// Whether plugins may be named `name@version` or `sha256:…` (a `flowlet serve` registry
+    /// resolves them).
+    pub registry: bool,
 }
 
 impl Default for Options {
@@ -37,6 +40,7 @@ impl Default for Options {
         Self {
             builtins: Vec::new(),
             check_files: true,
+            registry: false,
         }
     }
 }
@@ -78,4 +82,14 @@ pub fn load(path: &Path, opts: &Options) -> Result<Manifest, ManifestError> {
 /// The JSON Schema of the manifest (published as `docs/manifest.schema.json`).
 pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Manifest)).expect("a schema is JSON")
+}
+
+/// Whether `name` is usable as a plugin name or version, a pipeline or an operator name in
+/// the control plane's URLs and files: 1–128 of letters, digits, `.`, `_`, `-`, `+`, starting
+/// with a letter or digit (so never `.` or `..`, never a path).
+pub fn valid_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphanumeric())
+        && name.len() <= 128
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'))
 }

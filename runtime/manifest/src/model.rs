@@ -317,6 +317,48 @@ pub enum PluginRef {
     Path(PathBuf),
     #[schemars(skip)]
     Builtin(String),
+    /// `name@version` of a `flowlet serve` plugin registry.
+    #[schemars(skip)]
+    Registry {
+        name: String,
+        version: String,
+    },
+    /// `sha256:<hex>`: a plugin of a `flowlet serve` registry by digest.
+    #[schemars(skip)]
+    Digest(String),
+}
+
+impl PluginRef {
+    /// `builtin:NAME`, `sha256:HEX`, `NAME@VERSION` (no `/`, not a `.wasm` file), else a path.
+    pub fn parse(text: &str) -> Self {
+        if let Some(b) = text.strip_prefix("builtin:") {
+            return Self::Builtin(b.to_owned());
+        }
+        if let Some(d) = text.strip_prefix("sha256:") {
+            return Self::Digest(d.to_owned());
+        }
+        if !text.contains('/')
+            && !text.ends_with(".wasm")
+            && let Some((name, version)) = text.split_once('@')
+        {
+            return Self::Registry {
+                name: name.to_owned(),
+                version: version.to_owned(),
+            };
+        }
+        Self::Path(PathBuf::from(text))
+    }
+}
+
+impl std::fmt::Display for PluginRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Path(p) => write!(f, "{}", p.display()),
+            Self::Builtin(b) => write!(f, "builtin:{b}"),
+            Self::Registry { name, version } => write!(f, "{name}@{version}"),
+            Self::Digest(d) => write!(f, "sha256:{d}"),
+        }
+    }
 }
 
 /// What happens to an event the operator rejects or that makes it fail or trap.

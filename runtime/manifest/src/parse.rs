@@ -886,10 +886,7 @@ fn operator(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Operator> {
     let plugin = o
         .require("plugin", pos(n), d)
         .and_then(|p| string(p, &format!("`plugin` of {what}"), d))
-        .map(|p| match p.strip_prefix("builtin:") {
-            Some(b) => PluginRef::Builtin(b.to_owned()),
-            None => PluginRef::Path(PathBuf::from(p)),
-        });
+        .map(|p| PluginRef::parse(&p));
     let config = match o.take("config").map(to_json) {
         None => Some(Value::Null),
         Some(Ok(v)) => Some(v),
