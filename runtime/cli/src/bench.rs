@@ -38,6 +38,9 @@ pub enum Bench {
     /// Time to checkpoint and to recover the keyed state of N keys (a stateful Wasm operator)
     /// and the open windows of N keys.
     Checkpoint(crate::kafka_bench::CheckpointArgs),
+    /// The pause a hot swap causes: largest gap in a stateful topology's output around each of
+    /// N swaps under a steady load, beside the gaps without swaps.
+    Swap(crate::swap_bench::SwapArgs),
 }
 
 /// CPU seconds (user + system) used by this process so far.
@@ -86,6 +89,7 @@ pub async fn run(which: Bench, host: Host) -> anyhow::Result<()> {
         Bench::Kafka(args) => return crate::kafka_bench::kafka(args, host).await,
         Bench::Checkpoint(args) => return crate::kafka_bench::checkpoint(args, host).await,
         Bench::Nexmark(args) => return crate::nexmark_bench::nexmark(args, host).await,
+        Bench::Swap(args) => return crate::swap_bench::swap(args, host).await,
     };
     let plugins = std::fs::canonicalize(&plugins).map_err(|e| {
         anyhow::anyhow!(

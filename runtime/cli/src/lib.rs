@@ -8,6 +8,7 @@ pub mod control;
 mod kafka_bench;
 pub mod nexmark_bench;
 pub mod serve;
+mod swap_bench;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
