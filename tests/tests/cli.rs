@@ -240,3 +240,118 @@ fn bench_nexmark_reports_and_checks_the_reference() {
         }
     }
 }
+
+/// `flowlet serve` with a token, driven by `flowlet deploy | swap | status`, stopped by Ctrl-C.
+#[test]
+fn serve_deploy_swap_status_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t0ken\n").unwrap();
+
+    // A public address without a token is refused.
+    let out = flowlet()
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path().join("refused"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without a token"));
+
+    let server = flowlet()
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .arg("--token-file")
+        .arg(&token)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ureq::get(format!("{url}/healthz")).call().is_err() {
+        assert!(Instant::now() < deadline, "the server did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+version: 1
+name: counts
+checkpoint: {interval: 1s}
+sources:
+  clicks: {kind: generator, rate: 1000}
+operators:
+  count:
+    plugin: {plugins}/counter-v1.wasm
+    inputs: [clicks]
+    key-by: /user
+sinks:
+  out: {kind: file, path: out.jsonl, inputs: [count]}
+"#,
+    );
+    let client = |args: &[&str], with_token: bool| {
+        let mut c = flowlet();
+        c.args(args).args(["--server", &url]);
+        if with_token {
+            c.arg("--token-file").arg(&token);
+        }
+        c.output().unwrap()
+    };
+    let m = manifest.to_str().unwrap();
+    let out = client(&["deploy", m], false);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("401") && err.contains("Bearer"), "{err}");
+
+    let out = client(&["deploy", m], true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["name"], "counts");
+
+    let v2 = plugin("counter-v2");
+    let out = client(&["swap", "counts", "count", &v2], true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = client(&["status", "counts"], false);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let version = s["operators"]["count"]["plugin-version"].as_str().unwrap();
+    assert!(version.starts_with("counter-v2@sha256-"), "{s:#}");
+    assert_eq!(s["phase"], "running");
+
+    // Ctrl-C: every pipeline takes a final checkpoint, the server exits cleanly.
+    let status = Command::new("kill")
+        .args(["-INT", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = server.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
+    assert!(text.contains(r#""version":"v1""#) && text.contains(r#""version":"v2""#));
+}

@@ -177,8 +177,7 @@ sinks:
     latencies.sort_by(f64::total_cmp);
     println!(
         "generator at {} events/s in batches of {} → reorder (stateful Wasm: map state and timers, key-by /user) → null; checkpoints every 1s, exactly-once; {} swaps, one every {:?}",
-        args.rate,
-        args.batch_size, args.swaps, args.every
+        args.rate, args.batch_size, args.swaps, args.every
     );
     println!("| measure | p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|");

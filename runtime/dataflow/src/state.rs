@@ -882,6 +882,50 @@ mod tests {
         .unwrap()
     }
 
+    /// What a plugin on probation changed is undone when it fails: values, map entries and
+    /// timers (registered, cancelled and fired); what was changed before the journal stays.
+    #[test]
+    fn the_journal_undoes_state_and_timers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = state(dir.path(), ManualClock::new(0));
+        s.value_put(b"k", "n", b"1", None);
+        s.map_put(b"k", "m", b"a", b"x", None);
+        s.register_timer(b"k", TimeDomain::EventTime, 10);
+        s.register_timer(b"k", TimeDomain::EventTime, 20);
+        s.begin_journal();
+        s.value_put(b"k", "n", b"2", None);
+        s.value_put(b"j", "n", b"new", None);
+        s.map_delete(b"k", "m", b"a");
+        s.register_timer(b"k", TimeDomain::EventTime, 30);
+        s.cancel_timer(b"k", TimeDomain::EventTime, 20);
+        assert_eq!(s.due_timers(TimeDomain::EventTime, 15).len(), 1);
+        s.undo();
+        assert_eq!(s.value_get(b"k", "n"), Some(b"1".to_vec()));
+        assert_eq!(s.value_get(b"j", "n"), None);
+        assert_eq!(s.map_get(b"k", "m", b"a"), Some(b"x".to_vec()));
+        let due: Vec<i64> = s
+            .due_timers(TimeDomain::EventTime, 100)
+            .iter()
+            .map(|t| t.at)
+            .collect();
+        assert_eq!(due, vec![10, 20]);
+        let entries = s.entries_of(b"k");
+        assert_eq!(entries.len(), 2, "{entries:?}");
+        let value = entries.iter().find(|e| e.kind == "value").unwrap();
+        assert_eq!(
+            (value.name.as_str(), value.value.as_slice()),
+            ("n", &b"1"[..])
+        );
+        let map = entries.iter().find(|e| e.kind == "map").unwrap();
+        assert_eq!(map.map_key.as_deref(), Some(&b"a"[..]));
+        // After end_journal, changes stand.
+        s.begin_journal();
+        s.value_put(b"k", "n", b"3", None);
+        s.end_journal();
+        s.undo();
+        assert_eq!(s.value_get(b"k", "n"), Some(b"3".to_vec()));
+    }
+
     #[test]
     fn map_range_merges_committed_and_pending_changes() {
         let dir = tempfile::tempdir().unwrap();

@@ -202,6 +202,10 @@ async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Respon
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
         if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            // Read (and drop) the body, up to the upload limit, so that a client still sending
+            // it hears the 401 instead of a connection reset.
+            let limit = state.0.config.max_upload.max(MAX_REQUEST);
+            let _ = axum::body::to_bytes(req.into_body(), limit).await;
             return ApiError::Unauthorized.into_response();
         }
     }
