@@ -318,6 +318,10 @@ async fn send(
     (status, v)
 }
 
+fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir).unwrap().count()
+}
+
 fn wasm(name: &str) -> Vec<u8> {
     std::fs::read(plugin(name)).unwrap()
 }
@@ -326,11 +330,7 @@ fn wasm(name: &str) -> Vec<u8> {
 async fn uploads_are_validated_before_they_are_stored() {
     let dir = tempfile::tempdir().unwrap();
     let a = app(dir.path(), None, 64 << 20);
-    let blobs = || {
-        std::fs::read_dir(dir.path().join("plugins/blobs"))
-            .unwrap()
-            .count()
-    };
+    let blobs = || files_in(&dir.path().join("plugins/blobs"));
 
     let (s, v) = send(
         &a,
@@ -514,12 +514,7 @@ async fn names_cannot_traverse_paths() {
         top,
         BTreeSet::from(["pipelines".to_owned(), "plugins".to_owned()])
     );
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("plugins/blobs"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(files_in(&dir.path().join("plugins/blobs")), 0);
 }
 
 #[tokio::test]
@@ -577,12 +572,7 @@ async fn pipelines_that_cannot_run_are_refused_with_the_reason() {
         (StatusCode::OK, 0),
         "{v}"
     );
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("pipelines"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(files_in(&dir.path().join("pipelines")), 0);
 }
 
 /// Garbage at every route (and every method): a 4xx with a JSON message, never a 5xx.

@@ -108,14 +108,11 @@ pub fn factories(
     plugins: &BTreeMap<String, String>,
 ) -> ApiResult<BTreeMap<String, Arc<dyn OperatorFactory>>> {
     let mut out = BTreeMap::new();
-    for (name, op) in &manifest.operators {
+    for name in manifest.operators.keys() {
         let id = plugins
             .get(name)
             .ok_or_else(|| ApiError::Internal(format!("operator `{name}` has no pinned plugin")))?;
-        out.insert(
-            name.clone(),
-            factory(host, registry, manifest, name, id, &op.config)?,
-        );
+        out.insert(name.clone(), factory(host, registry, manifest, name, id)?);
     }
     Ok(out)
 }
@@ -127,17 +124,16 @@ pub fn factory(
     manifest: &Manifest,
     operator: &str,
     id: &str,
-    config: &Value,
 ) -> ApiResult<Arc<dyn OperatorFactory>> {
+    let op = &manifest.operators[operator];
     if let Some(b) = id.strip_prefix("builtin:") {
-        return crate::builtins::factory(b, config.clone()).ok_or_else(|| {
+        return crate::builtins::factory(b, op.config.clone()).ok_or_else(|| {
             ApiError::Unprocessable(format!("operator `{operator}`: no built-in operator `{b}`"))
         });
     }
     let plugin = host
         .load(&registry.blob(id))
         .map_err(|e| ApiError::Unprocessable(format!("operator `{operator}`: {e}")))?;
-    let op = &manifest.operators[operator];
     Ok(Arc::new(plugin.factory(
         host,
         operator,
@@ -182,6 +178,12 @@ impl Pipeline {
 
     pub fn handles(&self) -> Option<RunHandles> {
         self.run.lock().expect("run lock").clone()
+    }
+
+    fn operator(&self, name: &str) -> ApiResult<&flowlet_manifest::Operator> {
+        self.manifest.operators.get(name).ok_or_else(|| {
+            ApiError::NotFound(format!("pipeline `{}` has no operator `{name}`", self.name))
+        })
     }
 
     /// Whether a plugin digest is pinned by this pipeline, now or for a rollback.
@@ -323,16 +325,11 @@ impl Pipeline {
     pub async fn swap(
         &self,
         host: &Host,
-        registry: &Registry,
+        registry: &Arc<Registry>,
         operator: &str,
         id: &str,
     ) -> ApiResult<Value> {
-        let op = self.manifest.operators.get(operator).ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "pipeline `{}` has no operator `{operator}`",
-                self.name
-            ))
-        })?;
+        self.operator(operator)?;
         let handles = self
             .handles()
             .filter(|_| self.phase().0 == Phase::Running)
@@ -344,24 +341,11 @@ impl Pipeline {
                 ))
             })?;
         let factory = {
-            let (host, registry_blob) = (host.clone(), registry.blob(id));
-            let manifest = self.manifest.clone();
-            let (operator, id, config) = (operator.to_owned(), id.to_owned(), op.config.clone());
-            tokio::task::spawn_blocking(move || -> ApiResult<Arc<dyn OperatorFactory>> {
-                if let Some(b) = id.strip_prefix("builtin:") {
-                    return crate::builtins::factory(b, config).ok_or_else(|| {
-                        ApiError::Unprocessable(format!("no built-in operator `{b}`"))
-                    });
-                }
-                let plugin = host
-                    .load(&registry_blob)
-                    .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-                let op = &manifest.operators[&operator];
-                Ok(Arc::new(plugin.factory(
-                    &host,
-                    &operator,
-                    InstanceSettings::from_manifest(&manifest, op),
-                )))
+            let (host, registry, manifest) =
+                (host.clone(), registry.clone(), self.manifest.clone());
+            let (operator, id) = (operator.to_owned(), id.to_owned());
+            tokio::task::spawn_blocking(move || {
+                factory(&host, &registry, &manifest, &operator, &id)
             })
             .await
             .map_err(|e| ApiError::internal("loading a plugin panicked", e))??
@@ -525,12 +509,7 @@ impl Pipeline {
     /// The keyed state of `key` in `operator`: live from the running instance that owns the
     /// key, else from the last checkpoint in the state directory.
     pub async fn state(&self, operator: &str, key: &str) -> ApiResult<Value> {
-        let op = self.manifest.operators.get(operator).ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "pipeline `{}` has no operator `{operator}`",
-                self.name
-            ))
-        })?;
+        let op = self.operator(operator)?;
         let kb = key.as_bytes();
         let group = flowlet_dataflow::key_group(kb);
         let instance = flowlet_dataflow::instance_of(group, op.parallelism as usize);
