@@ -702,3 +702,105 @@ fn a_public_address_without_a_token_is_refused() {
         "{err}"
     );
 }
+
+/// Without `checkpoint:` there are no barriers: each instance swaps at its next message, and
+/// the state still carries over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pipeline_without_checkpoints_swaps_between_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.jsonl");
+    let (url, _state, _task) = start_server(&dir.path().join("server"), None).await;
+    let c = |url: &str| Client::new(url, None);
+    for v in [1, 2] {
+        let u = url.clone();
+        call(move || {
+            let file = plugin(&format!("counter-v{v}"));
+            c(&u).upload(Path::new(&file), "counter", &format!("v{v}"))
+        })
+        .await
+        .unwrap();
+    }
+    let m = dir.path().join("plain.yaml");
+    std::fs::write(
+        &m,
+        format!(
+            "version: 1\nname: plain\nsources:\n  clicks: {{kind: generator, count: 6000, rate: 3000}}\noperators:\n  count: {{plugin: counter@v1, inputs: [clicks], key-by: /country}}\nsinks:\n  out: {{kind: file, path: {}, inputs: [count]}}\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let u = url.clone();
+    call(move || c(&u).deploy(&m, None)).await.unwrap();
+    wait_for(&url, "plain", "events", |s| events_in(s) > 500).await;
+    let u = url.clone();
+    call(move || c(&u).swap("plain", "count", "counter@v2"))
+        .await
+        .unwrap();
+    wait_for(&url, "plain", "the end", |s| s["phase"] == "finished").await;
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut tags = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["id"].as_u64(), Some(i as u64), "{line}");
+        let n = counts
+            .entry(v["key"].as_str().unwrap().to_owned())
+            .or_default();
+        *n += 1;
+        assert_eq!(v["n"].as_u64(), Some(*n), "{line}");
+        let tag = v["version"].as_str().unwrap().to_owned();
+        if tags.last() != Some(&tag) {
+            tags.push(tag);
+        }
+    }
+    assert_eq!(text.lines().count(), 6000);
+    assert_eq!(tags, ["v1", "v2"]);
+}
+
+/// A Kafka source's consumer lag per partition reaches the status and `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kafka_consumer_lag_is_reported_per_partition() {
+    // The broker's helpers run their own runtime: off this one.
+    let (broker, input) = call(|| {
+        let broker = flowlet_tests::kafka::Broker::start();
+        let input = broker.topic("lag", 2);
+        let events: Vec<(String, String)> = (0..2000)
+            .map(|i| {
+                let ts = 1_700_000_000_000i64 + i;
+                (format!("u{}", i % 7), format!(r#"{{"i":{i},"ts":{ts}}}"#))
+            })
+            .collect();
+        broker.produce(&input, &events);
+        (broker, input)
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _state, _task) = start_server(&dir.path().join("server"), None).await;
+    let manifest = format!(
+        "version: 1\nname: lag\nsources:\n  clicks: {{kind: kafka, brokers: {}, topic: {input}, start: earliest}}\nsinks:\n  out: {{kind: \"null\", inputs: [clicks]}}\n",
+        broker.brokers
+    );
+    let u = url.clone();
+    call(move || {
+        Client::new(&u, None).send_json("POST", "/v1/pipelines", &json!({ "manifest": manifest }))
+    })
+    .await
+    .unwrap();
+    let s = wait_for(&url, "lag", "the consumer lag of both partitions", |s| {
+        s["sources"]["clicks"]["consumer-lag"]
+            .as_object()
+            .is_some_and(|m| m.len() == 2)
+    })
+    .await;
+    let lag = s["sources"]["clicks"]["consumer-lag"].as_object().unwrap();
+    assert!(lag.contains_key(&format!("{input}/0")), "{s:#}");
+    let u = url.clone();
+    let text = call(move || {
+        let mut r = ureq::get(format!("{u}/metrics")).call().unwrap();
+        r.body_mut().read_to_string().unwrap()
+    })
+    .await;
+    let line =
+        format!("flowlet_consumer_lag{{pipeline=\"lag\",node=\"clicks\",partition=\"{input}/1\"}}");
+    assert!(text.contains(&line), "{text}");
+}

@@ -77,9 +77,24 @@ impl ClientContext for Context {
         let mut lag = counters.partition_lag.lock().expect("lag lock");
         for (topic, t) in &statistics.topics {
             for (p, part) in &t.partitions {
-                // -1 is librdkafka's internal "unassigned" partition; a lag of -1 is unknown.
-                if *p >= 0 && part.consumer_lag >= 0 {
-                    lag.insert(format!("{topic}/{p}"), part.consumer_lag);
+                // -1 is librdkafka's internal "unassigned" partition.
+                if *p < 0 || !part.desired {
+                    continue;
+                }
+                // Records not yet handed to flowlet: from the next one it would read (else the
+                // committed offset, else the log start) to the last stable offset (what a
+                // read_committed consumer can read). librdkafka's own `consumer_lag` counts
+                // from the committed offset, which only moves at checkpoints.
+                let end = if part.ls_offset >= 0 {
+                    part.ls_offset
+                } else {
+                    part.hi_offset
+                };
+                let from = [part.app_offset, part.committed_offset, part.lo_offset]
+                    .into_iter()
+                    .find(|o| *o >= 0);
+                if let (true, Some(from)) = (end >= 0, from) {
+                    lag.insert(format!("{topic}/{p}"), (end - from).max(0));
                 }
             }
         }

@@ -997,6 +997,7 @@ pub async fn run(
         }
     }
     let _clear_swaps = ClearSwaps(options.swaps.clone());
+    options.swaps.set_started();
     let mut first_error = None;
     while let Some(done) = tasks.join_next().await {
         let result = done.unwrap_or_else(|e| Err(DataflowError::Panic(e.to_string())));

@@ -162,6 +162,8 @@ pub struct Swaps {
     coordinator: Mutex<Option<mpsc::UnboundedSender<ArmRequest>>>,
     /// The run ended: no swap can happen any more (the slots stay, for their counters).
     ended: std::sync::atomic::AtomicBool,
+    /// Every instance of the run has started (the data flows).
+    started: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Swaps {
@@ -194,6 +196,15 @@ impl Swaps {
             .expect("swaps lock")
             .insert(name.to_owned(), slot.clone());
         slot
+    }
+
+    /// Whether every instance of the run started and the data flows.
+    pub fn started(&self) -> bool {
+        self.started.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_started(&self) {
+        self.started.store(true, Ordering::SeqCst);
     }
 
     pub(crate) fn set_coordinator(&self, tx: Option<mpsc::UnboundedSender<ArmRequest>>) {

@@ -261,7 +261,7 @@ impl Pipeline {
     /// Every tick: the phase, the rates, and the plugins the operators run (a rollback on
     /// probation changes them under the record's feet).
     fn observe(&self, handles: &RunHandles, last: &mut BTreeMap<String, (u64, Instant)>) {
-        if !handles.swaps.slots().is_empty() && self.phase().0 == Phase::Starting {
+        if handles.swaps.started() && self.phase().0 == Phase::Starting {
             self.set_phase(Phase::Running, None);
         }
         let mut rates = self.rates.lock().expect("rates lock");
