@@ -254,6 +254,24 @@ async fn ten_hot_swaps_keep_state_and_lose_or_repeat_nothing() {
         text.contains("flowlet_plugin_swaps_total{pipeline=\"counts\",node=\"count\"} 3"),
         "{text}"
     );
+    // A version a pipeline runs or keeps for a rollback cannot be deleted; v3 (never ran) can.
+    let u = url.clone();
+    let codes = call(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        ["v1", "v2", "v3"].map(|v| {
+            agent
+                .delete(format!("{u}/v1/plugins/counter/{v}"))
+                .call()
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    })
+    .await;
+    assert_eq!(codes, [409, 409, 200]);
     // Delete: a final savepoint is kept, the pipeline is gone.
     let u = url.clone();
     let d = call(move || {
