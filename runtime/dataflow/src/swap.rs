@@ -112,7 +112,6 @@ pub struct OperatorSlot {
     pub kind: PluginKind,
     /// The instances' contexts (their keyed state), while the run lasts.
     ctxs: Mutex<Vec<InstanceContext>>,
-    instances: usize,
     /// The plugin the instances run (what a status shows).
     current: Mutex<Arc<dyn OperatorFactory>>,
     /// The barrier at which an armed swap happens; `u64::MAX` when none is armed. Read on every
@@ -132,10 +131,6 @@ impl OperatorSlot {
 
     pub fn status(&self) -> Option<SwapStatus> {
         self.status.lock().expect("slot lock").clone()
-    }
-
-    pub fn instances(&self) -> usize {
-        self.instances
     }
 
     /// The keyed state handle of instance `i` (stateful processors), while the run lasts.
@@ -182,7 +177,6 @@ impl Swaps {
         let slot = Arc::new(OperatorSlot {
             name: name.to_owned(),
             kind: factory.kind(),
-            instances: ctxs.len(),
             ctxs: Mutex::new(ctxs),
             current: Mutex::new(factory),
             armed_at: AtomicU64::new(u64::MAX),

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
-use flowlet_dataflow::CHECKPOINTS;
+use flowlet_dataflow::{CHECKPOINTS, Clock, SystemClock};
 
 use super::pipelines::Pipeline;
 
@@ -155,9 +155,7 @@ pub fn render(pipelines: &[std::sync::Arc<Pipeline>], plugins: usize) -> String 
     );
     let stored = o.family("flowlet_plugins_stored", "gauge", "Plugin versions stored");
     o.add(stored, "", &[], plugins as f64);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now = SystemClock.now();
     for p in pipelines {
         let name = p.name.as_str();
         let (phase, _) = p.phase();

@@ -24,6 +24,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
+use flowlet_dataflow::{Clock, SystemClock};
 use flowlet_host::Host;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -503,7 +504,7 @@ async fn delete_pipeline(
     let kept = match savepoint {
         Some(sp) => {
             let dir = state.0.config.data_dir.join("savepoints");
-            let to = dir.join(format!("{name}-{}.flowlet", now_ms()));
+            let to = dir.join(format!("{name}-{}.flowlet", SystemClock.now()));
             let moved = std::fs::create_dir_all(&dir).and_then(|()| std::fs::rename(&sp, &to));
             match moved {
                 Ok(()) => Some(to),
@@ -521,12 +522,6 @@ async fn delete_pipeline(
         StatusCode::OK,
         json!({ "deleted": name, "savepoint": kept }),
     ))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[derive(Deserialize)]

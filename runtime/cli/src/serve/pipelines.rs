@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use flowlet_dataflow::swap::Swaps;
 use flowlet_dataflow::{
-    CHECKPOINTS, LiveStats, OperatorFactory, PluginKind, RunOptions, Savepoints, Stop,
+    CHECKPOINTS, Clock, LiveStats, OperatorFactory, PluginKind, RunOptions, Savepoints, Stop,
+    SystemClock,
 };
 use flowlet_host::{Host, InstanceSettings};
 use flowlet_manifest::{Manifest, PluginRef};
@@ -212,7 +213,18 @@ impl Pipeline {
             *self.run.lock().expect("run lock") = Some(handles.clone());
             self.set_phase(Phase::Starting, None);
             let plugins = self.record.lock().expect("record lock").plugins.clone();
-            let result = match factories(&host, &registry, &self.manifest, &plugins) {
+            // Loading compiles a component on a cache miss (10+ s for an interpreted
+            // language's): not on the async runtime.
+            let made = {
+                let (host, registry, manifest) =
+                    (host.clone(), registry.clone(), self.manifest.clone());
+                tokio::task::spawn_blocking(move || {
+                    factories(&host, &registry, &manifest, &plugins)
+                })
+                .await
+                .unwrap_or_else(|e| Err(ApiError::internal("loading plugins panicked", e)))
+            };
+            let result = match made {
                 Ok(f) => {
                     let options = RunOptions {
                         live: handles.live.clone(),
@@ -541,9 +553,7 @@ impl Pipeline {
                 let (op_name, key) = (operator.to_owned(), kb.to_vec());
                 let read = tokio::task::spawn_blocking(move || {
                     let db = flowlet_dataflow::state::StateDb::open(&dir)?;
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as i64);
+                    let now = SystemClock.now();
                     flowlet_dataflow::state::stored_entries_of(&db, &op_name, &key, now)
                 })
                 .await

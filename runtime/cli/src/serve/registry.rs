@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use flowlet_dataflow::{Clock, SystemClock};
 use flowlet_host::Host;
 use flowlet_manifest::{PluginRef, valid_name};
 use serde::{Deserialize, Serialize};
@@ -38,12 +39,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Registry {
@@ -83,21 +78,28 @@ impl Registry {
         self.index.lock().expect("registry lock").clone()
     }
 
+    /// The first entry `pick` accepts, without copying the index.
+    fn first(&self, pick: impl Fn(&PluginEntry) -> bool) -> Option<PluginEntry> {
+        self.index
+            .lock()
+            .expect("registry lock")
+            .iter()
+            .find(|e| pick(e))
+            .cloned()
+    }
+
     pub fn versions(&self, name: &str) -> Vec<PluginEntry> {
-        self.list().into_iter().filter(|e| e.name == name).collect()
+        let index = self.index.lock().expect("registry lock");
+        index.iter().filter(|e| e.name == name).cloned().collect()
     }
 
     pub fn find(&self, name: &str, version: &str) -> Option<PluginEntry> {
-        self.list()
-            .into_iter()
-            .find(|e| e.name == name && e.version == version)
+        self.first(|e| e.name == name && e.version == version)
     }
 
     /// `name@version` of a digest, for status pages (the first upload under it).
     pub fn label(&self, digest: &str) -> Option<String> {
-        self.list()
-            .into_iter()
-            .find(|e| e.digest == digest)
+        self.first(|e| e.digest == digest)
             .map(|e| format!("{}@{}", e.name, e.version))
     }
 
@@ -128,7 +130,7 @@ impl Registry {
             world: plugin.kind.to_string(),
             contract: flowlet_host::CONTRACT_VERSION.to_owned(),
             size: bytes.len() as u64,
-            uploaded_at: now_ms(),
+            uploaded_at: SystemClock.now(),
         };
         let mut index = self.index.lock().expect("registry lock");
         if let Some(e) = index
