@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: [(&str, &str); 18] = [
+const PLUGINS: [(&str, &str); 19] = [
+    ("flowlet-plugin-enrich", "enrich"),
     ("flowlet-plugin-filter", "filter"),
     ("flowlet-plugin-map", "map"),
     ("flowlet-plugin-flat-map", "flat-map"),

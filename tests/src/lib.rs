@@ -80,6 +80,13 @@ pub fn json_lines(path: &Path) -> Vec<serde_json::Value> {
 /// The `flowlet` binary (built before the tests by `scripts/test`), with the tests' component
 /// cache.
 pub fn flowlet_bin() -> std::process::Command {
+    let mut cmd = std::process::Command::new(flowlet_exe());
+    cmd.env("FLOWLET_CACHE_DIR", test_cache_dir());
+    cmd
+}
+
+/// The path of the `flowlet` binary (see [`flowlet_bin`]).
+pub fn flowlet_exe() -> PathBuf {
     // Tests run from <target>/<profile>/deps/; the binary is <target>/<profile>/flowlet.
     let exe = std::env::current_exe().unwrap();
     let bin: PathBuf = exe.parent().unwrap().parent().unwrap().join("flowlet");
@@ -88,12 +95,12 @@ pub fn flowlet_bin() -> std::process::Command {
         "{} is missing: build it first with `cargo build --release -p flowlet` (scripts/test does)",
         bin.display()
     );
-    let mut cmd = std::process::Command::new(bin);
-    cmd.env(
-        "FLOWLET_CACHE_DIR",
-        std::env::temp_dir().join("flowlet-test-cache"),
-    );
-    cmd
+    bin
+}
+
+/// The component cache the tests' `flowlet` processes share.
+pub fn test_cache_dir() -> PathBuf {
+    std::env::temp_dir().join("flowlet-test-cache")
 }
 
 /// How many times the crash tests kill flowlet: 10, or `FLOWLET_CRASH_KILLS` (long mode).

@@ -41,6 +41,21 @@ pub enum Bench {
     /// The pause a hot swap causes: largest gap in a stateful topology's output around each of
     /// N swaps under a steady load, beside the gaps without swaps.
     Swap(crate::swap_bench::SwapArgs),
+    /// The enrich-and-filter operator in Rust, C, Python and JavaScript over the same generated
+    /// events: events/s per language (build them with `scripts/build-plugins --all`).
+    Languages {
+        /// Events per run (the same for every language).
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        #[arg(long, default_value_t = 256)]
+        batch_size: u32,
+        /// Folder with enrich.wasm, enrich-c.wasm, enrich-python.wasm and enrich-js.wasm.
+        #[arg(long, default_value = "dist/plugins")]
+        plugins: PathBuf,
+        /// Runs per language (the best is reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: u32,
+    },
 }
 
 /// CPU seconds (user + system) used by this process so far.
@@ -90,6 +105,12 @@ pub async fn run(which: Bench, host: Host) -> anyhow::Result<()> {
         Bench::Checkpoint(args) => return crate::kafka_bench::checkpoint(args, host).await,
         Bench::Nexmark(args) => return crate::nexmark_bench::nexmark(args, host).await,
         Bench::Swap(args) => return crate::swap_bench::swap(args, host).await,
+        Bench::Languages {
+            events,
+            batch_size,
+            plugins,
+            repeat,
+        } => return languages(events, batch_size, &plugins, repeat, host).await,
     };
     let plugins = std::fs::canonicalize(&plugins).map_err(|e| {
         anyhow::anyhow!(
@@ -143,6 +164,79 @@ pub async fn run(which: Bench, host: Host) -> anyhow::Result<()> {
                 n as f64 / cpu.max(0.01)
             );
         }
+    }
+    Ok(())
+}
+
+/// `flowlet bench languages`.
+async fn languages(
+    events: u64,
+    batch: u32,
+    plugins: &std::path::Path,
+    repeat: u32,
+    host: Host,
+) -> anyhow::Result<()> {
+    println!("| language | plugin | component size | events | passed | events/s | vs Rust |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    let mut rust_rate = None;
+    for (lang, file) in [
+        ("Rust", "enrich.wasm"),
+        ("C", "enrich-c.wasm"),
+        ("Python", "enrich-python.wasm"),
+        ("JavaScript", "enrich-js.wasm"),
+    ] {
+        let path = plugins.join(file);
+        let size = std::fs::metadata(&path)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: {e}; build the plugins of every language first (scripts/build-plugins --all)",
+                    path.display()
+                )
+            })?
+            .len();
+        let text = format!(
+            r#"
+version: 1
+name: bench-languages
+sources:
+  gen: {{kind: generator, count: {events}, batch-size: {batch}}}
+operators:
+  enrich:
+    plugin: {}
+    config: {{min-amount: 100, high-amount: 500}}
+    inputs: [gen]
+sinks:
+  out: {{kind: "null", inputs: [enrich]}}
+"#,
+            path.display()
+        );
+        let manifest = flowlet_manifest::parse_str(&text, "bench.yaml".as_ref(), &crate::options())
+            .map_err(|d| anyhow::anyhow!("{d}"))?;
+        // Compiled (or loaded from the cache) before the clock starts.
+        crate::factories(&host, &manifest)?;
+        let mut best: Option<f64> = None;
+        let mut passed = 0;
+        for _ in 0..repeat {
+            let factories = crate::factories(&host, &manifest)?;
+            let t0 = Instant::now();
+            let report = flowlet_dataflow::run(
+                &manifest,
+                factories,
+                flowlet_dataflow::Stop::new(),
+                Default::default(),
+            )
+            .await?;
+            let wall = t0.elapsed().as_secs_f64();
+            passed = report.nodes["out"].events_in;
+            best = Some(best.map_or(wall, |b: f64| b.min(wall)));
+        }
+        let rate = events as f64 / best.expect("at least one run");
+        let rust = *rust_rate.get_or_insert(rate);
+        println!(
+            "| {lang} | {file} | {:.1} MB | {events} | {passed} | {rate:.0} | {:.2}× |",
+            size as f64 / 1e6,
+            rate / rust
+        );
     }
     Ok(())
 }

@@ -6,9 +6,11 @@ pub mod builtins;
 pub mod client;
 pub mod control;
 mod kafka_bench;
+mod new_project;
 pub mod nexmark_bench;
 pub mod serve;
 mod swap_bench;
+pub mod toolkit;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -121,6 +123,26 @@ enum Command {
         pipeline: Option<String>,
         #[command(flatten)]
         server: ServerArgs,
+    },
+    /// Create an operator project in Rust, C, Python or JavaScript (docs/LANGUAGES.md).
+    New {
+        /// The operator's name (also the project's directory).
+        name: String,
+        /// rust | c | python | js
+        #[arg(long, value_enum)]
+        lang: new_project::Lang,
+        /// Where to create the project [default: the current directory].
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Rust: the flowlet SDK crate the project depends on [default: the one of the source
+        /// tree this flowlet was built from].
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Tools for operator authors: the WIT contract, C bindings, components from core modules.
+    Sdk {
+        #[command(subcommand)]
+        which: toolkit::Sdk,
     },
     /// Benchmarks (see docs/BENCHMARKS.md).
     Bench {
@@ -374,6 +396,16 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             "{}",
             serde_json::to_string_pretty(&flowlet_manifest::json_schema())?
         ),
+        Command::New {
+            name,
+            lang,
+            dir,
+            sdk,
+        } => {
+            let path = new_project::create(&name, lang, &dir, sdk.as_deref())?;
+            println!("{}", new_project::next_steps(&name, lang, &path));
+        }
+        Command::Sdk { which } => toolkit::run(which)?,
         Command::Bench { which } => bench::run(which, host(cli.cache_dir)?).await?,
         Command::Serve {
             listen,

@@ -56,8 +56,19 @@ impl SinkTask {
             .and_then(|c| c.restored.as_ref())
             .and_then(|m| m.get("length")?.as_u64());
         let file = match restored {
-            None => std::fs::File::create(&path)
-                .map_err(|e| self.fail(format!("cannot create {}: {e}", path.display())))?,
+            None => {
+                // Like `mkdir -p`: a sink into `out/x.jsonl` needs no set-up step.
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        self.fail(format!(
+                            "cannot create the directory {}: {e}",
+                            dir.display()
+                        ))
+                    })?;
+                }
+                std::fs::File::create(&path)
+                    .map_err(|e| self.fail(format!("cannot create {}: {e}", path.display())))?
+            }
             Some(len) => {
                 let mut file = std::fs::OpenOptions::new()
                     .read(true)
