@@ -294,11 +294,13 @@ impl Broker {
         let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
         let mut tpl = TopicPartitionList::new();
         let mut ends = BTreeMap::new();
+        let mut lows = BTreeMap::new();
         for p in &parts {
-            let (_, high) = c
+            let (low, high) = c
                 .fetch_watermarks(topic, *p, Duration::from_secs(10))
                 .unwrap();
             ends.insert(*p, high);
+            lows.insert(*p, low);
             tpl.add_partition_offset(topic, *p, Offset::Beginning)
                 .unwrap();
         }
@@ -347,13 +349,45 @@ impl Broker {
                 }
             }
         }
+        let gaps = gaps(&out);
+        if !gaps.is_empty() || lows.values().any(|l| *l != 0) {
+            eprintln!(
+                "reading {topic}: log start offsets {lows:?}, end offsets {ends:?}; offsets skipped (partition, after, next): {gaps:?}"
+            );
+        }
         out
     }
+}
+
+/// Where the offsets read from each partition jump by more than one transaction marker
+/// (`(partition, offset, next offset)`, a first offset above 1 included): records the broker
+/// did not return. Diagnostics for the crash tests.
+fn gaps(records: &[Record]) -> Vec<(i32, i64, i64)> {
+    let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut out = Vec::new();
+    for r in records {
+        let prev = last.insert(r.partition, r.offset).unwrap_or(-1);
+        if r.offset - prev > 2 {
+            out.push((r.partition, prev, r.offset));
+        }
+    }
+    out
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
         self.stop();
+        if let (Ok(keep), Some(dir)) = (std::env::var("FLOWLET_KEEP"), &self.dir) {
+            let to = std::path::Path::new(&keep).join(format!("broker-{}", self.port));
+            let _ = std::fs::create_dir_all(&to);
+            for f in std::fs::read_dir(dir.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let _ = std::fs::copy(f.path(), to.join(f.file_name()));
+            }
+        }
     }
 }
 

@@ -128,10 +128,25 @@ fn crash_until_done(manifest: &Path, kills: usize, seed: u64, max_ms: u64) -> us
     let mut rng = Rng(seed);
     let mut killed = 0;
     while killed < kills {
-        let (ended, _) = run_and_kill(
+        let (ended, err) = run_and_kill(
             &run_args(manifest),
             Duration::from_millis(100 + rng.below(max_ms)),
         );
+        if let Ok(keep) = std::env::var("FLOWLET_KEEP") {
+            let name = manifest
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let _ = std::fs::create_dir_all(&keep);
+            std::fs::write(
+                Path::new(&keep).join(format!("{name}-run-{killed}.log")),
+                err,
+            )
+            .unwrap();
+        }
         if ended {
             break;
         }
