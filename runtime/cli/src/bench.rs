@@ -136,18 +136,7 @@ pub async fn run(which: Bench, host: Host) -> anyhow::Result<()> {
                     .map_err(|d| anyhow::anyhow!("{d}"))?;
             let mut best: Option<(f64, f64)> = None;
             for _ in 0..repeat {
-                let factories = crate::factories(&host, &manifest)?;
-                let cpu0 = cpu_seconds();
-                let t0 = Instant::now();
-                let report = flowlet_dataflow::run(
-                    &manifest,
-                    factories,
-                    flowlet_dataflow::Stop::new(),
-                    Default::default(),
-                )
-                .await?;
-                let wall = t0.elapsed().as_secs_f64();
-                let cpu = cpu_seconds() - cpu0;
+                let (report, wall, cpu) = timed_run(&host, &manifest).await?;
                 let out = report.nodes["out"].events_in;
                 anyhow::ensure!(
                     out > 0 && out < n,
@@ -166,6 +155,25 @@ pub async fn run(which: Bench, host: Host) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Run `manifest` once: the report, wall seconds and process CPU seconds (plugins loaded before
+/// the clock starts).
+async fn timed_run(
+    host: &Host,
+    manifest: &flowlet_manifest::Manifest,
+) -> anyhow::Result<(flowlet_dataflow::RunReport, f64, f64)> {
+    let factories = crate::factories(host, manifest)?;
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    let report = flowlet_dataflow::run(
+        manifest,
+        factories,
+        flowlet_dataflow::Stop::new(),
+        Default::default(),
+    )
+    .await?;
+    Ok((report, t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0))
 }
 
 /// `flowlet bench languages`.
@@ -217,16 +225,7 @@ sinks:
         let mut best: Option<f64> = None;
         let mut passed = 0;
         for _ in 0..repeat {
-            let factories = crate::factories(&host, &manifest)?;
-            let t0 = Instant::now();
-            let report = flowlet_dataflow::run(
-                &manifest,
-                factories,
-                flowlet_dataflow::Stop::new(),
-                Default::default(),
-            )
-            .await?;
-            let wall = t0.elapsed().as_secs_f64();
+            let (report, wall, _) = timed_run(&host, &manifest).await?;
             passed = report.nodes["out"].events_in;
             best = Some(best.map_or(wall, |b: f64| b.min(wall)));
         }
