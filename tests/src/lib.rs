@@ -85,6 +85,19 @@ pub fn flowlet_bin() -> std::process::Command {
     cmd
 }
 
+/// Run `cmd` to the end and expect it to succeed (its stderr is the failure message).
+pub fn succeed(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// The path of the `flowlet` binary (see [`flowlet_bin`]).
 pub fn flowlet_exe() -> PathBuf {
     // Tests run from <target>/<profile>/deps/; the binary is <target>/<profile>/flowlet.

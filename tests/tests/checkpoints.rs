@@ -7,7 +7,9 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use flowlet_tests::{Rng, crash_kills, flowlet_bin, json_lines, run_and_kill, write_manifest};
+use flowlet_tests::{
+    Rng, crash_kills, flowlet_bin, json_lines, run_and_kill, succeed, write_manifest,
+};
 
 /// `n` clicks `{"id", "user", "ts"}` in time order; one in ten repeats an earlier id.
 fn clicks(path: &Path, n: usize, seed: u64) -> Vec<(u64, String, i64)> {
@@ -104,17 +106,7 @@ fn spawn_run(manifest: &Path) -> std::process::Child {
 
 /// `flowlet savepoint MANIFEST EXTRA…`, which must succeed; the file it wrote.
 fn take_savepoint(manifest: &Path, extra: &[&OsStr]) -> PathBuf {
-    let out = flowlet_bin()
-        .arg("savepoint")
-        .arg(manifest)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeed(flowlet_bin().arg("savepoint").arg(manifest).args(extra));
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
@@ -130,12 +122,7 @@ fn crash_until_done(manifest: &Path, kills: usize, seed: u64) -> usize {
         }
         killed += 1;
     }
-    let out = flowlet_bin().args(args(manifest, &[])).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeed(flowlet_bin().args(args(manifest, &[])));
     killed
 }
 
@@ -169,15 +156,10 @@ fn a_savepoint_taken_while_running_restarts_the_same_output() {
     assert!(child.wait().unwrap().success());
     let first = std::fs::read_to_string(dir.path().join("counts.jsonl")).unwrap();
     // Start again from the savepoint: the output is cut back to it and written again.
-    let out = flowlet_bin()
-        .args(args(&manifest, &["--from-savepoint"]))
-        .arg(&savepoint)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        flowlet_bin()
+            .args(args(&manifest, &["--from-savepoint"]))
+            .arg(&savepoint),
     );
     let second = std::fs::read_to_string(dir.path().join("counts.jsonl")).unwrap();
     assert_eq!(first.lines().count(), second.lines().count());
@@ -299,12 +281,7 @@ sinks:
             Duration::from_millis(100 + rng.below(300)),
         );
     }
-    let out = flowlet_bin().args(args(&manifest, &[])).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeed(flowlet_bin().args(args(&manifest, &[])));
     let mut seen = std::collections::HashSet::new();
     for e in json_lines(&dir.path().join("out.jsonl")) {
         assert!(seen.insert(e["id"].as_u64().unwrap()), "{e} repeated");

@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flowlet_tests::{plugin, root, write_manifest};
+use flowlet_tests::{plugin, root, succeed, write_manifest};
 
 fn flowlet() -> Command {
     flowlet_tests::flowlet_bin()
@@ -27,15 +27,7 @@ fn validate_prints_every_error_and_fails() {
 
 #[test]
 fn inspect_prints_the_contract() {
-    let out = flowlet()
-        .args(["inspect", &plugin("map")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeed(flowlet().args(["inspect", &plugin("map")]));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("world:     processor"), "{text}");
     assert!(text.contains("contract:  0.1.0"), "{text}");
@@ -60,15 +52,10 @@ sinks:
   out: {kind: stdout, inputs: [big]}
 "#,
     );
-    let out = flowlet()
-        .args(["--log-format", "json", "run"])
-        .arg(&manifest)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        flowlet()
+            .args(["--log-format", "json", "run"])
+            .arg(&manifest),
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let n = stdout.lines().count();
@@ -188,12 +175,7 @@ sinks:
 "#,
     );
     // Run once to create the database, then mark it as written by another format.
-    let out = flowlet().arg("run").arg(&manifest).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeed(flowlet().arg("run").arg(&manifest));
     sled_marker(&dir.path().join("old-state"));
     let out = flowlet().arg("run").arg(&manifest).output().unwrap();
     assert!(!out.status.success());

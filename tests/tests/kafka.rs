@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use flowlet_tests::kafka::{self, Broker, Record};
-use flowlet_tests::{Rng, crash_kills, flowlet_bin, json_lines, run_and_kill, write_manifest};
+use flowlet_tests::{
+    Rng, crash_kills, flowlet_bin, json_lines, run_and_kill, succeed, write_manifest,
+};
 
 /// A window count: (user, window start, count).
 type Count = (String, i64, u64);
@@ -156,12 +158,7 @@ fn crash_until_done(manifest: &Path, kills: usize, seed: u64, max_ms: u64) -> us
 }
 
 fn finish(manifest: &Path) {
-    let out = flowlet_bin().args(run_args(manifest)).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeed(flowlet_bin().args(run_args(manifest)));
 }
 
 // Every topology is named after its input topic, so that tests sharing an external cluster

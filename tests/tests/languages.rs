@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use flowlet_tests::{
-    Rng, flowlet_bin, flowlet_exe, json_lines, plugin, root, run_and_kill, test_cache_dir,
+    Rng, flowlet_bin, flowlet_exe, json_lines, plugin, root, run_and_kill, succeed, test_cache_dir,
 };
 use serde_json::{Value, json};
 
@@ -56,11 +56,17 @@ fn make(dir: &Path, args: &[&str]) -> std::process::Output {
     out
 }
 
+/// Cargo's target directory (the `flowlet` binary is in `<target>/<profile>/`).
+fn target_dir() -> PathBuf {
+    flowlet_exe().parent().unwrap().parent().unwrap().to_owned()
+}
+
 /// The C, Python and JavaScript plugins, built once by their Makefiles.
 fn language_plugins() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("flowlet-lang-plugins-{}", std::process::id()));
+        // In the target directory (beside the Rust plugins), not left behind in /tmp.
+        let dir = target_dir().join("lang-plugins");
         let out = format!("OUT={}", dir.display());
         for p in ["enrich-c", "enrich-python", "enrich-js", "aggregate-python"] {
             make(&root().join("plugins").join(p), &["-B", &out]);
@@ -154,12 +160,7 @@ sinks:
         ),
     )
     .unwrap();
-    let out = flowlet_bin().arg("run").arg(&manifest).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeed(flowlet_bin().arg("run").arg(&manifest));
     let dead = json_lines(&run.join("dead.jsonl"))
         .into_iter()
         .map(|d| {
@@ -328,12 +329,7 @@ fn run_aggregate(dir: &Path, manifest_text: &str) -> Vec<(String, i64, i64, u64,
     std::fs::create_dir_all(dir).unwrap();
     let manifest = dir.join("topology.yaml");
     std::fs::write(&manifest, manifest_text).unwrap();
-    let out = flowlet_bin().arg("run").arg(&manifest).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeed(flowlet_bin().arg("run").arg(&manifest));
     windows(&dir.join("out.jsonl"))
 }
 
@@ -379,18 +375,10 @@ fn the_python_window_aggregate_resumes_from_a_checkpoint_after_a_kill() {
     )
     .unwrap();
     // Compile (and cache) the component first, so that the kills land while events flow.
-    let out = flowlet_bin()
-        .args([
-            "inspect".as_ref(),
-            Path::new(&lang_plugin("aggregate-python")).as_os_str(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeed(flowlet_bin().args([
+        "inspect".as_ref(),
+        Path::new(&lang_plugin("aggregate-python")).as_os_str(),
+    ]));
     let mut rng = Rng(5);
     let mut killed = 0;
     for _ in 0..3 {
@@ -407,12 +395,7 @@ fn the_python_window_aggregate_resumes_from_a_checkpoint_after_a_kill() {
         killed > 0,
         "the run ended before any kill; give it more input"
     );
-    let out = flowlet_bin().arg("run").arg(&manifest).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeed(flowlet_bin().arg("run").arg(&manifest));
     assert_eq!(windows(&run.join("out.jsonl")), expected);
 }
 
@@ -421,27 +404,17 @@ fn flowlet_new_projects_build_and_pass_their_own_tests_in_every_language() {
     let dir = tempfile::tempdir().unwrap();
     for lang in ["rust", "c", "python", "js"] {
         let name = format!("my-{lang}-op");
-        let out = flowlet_bin()
-            .args(["new", &name, "--lang", lang, "--dir"])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeed(
+            flowlet_bin()
+                .args(["new", &name, "--lang", lang, "--dir"])
+                .arg(dir.path()),
         );
         let project = dir.path().join(&name);
         assert!(project.join("README.md").is_file());
         let mut args = vec!["test".to_owned()];
         if lang == "rust" {
             // The plugins' target directory: the SDK's dependencies are compiled there already.
-            let target = flowlet_exe()
-                .parent()
-                .unwrap()
-                .parent()
-                .unwrap()
-                .join("wasm-plugins");
+            let target = target_dir().join("wasm-plugins");
             args.push(format!("CARGO_TARGET_DIR={}", target.display()));
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

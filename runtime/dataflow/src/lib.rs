@@ -402,10 +402,23 @@ impl Default for LatencyHistogram {
 }
 
 impl LatencyHistogram {
+    /// Nanoseconds at bucket position `b` (bucket `i` spans `bound(i)..bound(i + 1)`).
+    fn bound(b: f64) -> f64 {
+        2f64.powf(b / 4.0)
+    }
+
     pub fn record(&self, d: std::time::Duration) {
         let ns = d.as_nanos().max(1) as f64;
         let b = ((ns.log2() * 4.0) as usize).min(255);
         self.0[b].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts of the buckets and the upper bound (in nanoseconds) of each.
+    pub fn buckets(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        self.0
+            .iter()
+            .enumerate()
+            .map(|(b, c)| (Self::bound(b as f64 + 1.0), c.load(Ordering::Relaxed)))
     }
 
     /// The `p`-th percentile (0–100), as the middle of its bucket; `None` when empty.
@@ -420,7 +433,7 @@ impl LatencyHistogram {
         for (b, c) in counts.iter().enumerate() {
             seen += c;
             if seen >= rank {
-                let ns = 2f64.powf((b as f64 + 0.5) / 4.0);
+                let ns = Self::bound(b as f64 + 0.5);
                 return Some(std::time::Duration::from_nanos(ns as u64));
             }
         }
@@ -466,16 +479,6 @@ impl Default for NodeCounters {
             partition_lag: std::sync::Mutex::default(),
             batch_latency: LatencyHistogram::default(),
         }
-    }
-}
-
-impl LatencyHistogram {
-    /// The counts of the buckets and the upper bound (in nanoseconds) of each.
-    pub fn buckets(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
-        self.0
-            .iter()
-            .enumerate()
-            .map(|(b, c)| (2f64.powf((b as f64 + 1.0) / 4.0), c.load(Ordering::Relaxed)))
     }
 }
 

@@ -265,10 +265,8 @@ impl OperatorTask {
         let started = Instant::now();
         let counters = self.policy.counters.clone();
         let mut dead = Batch::new();
-        if self.swaps.others_rolled_back() {
-            self.roll_back(&OperatorError::Failed(
-                "another instance of the operator rolled the swap back".into(),
-            ))?;
+        if let Some(why) = self.swaps.rolled_back_elsewhere() {
+            self.roll_back(&why)?;
         }
         // A plugin on probation: its state changes are journaled, and a failure brings the
         // previous version back to handle the same batch.

@@ -433,9 +433,15 @@ impl GroupedStore {
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.dirty.insert(group_of(&key));
-        let old = self.map.insert(key.clone(), value);
-        if let Some(j) = &mut self.journal {
-            j.entry(key).or_insert(old);
+        match &mut self.journal {
+            // Only a plugin on probation pays for the journal's copy of the key.
+            Some(j) => {
+                let old = self.map.insert(key.clone(), value);
+                j.entry(key).or_insert(old);
+            }
+            None => {
+                self.map.insert(key, value);
+            }
         }
     }
 

@@ -440,13 +440,19 @@ impl InstanceSwaps {
         }
     }
 
-    /// Whether another instance of the operator rolled back this swap.
-    pub fn others_rolled_back(&self) -> bool {
-        self.probation > 0
+    /// When another instance of the operator rolled back this swap: the reason this instance
+    /// rolls back too.
+    pub fn rolled_back_elsewhere(&self) -> Option<crate::OperatorError> {
+        let elsewhere = self.probation > 0
             && self
                 .slot
                 .as_ref()
-                .is_some_and(|s| s.generation.load(Ordering::Relaxed) != self.generation)
+                .is_some_and(|s| s.generation.load(Ordering::Relaxed) != self.generation);
+        elsewhere.then(|| {
+            crate::OperatorError::Failed(
+                "another instance of the operator rolled the swap back".into(),
+            )
+        })
     }
 
     /// The new version failed on probation: the previous version's factory, to make a fresh

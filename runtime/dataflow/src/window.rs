@@ -565,10 +565,8 @@ impl WindowTask {
         let updated: Updated = if pairs.is_empty() {
             Updated::Isolated(Vec::new())
         } else {
-            if self.swaps.others_rolled_back() {
-                self.roll_back(&OperatorError::Failed(
-                    "another instance of the operator rolled the swap back".into(),
-                ))?;
+            if let Some(why) = self.swaps.rolled_back_elsewhere() {
+                self.roll_back(&why)?;
             }
             let result = match self.add(accs, input_ref, &slots) {
                 // A plugin on probation failed: the previous version folds the batch.

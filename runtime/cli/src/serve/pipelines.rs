@@ -433,16 +433,22 @@ impl Pipeline {
                 registry.label(id)
             }
         };
+        // A counter of a node, 0 when the node has not started.
+        let load =
+            |c: &Option<Arc<flowlet_dataflow::NodeCounters>>,
+             f: fn(&flowlet_dataflow::NodeCounters) -> &std::sync::atomic::AtomicU64| {
+                c.as_ref().map_or(0, |c| f(c).load(Relaxed))
+            };
         let mut sources = serde_json::Map::new();
         for name in self.manifest.sources.keys() {
             let c = counters(name);
             sources.insert(
                 name.clone(),
                 json!({
-                    "events-out": c.as_ref().map_or(0, |c| c.events_out.load(Relaxed)),
+                    "events-out": load(&c, |c| &c.events_out),
                     "events-per-second": rates.get(name).copied().unwrap_or(0.0),
                     "watermark": c.as_ref().and_then(|c| watermark(c)),
-                    "dead-letters": c.as_ref().map_or(0, |c| c.dead_lettered.load(Relaxed)),
+                    "dead-letters": load(&c, |c| &c.dead_lettered),
                     "consumer-lag": c.as_ref().map(|c| c.partition_lag.lock().expect("lag lock").clone()).unwrap_or_default(),
                 }),
             );
@@ -456,9 +462,7 @@ impl Pipeline {
                 .map(|s| s.plugin())
                 .or_else(|| record.plugins.get(name).cloned())
                 .unwrap_or_default();
-            let get = |f: fn(&flowlet_dataflow::NodeCounters) -> &std::sync::atomic::AtomicU64| {
-                c.as_ref().map_or(0, |c| f(c).load(Relaxed))
-            };
+            let get = |f| load(&c, f);
             operators.insert(
                 name.clone(),
                 json!({
@@ -486,7 +490,7 @@ impl Pipeline {
             sinks.insert(
                 name.clone(),
                 json!({
-                    "events-in": c.as_ref().map_or(0, |c| c.events_in.load(Relaxed)),
+                    "events-in": load(&c, |c| &c.events_in),
                     "events-per-second": rates.get(name).copied().unwrap_or(0.0),
                 }),
             );
