@@ -128,8 +128,8 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
             }
             PluginRef::Path(p) if opts.check_files && !m.resolve(p).is_file() => d.error_hint(
                 at(name),
-                format!("operator `{name}`: plugin file `{}` does not exist", m.resolve(p).display()),
-                "build the plugin first (see the README), or fix the path; it is relative to the manifest",
+                format!("operator `{name}`: plugin file `{}` {}", m.resolve(p).display(), not_a_file(&m.resolve(p))),
+                "give the path of the component's .wasm file, relative to the manifest (build the plugin first, see the README)",
             ),
             PluginRef::Digest(hex)
                 if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) =>
@@ -191,10 +191,11 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
             d.error_hint(
                 at(name),
                 format!(
-                    "source `{name}`: input file `{}` does not exist",
-                    m.resolve(path).display()
+                    "source `{name}`: input file `{}` {}",
+                    m.resolve(path).display(),
+                    not_a_file(&m.resolve(path))
                 ),
-                "paths are relative to the manifest's folder",
+                "paths are relative to the manifest's folder; a pipe is read with `kind: stdin`",
             );
         }
     }
@@ -226,11 +227,153 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
             );
         }
     }
+    check_shared_files(m, d);
     if let Some(cycle) = find_cycle(m) {
         d.error_hint(
             at(&cycle[0]),
             format!("the operators form a cycle: {}", cycle.join(" -> ")),
             "a topology is a DAG; remove one of these inputs",
+        );
+    }
+}
+
+/// Why `path`, which is not a regular file, cannot be read as one.
+fn not_a_file(path: &std::path::Path) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::metadata(path) {
+        Err(_) => "does not exist",
+        Ok(m) if m.is_dir() => "is a directory, not a file",
+        Ok(m) if m.file_type().is_fifo() => "is a named pipe (FIFO), not a regular file",
+        Ok(m) if m.file_type().is_socket() => "is a socket, not a regular file",
+        Ok(_) => "is a device, not a regular file",
+    }
+}
+
+/// `path` made absolute with symbolic links resolved, also when it does not exist yet (its
+/// deepest existing ancestor is resolved), so that two spellings of one file compare equal.
+pub(crate) fn canonical(path: &std::path::Path) -> std::path::PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut missing = Vec::new();
+    let mut at = abs.as_path();
+    loop {
+        if let Ok(c) = std::fs::canonicalize(at) {
+            let mut c = c;
+            for part in missing.iter().rev() {
+                c.push(part);
+            }
+            return lexical(&c);
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_owned());
+                at = parent;
+            }
+            _ => return lexical(&abs),
+        }
+    }
+}
+
+/// `.` and `..` removed without looking at the file system.
+fn lexical(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Nodes sharing a file or standard input in a way that loses data: a file sink writing a file
+/// a source reads (it is emptied before it is read) or a plugin is loaded from; two file sinks
+/// writing one file (one overwrites the other); two sources reading standard input (each line
+/// goes to only one of them).
+fn check_shared_files(m: &Manifest, d: &mut Diagnostics) {
+    let at = |name: &str| m.positions.get(name).copied().unwrap_or_default();
+    // (who, the path as written, the file it is)
+    let mut read: Vec<(String, std::path::PathBuf)> = Vec::new();
+    for (name, s) in &m.sources {
+        if let SourceKind::File { path } = &s.kind {
+            read.push((
+                format!("source `{name}` reads"),
+                canonical(&m.resolve(path)),
+            ));
+        }
+    }
+    for (name, op) in &m.operators {
+        if let PluginRef::Path(p) = &op.plugin {
+            let what = format!("operator `{name}` loads its plugin from");
+            read.push((what, canonical(&m.resolve(p))));
+        }
+    }
+    let mut written: Vec<(&str, std::path::PathBuf)> = Vec::new();
+    for (name, sink) in &m.sinks {
+        let SinkKind::File { path } = &sink.kind else {
+            continue;
+        };
+        let shown = m.resolve(path);
+        let file = canonical(&shown);
+        for (reader, _) in read.iter().filter(|(_, p)| *p == file) {
+            d.error_hint(
+                at(name),
+                format!(
+                    "sink `{name}` writes to `{}`, which {reader}: the sink would empty it first",
+                    shown.display()
+                ),
+                "write the output to another file",
+            );
+        }
+        if let Some((other, _)) = written.iter().find(|(_, p)| *p == file) {
+            d.error_hint(
+                at(name),
+                format!(
+                    "sinks `{other}` and `{name}` both write to `{}`: one would overwrite the other's output",
+                    shown.display()
+                ),
+                format!("give each sink its own file, or list both inputs in `{other}`"),
+            );
+        }
+        written.push((name, file));
+    }
+    // A Kafka sink writing a topic a (never-ending) Kafka source of the topology reads: each
+    // event is read again, for ever.
+    for (name, sink) in &m.sinks {
+        let SinkKind::Kafka(k) = &sink.kind else {
+            continue;
+        };
+        for (source, src) in &m.sources {
+            if let SourceKind::Kafka(s) = &src.kind
+                && s.brokers == k.brokers
+                && !s.bounded
+                && s.topics.contains(&k.topic)
+            {
+                d.error_hint(
+                    at(name),
+                    format!(
+                        "sink `{name}` writes to the Kafka topic `{}`, which source `{source}` reads: every event would be read again, for ever",
+                        k.topic
+                    ),
+                    "write to another topic (or read it `bounded: true`, for a one-off backfill)",
+                );
+            }
+        }
+    }
+    let stdin: Vec<&str> = m
+        .sources
+        .iter()
+        .filter(|(_, s)| matches!(s.kind, SourceKind::Stdin))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if let [first, second, ..] = stdin[..] {
+        d.error_hint(
+            at(second),
+            format!("sources `{first}` and `{second}` both read standard input: each line would reach only one of them"),
+            format!("read it with one source and list `{first}` in the inputs of every node that needs it"),
         );
     }
 }

@@ -224,6 +224,14 @@ fn duration_in(n: &Node<'_>, what: &str, zero: bool, d: &mut Diagnostics) -> Opt
         _ => as_str(n),
     };
     match text.map(humantime::parse_duration) {
+        Some(Ok(v)) if v.as_millis() > u128::from(flowlet_types::MAX_DURATION_MS) => {
+            d.error_hint(
+                pos(n),
+                format!("{what} must be at most 100 years, not {}", describe(n)),
+                "durations this long overflow the clocks and windows they set",
+            );
+            None
+        }
         Some(Ok(v)) if zero || !v.is_zero() => Some(v),
         Some(Ok(_)) => {
             d.error(pos(n), format!("{what} must be longer than 0"));
@@ -238,6 +246,26 @@ fn duration_in(n: &Node<'_>, what: &str, zero: bool, d: &mut Diagnostics) -> Opt
             None
         }
     }
+}
+
+/// Windows a sliding window puts one event in, at most (`size / slide`): each is a copy of the
+/// event handed to the aggregate.
+pub const MAX_WINDOWS_PER_EVENT: u128 = 10_000;
+
+/// Window times are whole milliseconds: `1500us` would silently become `1ms`.
+fn whole_ms(n: &Node<'_>, t: &Duration, what: &str, d: &mut Diagnostics) -> bool {
+    if t.subsec_nanos().is_multiple_of(1_000_000) {
+        return true;
+    }
+    d.error_hint(
+        pos(n),
+        format!(
+            "{what} must be a whole number of milliseconds, not {}",
+            describe(n)
+        ),
+        "event times are in milliseconds; write it like `1500ms`",
+    );
+    false
 }
 
 fn byte_size(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<u64> {
@@ -525,8 +553,10 @@ fn window(n: &Node<'_>, of: &str, d: &mut Diagnostics) -> Option<Window> {
     let kind_node = o.require("kind", pos(n), d);
     let kind = kind_node.and_then(|k| string(k, &format!("`kind` of {what}"), d));
     let req = |o: &mut Obj<'_, '_>, key: &str, d: &mut Diagnostics| {
-        o.require(key, pos(n), d)
-            .and_then(|v| duration(v, &format!("`{key}` in {what}"), d))
+        o.require(key, pos(n), d).and_then(|v| {
+            let what = format!("`{key}` in {what}");
+            duration(v, &what, d).filter(|t| whole_ms(v, t, &what, d))
+        })
     };
     let (kind, known): (Option<WindowKind>, &[&str]) = match kind.as_deref() {
         Some("tumbling") => (
@@ -552,6 +582,21 @@ fn window(n: &Node<'_>, of: &str, d: &mut Diagnostics) -> Option<Window> {
                             "{what}: `size` ({size:?}) is not a multiple of `slide` ({slide:?})"
                         ),
                         "choose a slide that divides the size, e.g. size 1m with slide 10s",
+                    );
+                    None
+                }
+                (Some(size), Some(slide))
+                    if size.as_millis() / slide.as_millis().max(1) > MAX_WINDOWS_PER_EVENT =>
+                {
+                    d.error_hint(
+                        pos(n),
+                        format!(
+                            "{what}: each event would be in {} windows (`size` {} / `slide` {}); at most {MAX_WINDOWS_PER_EVENT}",
+                            size.as_millis() / slide.as_millis().max(1),
+                            humantime::format_duration(size),
+                            humantime::format_duration(slide),
+                        ),
+                        "choose a larger slide, or count in tumbling windows of the slide and add them up downstream",
                     );
                     None
                 }
@@ -590,7 +635,10 @@ fn window(n: &Node<'_>, of: &str, d: &mut Diagnostics) -> Option<Window> {
     }
     let allowed_lateness = match o.take("allowed-lateness") {
         None => Some(Duration::ZERO),
-        Some(t) => bound(t, &format!("`allowed-lateness` in {what}"), d),
+        Some(t) => {
+            let what = format!("`allowed-lateness` in {what}");
+            bound(t, &what, d).filter(|l| whole_ms(t, l, &what, d))
+        }
     };
     let time = match o.take("time") {
         None => Some(TimeDomain::Event),
@@ -1108,7 +1156,18 @@ pub(crate) fn parse(text: &str, file: &Path) -> (Option<Manifest>, Diagnostics) 
     }
     let name = top
         .take("name")
-        .and_then(|n| string(n, "`name`", &mut d))
+        .and_then(|n| {
+            let s = string(n, "`name`", &mut d)?;
+            if crate::valid_name(&s) {
+                return Some(s);
+            }
+            d.error_hint(
+                pos(n),
+                format!("`name` cannot be `{s}`: it must be 1–128 letters, digits, `.`, `_`, `-` or `+`, starting with a letter or digit"),
+                "the name is a directory under .flowlet/state and the Kafka group and transactional id: choose one like `orders-v2`",
+            );
+            None
+        })
         .unwrap_or_else(|| {
             file.file_stem()
                 .map(|s| s.to_string_lossy().into_owned())

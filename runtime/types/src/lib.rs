@@ -15,3 +15,20 @@ pub use batch::{Batch, BatchError, EventRef, Header, Output, Rejection};
 
 /// Milliseconds since the Unix epoch.
 pub type Timestamp = i64;
+
+/// The earliest event time flowlet accepts (about 146 million years before 1970). Event times
+/// outside `MIN_EVENT_TIME..=MAX_EVENT_TIME` meet the source's (or the window operator's)
+/// `on-error` policy: with durations bounded too (see `MAX_DURATION_MS`), window arithmetic
+/// on accepted times can never overflow, and `i64::MIN` / `i64::MAX` stay free as the
+/// watermarks "nothing yet" and "end of input".
+pub const MIN_EVENT_TIME: Timestamp = -(1 << 62);
+/// The latest event time flowlet accepts (about 146 million years after 1970).
+pub const MAX_EVENT_TIME: Timestamp = (1 << 62) - 1;
+/// The longest duration a window size, slide, gap, allowed lateness or out-of-orderness bound
+/// may have: 100 years (365.25 days each), in milliseconds.
+pub const MAX_DURATION_MS: u64 = 100 * 36_525 * 86_400_000 / 100;
+
+/// Whether `t` is an event time flowlet accepts.
+pub fn event_time_in_range(t: Timestamp) -> bool {
+    (MIN_EVENT_TIME..=MAX_EVENT_TIME).contains(&t)
+}
