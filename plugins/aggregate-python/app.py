@@ -71,6 +71,8 @@ class Aggregate(exports.Aggregate):
         if field is None and function != "count":
             raise invalid(f"`{function}` needs a `field` (a JSON pointer to a number, e.g. /amount)")
         output = given.get("output", function)
+        if output in ("key", "start", "end", "firing") or (output == "count" and function != "count"):
+            raise invalid(f"`output: {output}` would collide with the `{output}` field every result carries; choose another name")
 
     def create_accumulator(self) -> bytes:
         return ACC.pack(0, 0.0, math.inf, -math.inf)

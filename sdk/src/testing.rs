@@ -196,12 +196,22 @@ impl<A: crate::aggregate::Aggregate> AggregateHarness<A> {
 
     /// Finish `acc` as the window `[0, 1000)` of key `k`.
     pub fn finish_one(&self, acc: &[u8]) -> Result<Vec<serde_json::Value>, Error> {
+        Ok(self
+            .finish_raw(acc)?
+            .iter()
+            .map(|e| serde_json::from_str(e).expect("output is JSON"))
+            .collect())
+    }
+
+    /// [`Self::finish_one`] as the text the aggregate wrote (to check what parsing would hide,
+    /// such as a field written twice).
+    pub fn finish_raw(&self, acc: &[u8]) -> Result<Vec<String>, Error> {
         let mut fired = crate::aggregate::FiredWindows::default();
         fired.push(0, 1000, b"k", acc, 0);
         let out = crate::aggregate::finish(&self.agg, &fired)?;
         Ok(out
             .iter()
-            .map(|e| serde_json::from_slice(e.value()).expect("output is JSON"))
+            .map(|e| String::from_utf8_lossy(e.value()).into_owned())
             .collect())
     }
 

@@ -171,3 +171,78 @@ pub fn run_and_kill(args: &[&std::ffi::OsStr], after: std::time::Duration) -> (b
     );
     (ended, err)
 }
+
+/// A child process that is killed when dropped, so that a failed assertion never leaves it
+/// running (holding a port, a state directory or the machine's CPU).
+pub struct Child(Option<std::process::Child>);
+
+impl Child {
+    /// Start `cmd` in the background.
+    pub fn spawn(cmd: &mut std::process::Command) -> Self {
+        Self(Some(
+            cmd.spawn()
+                .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")),
+        ))
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().expect("running").id()
+    }
+
+    pub fn inner(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("running")
+    }
+
+    /// Wait for the process to end; after `timeout` it is killed and the test fails, showing
+    /// what it printed on stderr (when piped).
+    pub fn wait_for(mut self, timeout: std::time::Duration) -> std::process::Output {
+        let deadline = std::time::Instant::now() + timeout;
+        let child = self.0.as_mut().expect("running");
+        // Read the pipes while waiting, so that a chatty child does not block on a full pipe.
+        let pipe = |r: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut r) = r {
+                    let _ = r.read_to_end(&mut buf);
+                }
+                buf
+            })
+        };
+        let stdout = pipe(child.stdout.take().map(|s| Box::new(s) as _));
+        let stderr = pipe(child.stderr.take().map(|s| Box::new(s) as _));
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        let Some(status) = status else {
+            let _ = child.kill();
+            let _ = child.wait();
+            self.0 = None;
+            let err = stderr.join().unwrap_or_default();
+            panic!(
+                "the process did not end within {timeout:?} (killed); its stderr:\n{}",
+                String::from_utf8_lossy(&err)
+            );
+        };
+        self.0 = None;
+        std::process::Output {
+            status,
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -88,12 +88,8 @@ sinks:
   out: {kind: file, path: out.jsonl, inputs: [all]}
 "#,
     );
-    let child = flowlet()
-        .arg("run")
-        .arg(&manifest)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child =
+        flowlet_tests::Child::spawn(flowlet().arg("run").arg(&manifest).stderr(Stdio::piped()));
     std::thread::sleep(Duration::from_millis(1500));
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -101,7 +97,7 @@ sinks:
         .unwrap();
     assert!(status.success());
     let started = Instant::now();
-    let out = child.wait_with_output().unwrap();
+    let out = child.wait_for(Duration::from_secs(30));
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "did not stop promptly"
@@ -245,7 +241,8 @@ fn serve_deploy_swap_status_from_the_command_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("without a token"));
 
-    let server = flowlet()
+    let mut server = flowlet();
+    server
         .args([
             "serve",
             "--listen",
@@ -255,9 +252,8 @@ fn serve_deploy_swap_status_from_the_command_line() {
         .arg(dir.path().join("data"))
         .arg("--token-file")
         .arg(&token)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    let server = flowlet_tests::Child::spawn(&mut server);
     let deadline = Instant::now() + Duration::from_secs(30);
     while ureq::get(format!("{url}/healthz")).call().is_err() {
         assert!(Instant::now() < deadline, "the server did not come up");
@@ -328,7 +324,7 @@ sinks:
         .status()
         .unwrap();
     assert!(status.success());
-    let out = server.wait_with_output().unwrap();
+    let out = server.wait_for(Duration::from_secs(60));
     assert!(
         out.status.success(),
         "{}",
@@ -336,4 +332,61 @@ sinks:
     );
     let text = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
     assert!(text.contains(r#""version":"v1""#) && text.contains(r#""version":"v2""#));
+}
+
+/// Two `stdout` sinks (results and dead letters) share standard output: a sink must not hold
+/// its lock while it waits for input, or the other waits for the lock, the operator for the
+/// full channel, and the run hangs. Each line is written whole (lines never interleave).
+#[test]
+fn two_stdout_sinks_share_standard_output_without_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+version: 1
+sources: {g: {kind: generator, count: 100000}}
+operators:
+  m:
+    plugin: {plugins}/map.wasm
+    # events with fewer than two tags are rejected: both outputs get a large share
+    config: {fields: {id: /id, second: /tags/1}, missing: reject}
+    on-error: dead-letter
+    inputs: [g]
+sinks:
+  out: {kind: stdout, inputs: [m]}
+  dead: {kind: stdout, inputs: [m.dead-letter]}
+"#,
+    );
+    let run = flowlet_tests::Child::spawn(
+        flowlet()
+            .arg("run")
+            .arg(&manifest)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let out = run.wait_for(Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (mut results, mut dead) = (0, 0);
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a whole JSON line ({e}): {line}"));
+        if v.get("operator").is_some() {
+            dead += 1;
+        } else {
+            results += 1;
+        }
+    }
+    assert_eq!(
+        results + dead,
+        100_000,
+        "every event once, on one of the two"
+    );
+    assert!(
+        results > 10_000 && dead > 10_000,
+        "{results} results, {dead} dead letters"
+    );
 }

@@ -90,6 +90,14 @@ impl Aggregate for WindowAggregate {
         let output = s
             .output
             .unwrap_or_else(|| format!("{:?}", s.function).to_lowercase());
+        // Every result has these fields; `count` may name the count itself.
+        let taken = ["key", "start", "end", "firing"];
+        if taken.contains(&output.as_str()) || (output == "count" && s.function != Function::Count)
+        {
+            return Err(Error::invalid_config(format!(
+                "`output: {output}` would collide with the `{output}` field every result carries; choose another name"
+            )));
+        }
         Ok(Self {
             function: s.function,
             field,
@@ -149,7 +157,9 @@ impl Aggregate for WindowAggregate {
             Function::Min => json(&mut line, &acc.min),
             Function::Max => json(&mut line, &acc.max),
         }
-        write!(line, ",\"count\":{}", acc.count).expect("Vec");
+        if self.output != "count" {
+            write!(line, ",\"count\":{}", acc.count).expect("Vec");
+        }
         if w.firing > 0 {
             write!(line, ",\"firing\":{}", w.firing).expect("Vec");
         }
@@ -201,6 +211,23 @@ mod tests {
         assert_eq!(out.rejected, vec![2, 3]);
         assert_eq!(out.json[0]["avg"], 1.5);
         assert_eq!(out.json[0]["count"], 2);
+    }
+
+    #[test]
+    fn count_is_written_once_and_output_names_cannot_collide() {
+        let h = AggregateHarness::<WindowAggregate>::new(serde_json::json!({"function": "count"}))
+            .unwrap();
+        let acc = h.fold(&["{}", "{}"]).unwrap();
+        let text = h.finish_raw(&acc).unwrap().remove(0);
+        assert_eq!(text.matches("\"count\"").count(), 1, "{text}");
+        for output in ["count", "key", "start", "end", "firing"] {
+            let err = AggregateHarness::<WindowAggregate>::new(
+                serde_json::json!({"function": "sum", "field": "/x", "output": output}),
+            )
+            .err()
+            .unwrap();
+            assert!(err.to_string().contains("collide"), "{err}");
+        }
     }
 
     #[test]

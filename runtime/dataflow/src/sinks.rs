@@ -28,7 +28,10 @@ pub(crate) struct SinkTask {
 }
 
 enum Writer {
-    Stdout(BufWriter<std::io::StdoutLock<'static>>),
+    /// A batch is formatted here, then written to standard output under its lock in one go:
+    /// the lock is never held while the sink waits for input (several `stdout` sinks share
+    /// it), and lines of different sinks never interleave.
+    Stdout(Vec<u8>),
     File {
         w: BufWriter<std::fs::File>,
         /// Bytes in the file (what a checkpoint saves).
@@ -110,7 +113,7 @@ impl SinkTask {
 
     pub fn run(mut self, rx: mpsc::Receiver<Envelope>) -> Result<(), DataflowError> {
         let mut writer = match &self.kind {
-            SinkKind::Stdout => Writer::Stdout(BufWriter::new(std::io::stdout().lock())),
+            SinkKind::Stdout => Writer::Stdout(Vec::with_capacity(1 << 16)),
             SinkKind::File { .. } => self.open_file()?,
             SinkKind::Null { checksum } => Writer::Null(checksum.clone()),
             SinkKind::Kafka(spec) => Writer::Kafka(
@@ -139,14 +142,17 @@ impl SinkTask {
                         .fetch_add(batch.len() as u64, Relaxed);
                     self.counters.batches.fetch_add(1, Relaxed);
                     let written: Result<(), String> = match &mut writer {
-                        Writer::Stdout(w) => (|| {
+                        Writer::Stdout(buf) => {
+                            buf.clear();
                             for event in batch.iter() {
-                                w.write_all(event.value())?;
-                                w.write_all(b"\n")?;
+                                buf.extend_from_slice(event.value());
+                                buf.push(b'\n');
                             }
-                            w.flush()
-                        })()
-                        .map_err(|e| format!("write error: {e}")),
+                            let mut out = std::io::stdout().lock();
+                            out.write_all(buf)
+                                .and_then(|()| out.flush())
+                                .map_err(|e| format!("write error: {e}"))
+                        }
                         Writer::File { w, len } => (|| {
                             for event in batch.iter() {
                                 w.write_all(event.value())?;
@@ -224,8 +230,10 @@ impl SinkTask {
     /// Make everything written so far durable; what a checkpoint saves of this sink.
     fn durable(&self, writer: &mut Writer) -> Result<Option<serde_json::Value>, DataflowError> {
         match writer {
-            Writer::Stdout(w) => {
-                w.flush()
+            Writer::Stdout(_) => {
+                std::io::stdout()
+                    .lock()
+                    .flush()
                     .map_err(|e| self.fail(format!("write error: {e}")))?;
                 Ok(None)
             }

@@ -46,10 +46,50 @@ struct Win {
 #[derive(Debug, Clone)]
 struct Slot {
     acc: Vec<u8>,
-    /// How many times the window fired for this key.
+    /// How many times the key's window fired (for a merged session: the most any of the
+    /// sessions it absorbed fired), i.e. the `firing` index of its next result.
     firing: u32,
+    /// Whether this window fired for this key. A session that absorbed a fired session has a
+    /// new end and has not fired as such: it fires when time passes that end, even though its
+    /// `firing` count is above zero.
+    fired: bool,
     dirty: bool,
 }
+
+impl Slot {
+    fn new(acc: Vec<u8>) -> Self {
+        Self {
+            acc,
+            firing: 0,
+            fired: false,
+            dirty: true,
+        }
+    }
+
+    /// `firing` as stored: the top bit marks a slot that fired before as another window (a
+    /// merged session) but not as this one. Records written before that bit existed never
+    /// have it, and for them `fired` is `firing > 0` as it was.
+    fn stored_firing(&self) -> u32 {
+        if self.firing > 0 && !self.fired {
+            self.firing | UNFIRED_MERGE
+        } else {
+            self.firing
+        }
+    }
+
+    fn from_stored(acc: Vec<u8>, stored: u32) -> Self {
+        let firing = stored & !UNFIRED_MERGE;
+        Self {
+            acc,
+            firing,
+            fired: firing > 0 && stored & UNFIRED_MERGE == 0,
+            dirty: false,
+        }
+    }
+}
+
+/// See [`Slot::stored_firing`].
+const UNFIRED_MERGE: u32 = 1 << 31;
 
 /// The accumulators after `add`: packed as the aggregate returned them, or, after a failed
 /// batch was retried event by event, those that were updated.
@@ -117,7 +157,7 @@ fn storage_key(group: u16, w: Win) -> Vec<u8> {
 fn put_record(out: &mut Vec<u8>, key: &[u8], slot: &Slot) {
     out.extend_from_slice(&(key.len() as u32).to_be_bytes());
     out.extend_from_slice(key);
-    out.extend_from_slice(&slot.firing.to_be_bytes());
+    out.extend_from_slice(&slot.stored_firing().to_be_bytes());
     out.extend_from_slice(&(slot.acc.len() as u32).to_be_bytes());
     out.extend_from_slice(&slot.acc);
 }
@@ -220,11 +260,7 @@ impl WindowTask {
                         .or_default()
                         .insert(win.start, win.end);
                 }
-                let slot = Slot {
-                    firing,
-                    acc: acc.to_vec(),
-                    dirty: false,
-                };
+                let slot = Slot::from_stored(acc.to_vec(), firing);
                 w.by_window.entry(win).or_default().insert(key, slot);
             }
         }
@@ -484,8 +520,21 @@ impl WindowTask {
         let mut late = Batch::new();
         let mut absorbed = Vec::new();
         let mut wins = Vec::new();
+        let mut dead = Batch::new();
+        let mut bad: BTreeSet<u32> = BTreeSet::new();
         for event in batch.iter() {
             let ts = if processing { now } else { event.timestamp() };
+            if !flowlet_types::event_time_in_range(ts) {
+                // Set by an upstream operator (sources refuse such times): no window can hold
+                // it without overflowing.
+                counters.rejected.fetch_add(1, Relaxed);
+                bad.insert(event.index() as u32);
+                let error = OperatorError::Failed(format!(
+                    "event time {ts} is out of range (event times lie within about 146 million years of 1970)"
+                ));
+                self.policy.bad_event(&event, error, &mut dead)?;
+                continue;
+            }
             let key = event.key().unwrap_or_default();
             if session {
                 match self.sessionize(w, key, ts, now, &mut absorbed) {
@@ -560,8 +609,6 @@ impl WindowTask {
             Some(b)
         };
         let input_ref = input.as_ref().unwrap_or(&batch);
-        let mut dead = Batch::new();
-        let mut bad: BTreeSet<u32> = BTreeSet::new();
         let updated: Updated = if pairs.is_empty() {
             Updated::Isolated(Vec::new())
         } else {
@@ -624,14 +671,7 @@ impl WindowTask {
                     slot.dirty = true;
                 }
                 None => {
-                    map.insert(
-                        key,
-                        Slot {
-                            acc: acc.to_vec(),
-                            firing: 0,
-                            dirty: true,
-                        },
-                    );
+                    map.insert(key, Slot::new(acc.to_vec()));
                 }
             }
             if win.end <= now {
@@ -696,15 +736,10 @@ impl WindowTask {
                 None => slot.acc,
             };
             let map = w.by_window.entry(target).or_default();
-            let firing = map.get(&key).map_or(0, |t| t.firing).max(slot.firing);
-            map.insert(
-                &key,
-                Slot {
-                    acc,
-                    firing,
-                    dirty: true,
-                },
-            );
+            // The merged session is a new window: it has not fired, whatever its parts did.
+            let mut merged = Slot::new(acc);
+            merged.firing = map.get(&key).map_or(0, |t| t.firing).max(slot.firing);
+            map.insert(&key, merged);
         }
         Ok(())
     }
@@ -906,7 +941,8 @@ impl WindowTask {
             for (win, key) in chunk {
                 if let Some(slot) = w.slot_mut(key, *win) {
                     fired.push(win.start, win.end, key, &slot.acc, slot.firing);
-                    slot.firing += 1;
+                    slot.firing = slot.firing.saturating_add(1).min(UNFIRED_MERGE - 1);
+                    slot.fired = true;
                     slot.dirty = true;
                 }
             }
@@ -921,9 +957,10 @@ impl WindowTask {
             return Ok(());
         };
         let mut fired = FiredWindows::default();
-        for (key, slot) in map.iter_mut().filter(|(_, s)| s.firing == 0) {
-            fired.push(win.start, win.end, key, &slot.acc, 0);
-            slot.firing = 1;
+        for (key, slot) in map.iter_mut().filter(|(_, s)| !s.fired) {
+            fired.push(win.start, win.end, key, &slot.acc, slot.firing);
+            slot.firing = slot.firing.saturating_add(1).min(UNFIRED_MERGE - 1);
+            slot.fired = true;
             slot.dirty = true;
             if fired.len() == FINISH_CHUNK {
                 self.finish(std::mem::take(&mut fired))?;
