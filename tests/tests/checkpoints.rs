@@ -95,13 +95,31 @@ fn args<'a>(manifest: &'a Path, extra: &'a [&'a str]) -> Vec<&'a OsStr> {
     a
 }
 
-/// `flowlet run MANIFEST` in the background.
-fn spawn_run(manifest: &Path) -> std::process::Child {
-    flowlet_bin()
-        .args(args(manifest, &[]))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
+/// `flowlet run MANIFEST` in the background (killed if the test fails first).
+fn spawn_run(manifest: &Path) -> flowlet_tests::Child {
+    flowlet_tests::Child::spawn(
+        flowlet_bin()
+            .args(args(manifest, &[]))
+            .stderr(std::process::Stdio::null()),
+    )
+}
+
+/// Wait until process `pid` holds the lock of the state directory `state`: from then on a
+/// savepoint request must reach it, even before its control socket exists.
+fn wait_for_lock(state: &Path, pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let lock = state.join(flowlet_dataflow::lock::LOCK_FILE);
+    while !std::fs::read_to_string(&lock)
+        .unwrap_or_default()
+        .starts_with(&format!("pid {pid} "))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pid {pid} never locked {}",
+            state.display()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// `flowlet savepoint MANIFEST EXTRA…`, which must succeed; the file it wrote.
@@ -148,12 +166,14 @@ fn a_savepoint_taken_while_running_restarts_the_same_output() {
     let dir = tempfile::tempdir().unwrap();
     let input = clicks(&dir.path().join("clicks.jsonl"), 150_000, 3);
     let manifest = write_manifest(dir.path(), TOPOLOGY);
-    let mut child = spawn_run(&manifest);
+    let child = spawn_run(&manifest);
     let savepoint = dir.path().join("sp.flowlet");
-    std::thread::sleep(Duration::from_millis(150));
+    // As soon as the run has its state directory (its engine and control socket may still be
+    // starting): the savepoint waits for it rather than failing.
+    wait_for_lock(&dir.path().join(".flowlet/state/clicks"), child.id());
     let written = take_savepoint(&manifest, &[OsStr::new("--output"), savepoint.as_os_str()]);
     assert_eq!(written, savepoint);
-    assert!(child.wait().unwrap().success());
+    assert!(child.wait_for(Duration::from_secs(120)).status.success());
     let first = std::fs::read_to_string(dir.path().join("counts.jsonl")).unwrap();
     // Start again from the savepoint: the output is cut back to it and written again.
     succeed(
@@ -197,18 +217,18 @@ sinks:
   out: {kind: file, path: out.jsonl, inputs: [gen]}
 "#,
     );
-    let mut child = spawn_run(&manifest);
+    let child = spawn_run(&manifest);
     std::thread::sleep(Duration::from_millis(700));
     let path = take_savepoint(&manifest, &[OsStr::new("--stop")]);
     assert!(path.is_file(), "{}", path.display());
-    assert!(child.wait().unwrap().success());
+    assert!(child.wait_for(Duration::from_secs(60)).status.success());
     let before = json_lines(&dir.path().join("out.jsonl")).len();
     assert!(before > 0 && before < 100_000, "{before}");
     // The generator goes on where it stopped: no event twice, none missing.
-    let mut child = spawn_run(&manifest);
+    let child = spawn_run(&manifest);
     std::thread::sleep(Duration::from_millis(500));
     take_savepoint(&manifest, &[OsStr::new("--stop")]);
-    assert!(child.wait().unwrap().success());
+    assert!(child.wait_for(Duration::from_secs(60)).status.success());
     let events = json_lines(&dir.path().join("out.jsonl"));
     assert!(events.len() > before);
     for (i, e) in events.iter().enumerate() {
@@ -287,4 +307,148 @@ sinks:
         assert!(seen.insert(e["id"].as_u64().unwrap()), "{e} repeated");
     }
     assert!(seen.len() <= 40_000);
+}
+
+/// Run `flowlet run MANIFEST` with the directory `state` on a tmpfs of `size` (mounted in a
+/// private user and mount namespace: no root needed, no mount left behind). When the run has
+/// ended, the state is copied to `saved` — the same state on a disk with space.
+fn run_on_a_small_disk(
+    manifest: &Path,
+    state: &Path,
+    saved: &Path,
+    size: &str,
+) -> std::process::Output {
+    std::fs::create_dir_all(state).unwrap();
+    std::fs::create_dir_all(saved).unwrap();
+    let script = r#"mount -t tmpfs -o "size=$1" tmpfs "$2" || exit 90
+"$3" run "$4"; code=$?
+cp -a "$2/." "$5/" || exit 91
+exit $code"#;
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args([
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        size,
+    ])
+    .arg(state)
+    .arg(flowlet_tests::flowlet_exe())
+    .arg(manifest)
+    .arg(saved)
+    .env("FLOWLET_CACHE_DIR", flowlet_tests::test_cache_dir())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let out = flowlet_tests::Child::spawn(&mut cmd).wait_for(Duration::from_secs(300));
+    let code = out.status.code();
+    assert!(
+        code != Some(90) && code != Some(91),
+        "could not mount a tmpfs in a private namespace (unshare): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The state directory's disk fills up (a small tmpfs) while checkpoints are taken every
+/// 50 ms: the first failed write stops the run at once with an error that names the
+/// directory and the cause, no checkpoint is recorded that is not wholly durable, and the next
+/// run, with space, resumes from the last complete checkpoint and gives exactly the output of
+/// a clean run. Disks of several sizes fill at different points of the run.
+#[test]
+fn a_full_state_disk_stops_the_run_and_the_next_run_resumes_exactly() {
+    // Full at the first checkpoint, the third, the sixth, and near the end (the state
+    // reaches 18 MB).
+    for size in ["64k", "6m", "12m", "16m"] {
+        let dir = tempfile::tempdir().unwrap();
+        let input = clicks(&dir.path().join("clicks.jsonl"), 200_000, 17);
+        let topology = TOPOLOGY.replace(
+            "checkpoint: {interval: 50ms}",
+            "checkpoint: {interval: 50ms}\nstate: {dir: state}",
+        );
+        let manifest = write_manifest(dir.path(), &topology);
+        let (state, saved) = (dir.path().join("state"), dir.path().join("saved"));
+        let out = run_on_a_small_disk(&manifest, &state, &saved, size);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{size}: the state did not fill the disk; use more input"
+        );
+        assert!(
+            err.contains("No space left on device") && err.contains(&state.display().to_string()),
+            "{size}: the error names neither the cause nor the directory:\n{err}"
+        );
+        assert!(err.contains("cannot write the state"), "{size}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        if size == "64k" {
+            // Stopped at the first checkpoint (50 ms in), not after reading everything.
+            let (_, lines) = counts(&dir.path().join("counts.jsonl"));
+            assert!(
+                lines < reference(&input).len() / 2,
+                "the run went on after the failed checkpoint ({lines} windows written)"
+            );
+        }
+        // The same state, on a disk with space.
+        let resumed = write_manifest(
+            dir.path(),
+            &topology.replace("state: {dir: state}", "state: {dir: saved}"),
+        );
+        let out = succeed(flowlet_bin().arg("run").arg(&resumed));
+        let log = String::from_utf8_lossy(&out.stderr);
+        let (got, lines) = counts(&dir.path().join("counts.jsonl"));
+        let expected = reference(&input);
+        assert_eq!(
+            lines,
+            expected.len(),
+            "{size}: a window is missing or repeated\n{log}"
+        );
+        assert_eq!(got, expected, "{size}");
+    }
+}
+
+/// `flowlet savepoint` tells a topology that is starting (it holds the state directory's lock
+/// but has no control socket yet) from a stopped one: it waits, and once the directory is
+/// free it copies the last checkpoint. A second `flowlet run` on the directory is refused,
+/// naming the holder.
+#[test]
+fn savepoint_waits_for_a_starting_topology_and_a_second_run_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    clicks(&dir.path().join("clicks.jsonl"), 2_000, 9);
+    let manifest = write_manifest(dir.path(), TOPOLOGY);
+    succeed(flowlet_bin().args(args(&manifest, &[])));
+    let state = dir.path().join(".flowlet/state/clicks");
+    let holder =
+        flowlet_dataflow::lock::StateLock::acquire(&state, "a test that holds it").unwrap();
+
+    let out = flowlet_bin().args(args(&manifest, &[])).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("in use by another flowlet") && err.contains("a test that holds it"),
+        "{err}"
+    );
+
+    let mut savepoint = flowlet_tests::Child::spawn(
+        flowlet_bin()
+            .arg("savepoint")
+            .arg(&manifest)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        savepoint.inner().try_wait().unwrap().is_none(),
+        "the savepoint did not wait for the topology that holds the directory"
+    );
+    drop(holder);
+    let out = savepoint.wait_for(Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(path.is_file(), "{}", path.display());
 }

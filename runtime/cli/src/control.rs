@@ -79,11 +79,15 @@ async fn handle(stream: UnixStream, savepoints: &Savepoints) -> anyhow::Result<(
 }
 
 /// Ask the running topology for a savepoint, or copy the last checkpoint when none runs.
+///
+/// Whether one runs is told by the lock of the state directory (held by `flowlet run` from its
+/// start, before its control socket exists): a topology that is starting is waited for.
 pub async fn savepoint(
     state_dir: &Path,
     stop: bool,
     output: Option<PathBuf>,
 ) -> anyhow::Result<PathBuf> {
+    use flowlet_dataflow::lock::{LockError, StateLock};
     let path = socket_path(state_dir);
     let output = match output {
         Some(o) => Some(
@@ -91,53 +95,102 @@ pub async fn savepoint(
         ),
         None => None,
     };
-    match UnixStream::connect(&path).await {
-        Ok(stream) => {
-            let (read, mut write) = stream.into_split();
-            let req = json!({ "savepoint": { "stop": stop, "output": output } });
-            write.write_all(format!("{req}\n").as_bytes()).await?;
-            let mut line = String::new();
-            BufReader::new(read).read_line(&mut line).await?;
-            let reply: Value = serde_json::from_str(&line)
-                .with_context(|| format!("unexpected reply from {}: {line:?}", path.display()))?;
-            match (
-                reply.get("savepoint").and_then(Value::as_str),
-                reply.get("error"),
-            ) {
-                (Some(p), _) => Ok(PathBuf::from(p)),
-                (_, Some(e)) => bail!(
-                    "the running topology could not take the savepoint: {}",
-                    e.as_str().unwrap_or_default()
-                ),
-                _ => bail!("unexpected reply from {}: {line:?}", path.display()),
-            }
+    if !state_dir.exists() {
+        bail!(
+            "{} holds no checkpoint yet: run the topology first",
+            state_dir.display()
+        );
+    }
+    let deadline = std::time::Instant::now() + SOCKET_WAIT;
+    loop {
+        if let Ok(stream) = UnixStream::connect(&path).await {
+            return ask(stream, &path, stop, output.as_deref()).await;
         }
-        Err(_) => {
-            if stop {
-                bail!(
-                    "no topology runs on {} (no control socket), so there is nothing to stop",
-                    state_dir.display()
-                );
-            }
-            let dir = state_dir.to_owned();
-            tokio::task::spawn_blocking(move || -> anyhow::Result<PathBuf> {
-                let db = flowlet_dataflow::state::StateDb::open(&dir)?;
-                let restored = flowlet_dataflow::checkpoint::restore(&db)?;
-                let Some(record) = restored.record else {
+        let dir = state_dir.to_owned();
+        let taken = tokio::task::spawn_blocking(move || {
+            StateLock::acquire(&dir, &flowlet_dataflow::lock::this_process())
+        })
+        .await?;
+        match taken {
+            // Nothing runs (and nothing can start while this holds the lock).
+            Ok(lock) => return copy_last_checkpoint(lock, stop, output).await,
+            Err(LockError::Held { holder, .. }) => {
+                if std::time::Instant::now() >= deadline {
                     bail!(
-                        "{} holds no checkpoint yet: run the topology first",
-                        dir.display()
+                        "{} is held by {holder}, which has not opened its control socket {} within {}s; is it a flowlet of another version?",
+                        state_dir.display(),
+                        path.display(),
+                        SOCKET_WAIT.as_secs()
                     );
-                };
-                let out = output.unwrap_or_else(|| {
-                    dir.join("savepoints")
-                        .join(format!("savepoint-{}.flowlet", record.id))
-                });
-                flowlet_dataflow::checkpoint::write_savepoint(&db, &out)
-                    .map_err(anyhow::Error::msg)?;
-                Ok(out)
-            })
-            .await?
+                }
+                // Starting: its socket comes right after its lock.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(flowlet_dataflow::state::StateError::from(e).into()),
         }
     }
+}
+
+/// How long `flowlet savepoint` waits for a starting topology's control socket.
+const SOCKET_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A savepoint request over the control socket.
+async fn ask(
+    stream: UnixStream,
+    path: &Path,
+    stop: bool,
+    output: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
+    let (read, mut write) = stream.into_split();
+    let req = json!({ "savepoint": { "stop": stop, "output": output } });
+    write.write_all(format!("{req}\n").as_bytes()).await?;
+    let mut line = String::new();
+    BufReader::new(read).read_line(&mut line).await?;
+    let reply: Value = serde_json::from_str(&line)
+        .with_context(|| format!("unexpected reply from {}: {line:?}", path.display()))?;
+    match (
+        reply.get("savepoint").and_then(Value::as_str),
+        reply.get("error"),
+    ) {
+        (Some(p), _) => Ok(PathBuf::from(p)),
+        (_, Some(e)) => bail!(
+            "the running topology could not take the savepoint: {}",
+            e.as_str().unwrap_or_default()
+        ),
+        _ => bail!("unexpected reply from {}: {line:?}", path.display()),
+    }
+}
+
+/// No topology runs on the state directory `lock` holds: copy its last checkpoint.
+async fn copy_last_checkpoint(
+    lock: flowlet_dataflow::lock::StateLock,
+    stop: bool,
+    output: Option<PathBuf>,
+) -> anyhow::Result<PathBuf> {
+    let dir = lock.dir().to_owned();
+    if stop {
+        bail!(
+            "no topology runs on {}, so there is nothing to stop",
+            dir.display()
+        );
+    }
+    tokio::task::spawn_blocking(move || -> anyhow::Result<PathBuf> {
+        let db = flowlet_dataflow::state::StateDb::open(&dir)?;
+        let restored = flowlet_dataflow::checkpoint::restore(&db)?;
+        let Some(record) = restored.record else {
+            bail!(
+                "{} holds no checkpoint yet: run the topology first",
+                dir.display()
+            );
+        };
+        let out = output.unwrap_or_else(|| {
+            dir.join("savepoints")
+                .join(format!("savepoint-{}.flowlet", record.id))
+        });
+        flowlet_dataflow::checkpoint::write_savepoint(&db, &out).map_err(anyhow::Error::msg)?;
+        drop(db);
+        drop(lock);
+        Ok(out)
+    })
+    .await?
 }

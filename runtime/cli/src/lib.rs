@@ -248,11 +248,32 @@ pub async fn run_manifest(
             }
         }
     });
+    let mut options = options;
     let _control = match &manifest.checkpoint {
-        Some(_) => control::serve(&manifest.state_dir(), options.savepoints.clone()),
+        Some(_) => {
+            if options.state_lock.is_none() {
+                options.state_lock = Some(lock_state_dir(manifest).await?);
+            }
+            control::serve(&manifest.state_dir(), options.savepoints.clone())
+        }
         None => None,
     };
     run_manifest_with(host, manifest, options, stop).await
+}
+
+/// Take the lock of a checkpointed topology's state directory: it is this process's from here
+/// on, before its control socket exists, so that `flowlet savepoint` tells a starting topology
+/// from a stopped one, and a second `flowlet run` of it is refused, naming this one.
+pub async fn lock_state_dir(
+    manifest: &Manifest,
+) -> anyhow::Result<Arc<flowlet_dataflow::lock::StateLock>> {
+    let dir = manifest.state_dir();
+    let lock = tokio::task::spawn_blocking(move || {
+        flowlet_dataflow::lock::StateLock::acquire(&dir, &flowlet_dataflow::lock::this_process())
+    })
+    .await?
+    .map_err(flowlet_dataflow::state::StateError::from)?;
+    Ok(Arc::new(lock))
 }
 
 /// [`run_manifest`] with the caller's clock, standard input and stop handle (tests,
@@ -338,10 +359,16 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                     manifest.display()
                 );
             }
+            // Before the (possibly slow) engine start: the state directory is taken at once.
+            let state_lock = match m.checkpoint {
+                Some(_) => Some(lock_state_dir(&m).await?),
+                None => None,
+            };
             let host = host(cli.cache_dir)?;
             let options = RunOptions {
                 from_scratch,
                 from_savepoint,
+                state_lock,
                 ..RunOptions::default()
             };
             let report = run_manifest(&host, &m, options).await?;

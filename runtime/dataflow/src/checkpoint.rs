@@ -224,13 +224,11 @@ impl TaskCheckpoints {
     }
 
     /// Note, durably, how far a source has read (at-most-once resumes there): before the
-    /// events go out.
-    pub fn note_read(&self, position: &Value) {
+    /// events go out. When that fails they must not go out (a restart would read them again).
+    pub fn note_read(&self, position: &Value) -> Result<(), StateError> {
         let key = StateDb::meta_key(&format!("{READ_PREFIX}{}", self.name));
         let value = serde_json::to_vec(position).expect("a position is JSON");
-        if let Err(e) = self.db.apply(vec![(key, Some(value))]) {
-            tracing::warn!(source = %self.name, "cannot note the read position: {e}");
-        }
+        self.db.apply(vec![(key, Some(value))])
     }
 
     /// Where a source resumes: its read position under at-most-once, else the checkpoint's.
@@ -452,7 +450,9 @@ impl Coordinator {
                         continue;
                     }
                     let changes = self.collect(&mut queues, &mut done, Some(id));
-                    self.write(id, changes).await?;
+                    if let Err(e) = self.write(id, changes).await {
+                        return Err(self.fail(e, waiting, stopping));
+                    }
                     in_flight = None;
                     self.record_timing(started);
                     for req in waiting.drain(..) {
@@ -474,7 +474,9 @@ impl Coordinator {
         if done.iter().all(|d| *d) {
             let started = Instant::now();
             let changes = self.collect(&mut queues, &mut done, None);
-            self.write(self.record.id + 1, changes).await?;
+            if let Err(e) = self.write(self.record.id + 1, changes).await {
+                return Err(self.fail(e, waiting, stopping));
+            }
             self.record_timing(started);
             tracing::info!(
                 checkpoint = self.record.id,
@@ -492,6 +494,22 @@ impl Coordinator {
             }
         }
         Ok(())
+    }
+
+    /// A checkpoint could not be written: stop the topology at once (it must not go on
+    /// producing output no checkpoint will cover), and tell whoever waits for a savepoint.
+    fn fail(
+        &self,
+        error: DataflowError,
+        waiting: Vec<SavepointRequest>,
+        stopping: Vec<SavepointRequest>,
+    ) -> DataflowError {
+        tracing::error!("{error}");
+        self.stop.stop();
+        for req in waiting.into_iter().chain(stopping) {
+            let _ = req.reply.send(Err(error.to_string()));
+        }
+        error
     }
 
     fn record_timing(&self, started: Instant) {
@@ -581,7 +599,13 @@ impl Coordinator {
         .await
         .map_err(|e| DataflowError::Panic(e.to_string()))?;
         self.committer = committer;
-        result?;
+        result.map_err(|e| match e {
+            DataflowError::State(e) => DataflowError::Checkpoint {
+                checkpoint: id,
+                message: e.to_string(),
+            },
+            e => e,
+        })?;
         tracing::debug!(checkpoint = id, "checkpoint complete");
         let lineage: Arc<str> = record.lineage_header().into();
         self.record = record;
@@ -628,17 +652,17 @@ pub fn write_savepoint(db: &StateDb, path: &Path) -> Result<(), String> {
     };
     let io = |e: std::io::Error| format!("cannot write {}: {e}", tmp.display());
     put(&mut w, SAVEPOINT_MAGIC).map_err(io)?;
-    for entry in db.entries() {
-        let (k, v) = entry.map_err(|e| e.to_string())?;
+    let read_positions = StateDb::meta_key(READ_PREFIX);
+    db.for_each_entry(|k, v| {
         // Read positions belong to the run, not to the checkpoint.
-        if k.starts_with(&StateDb::meta_key(READ_PREFIX)) {
-            continue;
+        if k.starts_with(&read_positions) {
+            return Ok(());
         }
         put(&mut w, &(k.len() as u32).to_be_bytes()).map_err(io)?;
-        put(&mut w, &k).map_err(io)?;
+        put(&mut w, k).map_err(io)?;
         put(&mut w, &(v.len() as u32).to_be_bytes()).map_err(io)?;
-        put(&mut w, &v).map_err(io)?;
-    }
+        put(&mut w, v).map_err(io)
+    })?;
     let sum = hash.digest();
     w.write_all(&sum.to_be_bytes()).map_err(io)?;
     let file = w.into_inner().map_err(|e| io(e.into_error()))?;

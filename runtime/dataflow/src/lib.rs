@@ -14,6 +14,7 @@ mod edge;
 pub mod generator;
 mod kafka;
 mod keymap;
+pub mod lock;
 pub mod nexmark;
 mod operator;
 mod policy;
@@ -210,6 +211,9 @@ pub struct RunOptions {
     pub savepoints: Arc<Savepoints>,
     /// Where operators' plugins are swapped while the topology runs.
     pub swaps: Arc<swap::Swaps>,
+    /// The lock of the state directory, when the caller took it already (`flowlet run` takes
+    /// it before it opens its control socket); else the run takes it when it opens the state.
+    pub state_lock: Option<Arc<lock::StateLock>>,
 }
 
 /// Asks a running topology for savepoints.
@@ -278,6 +282,7 @@ impl Default for RunOptions {
             from_savepoint: None,
             savepoints: Arc::default(),
             swaps: Arc::default(),
+            state_lock: None,
         }
     }
 }
@@ -661,10 +666,19 @@ pub async fn run(
         let fresh = manifest.checkpoint.is_some()
             && (options.from_scratch || options.from_savepoint.is_some());
         let savepoint = options.from_savepoint.clone();
+        let taken = options.state_lock.clone();
         Some(
-            tokio::task::spawn_blocking(move || -> Result<state::StateDb, DataflowError> {
-                if fresh && dir.exists() {
-                    std::fs::remove_dir_all(&dir).map_err(|e| state::StateError::Open {
+            tokio::task::spawn_blocking(move || -> Result<_, DataflowError> {
+                // One process per state directory, from before anything in it is touched.
+                let lock = match taken {
+                    Some(l) => l,
+                    None => Arc::new(
+                        lock::StateLock::acquire(&dir, &lock::this_process())
+                            .map_err(state::StateError::from)?,
+                    ),
+                };
+                if fresh {
+                    lock::clear(&lock).map_err(|e| state::StateError::Open {
                         dir: dir.clone(),
                         message: format!("cannot remove the old state: {e}"),
                     })?;
@@ -678,13 +692,18 @@ pub async fn run(
                         }
                     })?;
                 }
-                Ok(db)
+                Ok((db, lock))
             })
             .await
             .map_err(|e| DataflowError::Panic(e.to_string()))??,
         )
     } else {
         None
+    };
+    // The lock is held until the run returns (released after the store is closed).
+    let (db, state_lock) = match db {
+        Some((db, lock)) => (Some(db), Some(lock)),
+        None => (None, None),
     };
     let commit_interval = manifest
         .state
@@ -1016,17 +1035,23 @@ pub async fn run(
         let done = c
             .await
             .unwrap_or_else(|e| Err(DataflowError::Panic(e.to_string())));
-        if let Err(e) = done
-            && first_error.is_none()
-        {
+        // A checkpoint that could not be written is the cause of whatever the tasks then
+        // reported (it stopped them).
+        if let Err(e) = done {
             first_error = Some(e);
         }
     }
     if let Some(db) = db {
-        tokio::task::spawn_blocking(move || db.flush())
+        let flushed = tokio::task::spawn_blocking(move || db.flush())
             .await
-            .map_err(|e| DataflowError::Panic(e.to_string()))??;
+            .map_err(|e| DataflowError::Panic(e.to_string()))?;
+        if let Err(e) = flushed
+            && first_error.is_none()
+        {
+            first_error = Some(e.into());
+        }
     }
+    drop(state_lock);
     if let Some(e) = first_error {
         return Err(e);
     }

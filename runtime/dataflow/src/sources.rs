@@ -270,8 +270,12 @@ impl SourceTask {
         // never reads them again.
         if let Some(ck) = &self.ckpt
             && self.guarantee == Guarantee::AtMostOnce
+            && let Err(e) = ck.note_read(&c.meta())
         {
-            ck.note_read(&c.meta());
+            self.failure = Some(format!(
+                "cannot note the read position before sending the events (at-most-once): {e}"
+            ));
+            return false;
         }
         let mut bad_indexes = Vec::new();
         if c.field.is_some() || c.json {

@@ -21,6 +21,10 @@ pub enum StateError {
     #[error("cannot open the state database in {dir}: {message}")]
     Open { dir: PathBuf, message: String },
     #[error(
+        "the state directory {dir} is in use by another flowlet: {holder}; stop that one first, or give this topology its own `state.dir` (or `name`)"
+    )]
+    Locked { dir: PathBuf, holder: String },
+    #[error(
         "the state database in {dir} was written by an incompatible flowlet (state format {found}, this flowlet writes {expected}); move it away or point `state.dir` elsewhere"
     )]
     Format {
@@ -30,6 +34,10 @@ pub enum StateError {
     },
     #[error("state of operator `{operator}`: {message}")]
     Io { operator: String, message: String },
+    #[error(
+        "cannot write the state in {dir}: {message}; fix the cause (free space, a writable disk) and run again"
+    )]
+    Write { dir: PathBuf, message: String },
     #[error("state of operator `{operator}` is corrupt: {message}")]
     Corrupt { operator: String, message: String },
     #[error(
@@ -52,21 +60,46 @@ pub trait Store: Send + Sync {
     fn full_key(&self, key: &[u8]) -> Vec<u8>;
 }
 
-/// The state format this flowlet writes; a database with another is refused.
-pub const STATE_FORMAT: &str = "flowlet-state-3";
+/// The state format this flowlet writes; a database with another is refused. Format 4 is the
+/// key layout of format 3 in redb instead of sled (savepoint files carry the entries, so a
+/// savepoint of a format-3 flowlet starts this one).
+pub const STATE_FORMAT: &str = "flowlet-state-4";
 
 /// A change to a stored key: a put (`Some`) or a delete (`None`).
 pub type Change = (Vec<u8>, Option<Vec<u8>>);
 
-/// A topology's state database. Everything lives in one sled tree so that a checkpoint —
-/// the state changes of every operator, the source positions and the checkpoint record — is
-/// one atomic batch: each operator's keys start with its name (see [`StateDb::tree`]), and
-/// the checkpoint record lives under [`META_PREFIX`].
+/// The database file in a state directory.
+pub const STATE_FILE: &str = "state.redb";
+
+/// Every stored entry: operator state under [`OPERATOR_PREFIX`], checkpoint records under
+/// [`META_PREFIX`].
+const DATA: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("data");
+/// The format marker.
+const FORMAT: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("flowlet");
+
+/// A topology's state database: one redb file, one table, so that a checkpoint — the state
+/// changes of every operator, the source positions and the checkpoint record — is one
+/// transaction. Each operator's keys start with its name (see [`StateDb::tree`]); the
+/// checkpoint record lives under [`META_PREFIX`].
+///
+/// Why redb (not sled, which flowlet used until state format 3): a redb commit is atomic and
+/// durable or it fails, and after a failed write (a full disk) the database refuses every
+/// further write until it is opened again, when it is exactly the last committed transaction.
+/// sled 0.34 applied a failed batch partly in memory, where a later flush could make it
+/// durable, and its flush could hang after an I/O error: a full disk broke exactly-once.
+///
+/// Writes are fail-stop here too: the first failed write is remembered, and every later one
+/// reports it without touching the file.
 #[derive(Clone)]
 pub struct StateDb {
-    db: sled::Db,
-    data: sled::Tree,
+    inner: Arc<DbInner>,
+}
+
+struct DbInner {
+    db: redb::Database,
     dir: PathBuf,
+    /// The first write that failed (the database is not written again by this process).
+    failed: Mutex<Option<String>>,
 }
 
 /// Keys of operator state start with this byte; checkpoint records with [`META_PREFIX`].
@@ -76,40 +109,115 @@ pub const META_PREFIX: u8 = b'm';
 
 impl StateDb {
     pub fn open(dir: &Path) -> Result<Self, StateError> {
+        // Messages name the directory absolutely: "in state" says little in a log.
+        let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+        let dir = absolute.as_path();
         let open = |message: String| StateError::Open {
             dir: dir.to_owned(),
             message,
         };
         std::fs::create_dir_all(dir).map_err(|e| open(e.to_string()))?;
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(64 << 20)
-            .open()
+        let file = dir.join(STATE_FILE);
+        if !file.exists() && dir.join("conf").is_file() && dir.join("db").is_file() {
+            return Err(StateError::Format {
+                dir: dir.to_owned(),
+                found: "flowlet-state-3 (sled)".into(),
+                expected: format!(
+                    "{STATE_FORMAT}; to keep that state, take a savepoint of it with the flowlet that wrote it and start this one with --from-savepoint FILE, or start afresh with --from-scratch"
+                ),
+            });
+        }
+        if !file.exists() {
+            create_atomically(dir, &file).map_err(|e| open(format!("cannot create it: {e}")))?;
+        }
+        let db = redb::Database::builder()
+            .set_cache_size(64 << 20)
+            .open(&file)
             .map_err(|e| {
-                open(format!(
-                    "{e} (if the files were damaged, start again with --from-scratch)"
-                ))
+                open(match e {
+                    redb::DatabaseError::DatabaseAlreadyOpen => {
+                        "it is open in another process (is the topology running?)".into()
+                    }
+                    e => format!("{e} (if the file was damaged, start again with --from-scratch)"),
+                })
             })?;
-        match db.get("flowlet.format").map_err(|e| open(e.to_string()))? {
+        let this = Self {
+            inner: Arc::new(DbInner {
+                db,
+                dir: dir.to_owned(),
+                failed: Mutex::new(None),
+            }),
+        };
+        let found = this.read(|tx| {
+            let Some(t) = open_table(tx, FORMAT)? else {
+                return Ok(None);
+            };
+            Ok(t.get("format")?.map(|v| v.value().to_owned()))
+        })?;
+        match found {
             None => {
-                db.insert("flowlet.format", STATE_FORMAT)
-                    .map_err(|e| open(e.to_string()))?;
+                return Err(StateError::Format {
+                    dir: dir.to_owned(),
+                    found: "none (a redb file flowlet did not make)".into(),
+                    expected: STATE_FORMAT.into(),
+                });
             }
-            Some(v) if v.as_ref() == STATE_FORMAT.as_bytes() => {}
+            Some(v) if v == STATE_FORMAT => {}
             Some(v) => {
                 return Err(StateError::Format {
                     dir: dir.to_owned(),
-                    found: String::from_utf8_lossy(&v).into_owned(),
+                    found: v,
                     expected: STATE_FORMAT.into(),
                 });
             }
         }
-        let data = db.open_tree("data").map_err(|e| open(e.to_string()))?;
-        Ok(Self {
-            db,
-            data,
-            dir: dir.to_owned(),
+        Ok(this)
+    }
+
+    /// Run `f` in a read transaction.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction) -> Result<T, redb::Error>,
+    ) -> Result<T, StateError> {
+        use redb::ReadableDatabase;
+        let tx = self.inner.db.begin_read().map_err(|e| self.read_error(e))?;
+        f(&tx).map_err(|e| self.read_error(e))
+    }
+
+    /// Run `f` in a write transaction and commit it durably; fail-stop (see the type).
+    fn write(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<(), StateError> {
+        let mut failed = self.inner.failed.lock().expect("state db lock");
+        if let Some(first) = &*failed {
+            return Err(self.write_error(first.clone()));
+        }
+        let result = (|| -> Result<(), redb::Error> {
+            let tx = self.inner.db.begin_write()?;
+            f(&tx)?;
+            tx.commit()?;
+            Ok(())
+        })();
+        result.map_err(|e| {
+            let message = e.to_string();
+            *failed = Some(message.clone());
+            self.write_error(message)
         })
+    }
+
+    fn write_error(&self, message: String) -> StateError {
+        StateError::Write {
+            dir: self.inner.dir.clone(),
+            message,
+        }
+    }
+
+    fn read_error(&self, e: impl Into<redb::Error>) -> StateError {
+        StateError::Open {
+            dir: self.inner.dir.clone(),
+            message: format!("cannot read it: {}", e.into()),
+        }
     }
 
     /// The prefix of operator `name`'s store `suffix` (state, timers, windows).
@@ -125,8 +233,8 @@ impl StateDb {
 
     /// The store of operator `name` (`suffix` distinguishes its parts: state, timers).
     pub fn tree(&self, name: &str, suffix: &str) -> Result<Arc<dyn Store>, StateError> {
-        Ok(Arc::new(SledStore {
-            tree: self.data.clone(),
+        Ok(Arc::new(OperatorStore {
+            db: self.clone(),
             prefix: Self::prefix(name, suffix),
             operator: name.into(),
         }))
@@ -135,42 +243,52 @@ impl StateDb {
     /// Overwrite the format marker (tests of the incompatible-format error).
     #[doc(hidden)]
     pub fn set_format_for_tests(&self, format: &str) -> Result<(), StateError> {
-        self.db
-            .insert("flowlet.format", format)
-            .and_then(|_| self.db.flush())
-            .map(|_| ())
-            .map_err(|e| self.io(e))
-    }
-
-    fn io(&self, e: sled::Error) -> StateError {
-        StateError::Open {
-            dir: self.dir.clone(),
-            message: e.to_string(),
-        }
+        self.write(|tx| {
+            tx.open_table(FORMAT)?.insert("format", format)?;
+            Ok(())
+        })
     }
 
     /// Read a record of the topology (checkpoint metadata).
     pub fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
-        let v = self
-            .data
-            .get(Self::meta_key(name))
-            .map_err(|e| self.io(e))?;
-        Ok(v.map(|v| v.to_vec()))
+        self.get(&Self::meta_key(name))
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.read(|tx| {
+            let Some(t) = open_table(tx, DATA)? else {
+                return Ok(None);
+            };
+            Ok(t.get(key)?.map(|v| v.value().to_vec()))
+        })
+    }
+
+    /// Entries with `start <= key < end` (full keys), in order, at most `limit`.
+    fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StateError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        self.read(|tx| {
+            let Some(t) = open_table(tx, DATA)? else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            for entry in t.range(start..end)?.take(limit) {
+                let (k, v) = entry?;
+                out.push((k.value().to_vec(), v.value().to_vec()));
+            }
+            Ok(out)
+        })
     }
 
     /// The records whose names start with `prefix`, as (rest of the name, value).
     pub fn metas_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StateError> {
         let key = Self::meta_key(prefix);
-        self.data
-            .scan_prefix(&key)
-            .map(|r| {
-                let (k, v) = r.map_err(|e| self.io(e))?;
-                Ok((
-                    String::from_utf8_lossy(&k[key.len()..]).into_owned(),
-                    v.to_vec(),
-                ))
-            })
-            .collect()
+        let entries = self.range(&key, &next_prefix(&key), usize::MAX)?;
+        Ok(entries
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8_lossy(&k[key.len()..]).into_owned(), v))
+            .collect())
     }
 
     /// The key of record `name` (for a change in [`StateDb::apply`]).
@@ -182,99 +300,175 @@ impl StateDb {
 
     /// Whether anything but checkpoint records is stored.
     pub fn has_operator_state(&self) -> Result<bool, StateError> {
-        Ok(self
-            .data
-            .scan_prefix([OPERATOR_PREFIX])
-            .next()
-            .transpose()
-            .map_err(|e| self.io(e))?
-            .is_some())
+        Ok(!self
+            .range(&[OPERATOR_PREFIX], &[OPERATOR_PREFIX + 1], 1)?
+            .is_empty())
     }
 
     /// Apply changes (keys from [`Store::full_key`] or [`StateDb::meta_key`]) as one atomic
-    /// batch, and make them durable.
+    /// transaction, durable when this returns Ok. After a failure nothing more is written.
     pub fn apply(&self, changes: Vec<Change>) -> Result<(), StateError> {
-        let mut batch = sled::Batch::default();
-        for (k, v) in changes {
-            match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
+        self.write(|tx| {
+            let mut t = tx.open_table(DATA)?;
+            for (k, v) in &changes {
+                match v {
+                    Some(v) => {
+                        t.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    None => {
+                        t.remove(k.as_slice())?;
+                    }
+                }
             }
-        }
-        self.data.apply_batch(batch).map_err(|e| self.io(e))?;
-        self.flush()
-    }
-
-    /// Every stored entry (savepoints).
-    pub fn entries(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StateError>> + '_ {
-        self.data.iter().map(|r| {
-            r.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .map_err(|e| self.io(e))
+            Ok(())
         })
     }
 
-    /// Make every applied batch durable.
+    /// Call `f` with every stored entry, in key order (savepoints), a chunk at a time.
+    pub fn for_each_entry(
+        &self,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let mut from: Vec<u8> = Vec::new();
+        loop {
+            // Chunks of entries, so that a large state is not copied into memory at once.
+            let chunk = self
+                .read(|tx| {
+                    let Some(t) = open_table(tx, DATA)? else {
+                        return Ok(Vec::new());
+                    };
+                    let mut out = Vec::new();
+                    let mut bytes = 0;
+                    for entry in t.range(from.as_slice()..)? {
+                        let (k, v) = entry?;
+                        if k.value() == from.as_slice() && !from.is_empty() {
+                            continue;
+                        }
+                        bytes += k.value().len() + v.value().len();
+                        out.push((k.value().to_vec(), v.value().to_vec()));
+                        if bytes > 16 << 20 {
+                            break;
+                        }
+                    }
+                    Ok(out)
+                })
+                .map_err(|e| e.to_string())?;
+            let Some((last, _)) = chunk.last() else {
+                return Ok(());
+            };
+            from = last.clone();
+            for (k, v) in &chunk {
+                f(k, v)?;
+            }
+        }
+    }
+
+    /// Every write is durable once it returns (redb commits with fsync); this reports a write
+    /// that failed earlier, if any.
     pub fn flush(&self) -> Result<(), StateError> {
-        self.db.flush().map(|_| ()).map_err(|e| self.io(e))
+        match &*self.inner.failed.lock().expect("state db lock") {
+            Some(first) => Err(self.write_error(first.clone())),
+            None => Ok(()),
+        }
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.inner.dir
     }
 
     /// Bytes on disk.
     pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        std::fs::metadata(self.inner.dir.join(STATE_FILE)).map_or(0, |m| m.len())
     }
 }
 
-struct SledStore {
-    tree: sled::Tree,
+/// Create a new database at `file`, with its format marker, in one step: it is made as
+/// `state.redb.new` and renamed into place once complete and durable, so that a crash (or a
+/// full disk) while it is being made never leaves a half-made database behind (redb's own
+/// creation is not atomic: a `kill -9` in it left a file redb refused to open).
+fn create_atomically(dir: &Path, file: &Path) -> Result<(), String> {
+    let tmp = file.with_extension("redb.new");
+    // A leftover of a crash while creating: it held nothing yet.
+    let _ = std::fs::remove_file(&tmp);
+    let made = (|| -> Result<(), redb::Error> {
+        let db = redb::Database::create(&tmp)?;
+        let tx = db.begin_write()?;
+        tx.open_table(FORMAT)?.insert("format", STATE_FORMAT)?;
+        tx.open_table(DATA)?;
+        tx.commit()?;
+        Ok(())
+    })();
+    if let Err(e) = made {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.to_string());
+    }
+    std::fs::rename(&tmp, file).map_err(|e| e.to_string())?;
+    // The rename is durable once the directory is.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| e.to_string())
+}
+
+/// `def`'s table in a read transaction; `None` when it was never created.
+fn open_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    tx: &redb::ReadTransaction,
+    def: redb::TableDefinition<K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, redb::Error> {
+    match tx.open_table(def) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One operator's part of the database (its keys start with its prefix).
+struct OperatorStore {
+    db: StateDb,
     prefix: Vec<u8>,
     operator: String,
 }
 
-impl SledStore {
-    fn err(&self, e: sled::Error) -> StateError {
-        StateError::Io {
-            operator: self.operator.clone(),
-            message: e.to_string(),
+impl OperatorStore {
+    fn err(&self, e: StateError) -> StateError {
+        match e {
+            // A write error names the directory and the cause; keep it as it is.
+            e @ StateError::Write { .. } => e,
+            e => StateError::Io {
+                operator: self.operator.clone(),
+                message: e.to_string(),
+            },
         }
     }
 }
 
-impl Store for SledStore {
+impl Store for OperatorStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        self.tree
-            .get(self.full_key(key))
-            .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|e| self.err(e))
+        self.db.get(&self.full_key(key)).map_err(|e| self.err(e))
     }
 
     fn range(&self, start: &[u8], end: &[u8], limit: usize) -> Result<Entries, StateError> {
         let n = self.prefix.len();
-        self.tree
-            .range(self.full_key(start)..self.full_key(end))
-            .take(limit)
-            .map(|r| {
-                r.map(|(k, v)| (k[n..].to_vec(), v.to_vec()))
-                    .map_err(|e| self.err(e))
+        let entries = self
+            .db
+            .range(&self.full_key(start), &self.full_key(end), limit)
+            .map_err(|e| self.err(e))?;
+        Ok(entries
+            .into_iter()
+            .map(|(mut k, v)| {
+                k.drain(..n);
+                (k, v)
             })
-            .collect()
+            .collect())
     }
 
     fn apply(&self, changes: Vec<Change>) -> Result<(), StateError> {
         let started = std::time::Instant::now();
         let n = changes.len();
-        let mut batch = sled::Batch::default();
-        for (k, v) in changes {
-            let k = self.full_key(&k);
-            match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
-            }
-        }
-        self.tree.apply_batch(batch).map_err(|e| self.err(e))?;
+        let full = changes
+            .into_iter()
+            .map(|(k, v)| (self.full_key(&k), v))
+            .collect();
+        self.db.apply(full).map_err(|e| self.err(e))?;
         tracing::debug!(operator = %self.operator, "committed {n} state changes in {:?}", started.elapsed());
         Ok(())
     }
@@ -979,12 +1173,41 @@ mod tests {
     #[test]
     fn a_foreign_state_format_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let db = sled::open(dir.path()).unwrap();
-            db.insert("flowlet.format", "flowlet-state-0").unwrap();
-            db.flush().unwrap();
-        }
+        StateDb::open(dir.path())
+            .unwrap()
+            .set_format_for_tests("flowlet-state-0")
+            .unwrap();
         let err = StateDb::open(dir.path()).err().unwrap().to_string();
         assert!(err.contains("incompatible"), "{err}");
+        // A state directory of the sled-based flowlet (format 3).
+        let old = tempfile::tempdir().unwrap();
+        std::fs::write(old.path().join("conf"), "segment_size: 524288\n").unwrap();
+        std::fs::write(old.path().join("db"), [0u8; 64]).unwrap();
+        let err = StateDb::open(old.path()).err().unwrap().to_string();
+        assert!(
+            err.contains("flowlet-state-3 (sled)") && err.contains("--from-savepoint"),
+            "{err}"
+        );
+    }
+
+    /// After a failed write nothing more is written, and every later write says why.
+    #[test]
+    fn writes_stop_after_the_first_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(dir.path()).unwrap();
+        db.apply(vec![(b"ma".to_vec(), Some(b"1".to_vec()))])
+            .unwrap();
+        *db.inner.failed.lock().unwrap() = Some("No space left on device (os error 28)".into());
+        let err = db
+            .apply(vec![(b"mb".to_vec(), Some(b"2".to_vec()))])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("No space left") && err.contains(&dir.path().display().to_string()),
+            "{err}"
+        );
+        assert!(db.flush().is_err());
+        assert_eq!(db.get_meta("b").unwrap(), None);
+        assert_eq!(db.get_meta("a").unwrap(), Some(b"1".to_vec()));
     }
 }
