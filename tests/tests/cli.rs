@@ -390,3 +390,159 @@ sinks:
         "{results} results, {dead} dead letters"
     );
 }
+
+/// A compiled-cache entry is bound to the component it is filed under: filter's compiled code
+/// and checksum copied over map's entry are not executed as map (they do not match map's
+/// digest), map is compiled again and runs as map.
+#[test]
+fn a_cache_entry_copied_under_another_component_is_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let digest = |name: &str| -> String {
+        let out = succeed(flowlet().env("FLOWLET_CACHE_DIR", &cache).args([
+            "inspect",
+            "--json",
+            &plugin(name),
+        ]));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let d = v["digest"].as_str().unwrap();
+        d.strip_prefix("sha256:").unwrap_or(d).to_owned()
+    };
+    let (map, filter) = (digest("map"), digest("filter"));
+    let entry = |digest: &str, ext: &str| -> std::path::PathBuf {
+        let engines = cache.join("components");
+        let engine = std::fs::read_dir(&engines)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        engine.join(format!("{digest}.{ext}"))
+    };
+    for ext in ["cwasm", "cwasm.sha256"] {
+        assert!(entry(&filter, ext).is_file(), "{ext} of filter was cached");
+        std::fs::copy(entry(&filter, ext), entry(&map, ext)).unwrap();
+    }
+    std::fs::write(dir.path().join("in.jsonl"), "{\"id\":1,\"x\":2}\n").unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+version: 1
+sources: {src: {kind: file, path: in.jsonl}}
+operators:
+  m: {plugin: {plugins}/map.wasm, config: {fields: {renamed: /x}}, inputs: [src]}
+sinks: {out: {kind: stdout, inputs: [m]}}
+"#,
+    );
+    let out = succeed(
+        flowlet()
+            .env("FLOWLET_CACHE_DIR", &cache)
+            .arg("run")
+            .arg(&manifest),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"renamed\":2}\n");
+}
+
+/// `inspect` and `run` read regular files only: a FIFO is refused at once (it would wait for
+/// a writer forever), a directory is called a directory, and a component that is not a
+/// flowlet operator makes `inspect` fail.
+#[test]
+fn plugins_that_are_not_regular_files_or_not_operators_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("op.wasm");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = flowlet_tests::Child::spawn(
+        flowlet()
+            .arg("inspect")
+            .arg(&fifo)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .wait_for(Duration::from_secs(30));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("named pipe (FIFO)"), "{err}");
+
+    let out = flowlet().arg("inspect").arg(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is a directory"), "{err}");
+
+    // A valid component of no flowlet world (the other-world test plugin).
+    let out = flowlet()
+        .args(["inspect", &plugin("other-world")])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "inspect must fail for a non-operator"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("world:     none"), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a flowlet operator"), "{err}");
+}
+
+/// Half-sent requests (headers never finished) are closed after `--header-timeout`, so that
+/// they cannot pile up; a complete request still gets its answer meanwhile.
+#[test]
+fn serve_closes_connections_whose_headers_do_not_arrive() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let _server = flowlet_tests::Child::spawn(
+        flowlet()
+            .args([
+                "serve",
+                "--header-timeout",
+                "1s",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(dir.path().join("data"))
+            .stderr(Stdio::null()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ureq::get(format!("{url}/healthz")).call().is_err() {
+        assert!(Instant::now() < deadline, "the server did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let mut slow: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    assert!(
+        ureq::get(format!("{url}/healthz")).call().is_ok(),
+        "a whole request is answered"
+    );
+    for s in &mut slow {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = Vec::new();
+        // The server closes the connection (possibly after a 408): the read ends.
+        let _ = s.read_to_end(&mut buf);
+        let text = String::from_utf8_lossy(&buf);
+        assert!(buf.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "half-sent requests were held {took:?}"
+    );
+}

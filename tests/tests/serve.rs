@@ -25,6 +25,7 @@ async fn start_server(
             data_dir: data.to_owned(),
             token: token.map(str::to_owned),
             max_upload: 64 << 20,
+            header_timeout: std::time::Duration::from_secs(10),
         },
     )
     .unwrap();
@@ -300,6 +301,7 @@ fn app(dir: &Path, token: Option<&str>, max_upload: usize) -> axum::Router {
             data_dir: dir.to_owned(),
             token: token.map(str::to_owned),
             max_upload,
+            header_timeout: std::time::Duration::from_secs(10),
         },
     )
     .unwrap();
@@ -711,6 +713,7 @@ fn a_public_address_without_a_token_is_refused() {
                 data_dir: dir.path().to_owned(),
                 token: None,
                 max_upload: 1 << 20,
+                header_timeout: std::time::Duration::from_secs(10),
             },
         ))
         .unwrap_err()
@@ -907,4 +910,51 @@ sinks:
         );
     }
     assert_eq!(got, expected);
+}
+
+/// Two names uploaded with the same bytes: each pipeline's status reports the plugin as the
+/// pipeline referenced it (in its manifest, or in a swap), not whichever name the registry
+/// happens to list first for the digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_reports_the_plugin_reference_a_pipeline_was_deployed_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _state, _task) = start_server(&dir.path().join("server"), None).await;
+    let c = |url: &str| Client::new(url, None);
+    let v1 = plugin("counter-v1");
+    for name in ["counter", "zz-alias", "aa-alias"] {
+        let (u, f) = (url.clone(), v1.clone());
+        call(move || c(&u).upload(Path::new(&f), name, "1.0.0"))
+            .await
+            .unwrap();
+    }
+    for (pipeline, reference) in [
+        ("p1", "zz-alias@1.0.0"),
+        ("p2", "counter@1.0.0"),
+        ("p3", "aa-alias@1.0.0"),
+    ] {
+        let m = dir.path().join(format!("{pipeline}.yaml"));
+        std::fs::write(
+            &m,
+            format!(
+                r#"
+version: 1
+name: {pipeline}
+sources:
+  clicks: {{kind: generator, rate: 100}}
+operators:
+  count: {{plugin: {reference}, inputs: [clicks], key-by: /user}}
+sinks:
+  out: {{kind: "null", inputs: [count]}}
+"#
+            ),
+        )
+        .unwrap();
+        let u = url.clone();
+        call(move || c(&u).deploy(&m, None)).await.unwrap();
+        let s = wait_for(&url, pipeline, "running", |s| s["phase"] == "running").await;
+        assert_eq!(
+            s["operators"]["count"]["plugin-version"], reference,
+            "{s:#}"
+        );
+    }
 }

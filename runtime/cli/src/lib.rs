@@ -99,6 +99,9 @@ enum Command {
         /// Largest plugin upload (interpreted-language components are 12–18 MB).
         #[arg(long, default_value = "64MiB")]
         max_upload: bytesize::ByteSize,
+        /// How long a client may take to send a request's headers; slower connections are closed.
+        #[arg(long, default_value = "10s")]
+        header_timeout: humantime::Duration,
     },
     /// Deploy a manifest to a server (its plugin files are uploaded first).
     Deploy {
@@ -403,6 +406,9 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
                     println!("  {i}");
                 }
             }
+            if let Some(why) = info.not_an_operator() {
+                bail!("{} is not a flowlet operator: {why}", plugin.display());
+            }
         }
         Command::Savepoint {
             manifest,
@@ -439,12 +445,14 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             token_file,
             max_upload,
+            header_timeout,
         } => {
             let token = token_file.as_deref().map(serve::read_token).transpose()?;
             let config = serve::ServeConfig {
                 data_dir,
                 token,
                 max_upload: max_upload.as_u64() as usize,
+                header_timeout: header_timeout.into(),
             };
             serve::serve(host(cli.cache_dir)?, listen, config).await?;
         }

@@ -25,6 +25,29 @@ pub use flowlet_dataflow::PluginKind;
 
 pub use instance::{InstanceSettings, WasmFactory};
 
+impl Inspection {
+    /// Why the component is not an operator this flowlet runs (`None` when it is one).
+    pub fn not_an_operator(&self) -> Option<String> {
+        if self.kind.is_some() {
+            return None;
+        }
+        Some(match &self.contract_version {
+            Some(v) => format!(
+                "it was built for flowlet contract {v}, and this flowlet implements {CONTRACT_VERSION}; rebuild it against this flowlet's wit/"
+            ),
+            None => format!(
+                "it exports none of {} at version {CONTRACT_VERSION} (it exports: {}); build it with flowlet-sdk or against a world of wit/",
+                WORLDS.map(|(i, _)| i).join(", "),
+                if self.exports.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    self.exports.join(", ")
+                }
+            ),
+        })
+    }
+}
+
 /// The WIT package version this host implements.
 pub const CONTRACT_VERSION: &str = "0.1.0";
 /// The export that makes a component a flowlet `processor`.
@@ -41,6 +64,8 @@ pub enum HostError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot read plugin {path}: it is {what}; give the path of a .wasm component file")]
+    NotAFile { path: PathBuf, what: &'static str },
     #[error("{path} is not a WebAssembly file (it does not start with `\\0asm`)")]
     NotWasm { path: PathBuf },
     #[error(
@@ -199,10 +224,31 @@ impl Host {
 
     /// Read a component file and compile it (or take it from the cache).
     fn component(&self, path: &Path) -> Result<(Component, String), HostError> {
-        let bytes = std::fs::read(path).map_err(|source| HostError::Read {
+        use std::os::unix::fs::FileTypeExt;
+        let read_error = |source| HostError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        // Only regular files: reading a FIFO or a device would wait or never end.
+        let ty = std::fs::metadata(path).map_err(read_error)?.file_type();
+        let what = if ty.is_dir() {
+            Some("a directory")
+        } else if ty.is_fifo() {
+            Some("a named pipe (FIFO)")
+        } else if ty.is_socket() {
+            Some("a socket")
+        } else if !ty.is_file() {
+            Some("a device")
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Err(HostError::NotAFile {
+                path: path.to_owned(),
+                what,
+            });
+        }
+        let bytes = std::fs::read(path).map_err(read_error)?;
         self.component_of(path, &bytes)
     }
 
@@ -254,24 +300,10 @@ impl Host {
     ) -> Result<Plugin, HostError> {
         let info = self.describe(&component, &digest);
         let Some(kind) = info.kind else {
-            let message = match &info.contract_version {
-                Some(v) => format!(
-                    "it was built for flowlet contract {v}, and this flowlet implements {CONTRACT_VERSION}; rebuild it against this flowlet's wit/"
-                ),
-                None => format!(
-                    "it exports none of {} at version {CONTRACT_VERSION} (it exports: {}); build it with flowlet-sdk or against a world of wit/",
-                    WORLDS.map(|(i, _)| i).join(", "),
-                    if info.exports.is_empty() {
-                        "nothing".to_owned()
-                    } else {
-                        info.exports.join(", ")
-                    }
-                ),
-            };
             return Err(HostError::WrongWorld {
                 path: path.to_owned(),
                 digest,
-                message,
+                message: info.not_an_operator().unwrap_or_default(),
             });
         };
         let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| {

@@ -44,6 +44,9 @@ pub struct ServeConfig {
     pub token: Option<String>,
     /// Largest plugin upload, in bytes.
     pub max_upload: usize,
+    /// How long a client may take to send a request's headers before the connection is
+    /// closed (slow or half-sent requests must not hold connections open).
+    pub header_timeout: std::time::Duration,
 }
 
 /// Largest manifest or JSON request body.
@@ -418,7 +421,7 @@ async fn create_pipeline(
     let manifest =
         pipelines::parse_manifest(&req.manifest, &base_dir, Some(&name), |n| data.join(n))?;
     let (s, m, overrides) = (state.clone(), manifest.clone(), req.plugins.clone());
-    let plugins = tokio::task::spawn_blocking(move || {
+    let (plugins, labels) = tokio::task::spawn_blocking(move || {
         pipelines::pin_plugins(&s.0.host, &s.0.registry, &m, &overrides)
     })
     .await
@@ -434,6 +437,7 @@ async fn create_pipeline(
         base_dir,
         plugins,
         history: BTreeMap::new(),
+        labels,
     };
     let p = Pipeline::new(record, manifest, dir.clone());
     p.save()?;
@@ -644,14 +648,67 @@ pub async fn serve(host: Host, listen: SocketAddr, config: ServeConfig) -> anyho
     );
     state.resume()?;
     let app = router(state.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("stopping: every pipeline takes a final checkpoint");
-        })
-        .await?;
+    let header_timeout = state.0.config.header_timeout;
+    serve_http(listener, app, header_timeout, async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("stopping: every pipeline takes a final checkpoint");
+    })
+    .await;
     state.shutdown().await;
     Ok(())
+}
+
+/// Serve `app` on `listener` (HTTP/1.1) until `shutdown`, then let open connections finish
+/// (for up to 30 s). Unlike `axum::serve`, a connection whose request headers do not arrive
+/// within `header_timeout` is closed: half-sent requests cannot pile up.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    header_timeout: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little, do not spin.
+                    tracing::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let service = TowerToHyperService::new(app.clone());
+        let mut closing = closing_rx.clone();
+        connections.spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = closing.wait_for(|c| *c) => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }
+    let _ = closing_tx.send(true);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(std::time::Duration::from_secs(30), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after 30 s are closed");
+    }
 }
 
 /// Read a token file: its first line, trimmed; an empty one is an error.

@@ -34,6 +34,10 @@ pub struct Record {
     /// What each operator ran before, oldest first.
     #[serde(default)]
     pub history: History,
+    /// The `name@version` a plugin digest was given as (in the manifest, a deploy's overrides
+    /// or a swap): what the status reports, also when other names have the same bytes.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Where a pipeline is in its life.
@@ -135,6 +139,14 @@ pub fn factory(
     let plugin = host
         .load(&registry.blob(id))
         .map_err(|e| ApiError::Unprocessable(format!("operator `{operator}`: {e}")))?;
+    // Content-addressed means checked: a stored file that changed is not run under its name.
+    if plugin.digest != id {
+        return Err(ApiError::Unprocessable(format!(
+            "operator `{operator}`: the stored plugin {id} is damaged (its file {} hashes to {}); delete it and upload it again",
+            registry.blob(id).display(),
+            plugin.digest
+        )));
+    }
     Ok(Arc::new(plugin.factory(
         host,
         operator,
@@ -372,7 +384,15 @@ impl Pipeline {
                 E::WrongKind { .. } | E::Init { .. } => ApiError::Unprocessable(e.to_string()),
                 E::Busy(_) | E::NotRunning => ApiError::Conflict(e.to_string()),
             })?;
+        if let PluginRef::Registry { name, version } = PluginRef::parse(id) {
+            let mut r = self.record.lock().expect("record lock");
+            r.labels
+                .insert(done.to.clone(), format!("{name}@{version}"));
+        }
         self.sync_plugins(&handles);
+        if let Err(e) = self.save() {
+            tracing::error!(pipeline = %self.name, "{e}");
+        }
         Ok(json!({
             "operator": operator,
             "from": done.from,
@@ -430,7 +450,11 @@ impl Pipeline {
             if id.starts_with("builtin:") {
                 Some(id.to_owned())
             } else {
-                registry.label(id)
+                record
+                    .labels
+                    .get(id)
+                    .cloned()
+                    .or_else(|| registry.label(id))
             }
         };
         // A counter of a node, 0 when the node has not started.
@@ -605,13 +629,14 @@ fn bytes_json(b: &[u8]) -> Value {
 }
 
 /// Resolve every operator's plugin of a manifest to a pinned id; `overrides` replace the
-/// manifest's references by operator.
+/// manifest's references by operator. Also returns the `name@version` each pinned id was
+/// referenced by (for the status).
 pub fn pin_plugins(
     host: &Host,
     registry: &Registry,
     manifest: &Manifest,
     overrides: &BTreeMap<String, String>,
-) -> ApiResult<BTreeMap<String, String>> {
+) -> ApiResult<(BTreeMap<String, String>, BTreeMap<String, String>)> {
     for op in overrides.keys() {
         if !manifest.operators.contains_key(op) {
             return Err(ApiError::Unprocessable(format!(
@@ -620,6 +645,7 @@ pub fn pin_plugins(
         }
     }
     let mut out = BTreeMap::new();
+    let mut labels = BTreeMap::new();
     for (name, op) in &manifest.operators {
         let r = match overrides.get(name) {
             Some(text) => PluginRef::parse(text),
@@ -640,7 +666,10 @@ pub fn pin_plugins(
                 }
                 e => e,
             })?;
+        if let PluginRef::Registry { name, version } = &r {
+            labels.insert(id.clone(), format!("{name}@{version}"));
+        }
         out.insert(name.clone(), id);
     }
-    Ok(out)
+    Ok((out, labels))
 }
