@@ -414,3 +414,107 @@ fn a_broker_restarted_mid_run_loses_and_repeats_nothing() {
     let records = committed(&broker, &output);
     assert_exactly_once(&counts_in(&records), &events);
 }
+
+/// What the verifiers of these tests rely on from the broker they run against (docs/
+/// TEST-BROKER.md lists what the test broker gets wrong, and how the verifiers avoid depending
+/// on it): end offsets are exact (a bounded read up to them gets every record — nisshi's memory
+/// engine fails this), acknowledged records survive a broker `kill -9`, and the offsets sent
+/// with a transaction are committed with it and not with an aborted one.
+#[test]
+fn the_broker_does_what_the_verifiers_rely_on() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let mut broker = Broker::start();
+    let topic = broker.topic("conformance", 3);
+    let records: Vec<(String, String)> = (0..30_000)
+        .map(|i| (format!("k{}", i % 97), format!(r#"{{"i":{i}}}"#)))
+        .collect();
+    broker.produce(&topic, &records);
+    // The records a bounded read (up to the end offsets) misses, as the first few of them.
+    let missing = |b: &Broker| -> Vec<i64> {
+        let seen: BTreeSet<i64> = b
+            .read_all(&topic, false)
+            .iter()
+            .map(|r| {
+                serde_json::from_str::<serde_json::Value>(&r.value).unwrap()["i"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        (0..30_000).filter(|i| !seen.contains(i)).collect()
+    };
+    let lost = missing(&broker);
+    assert!(
+        lost.is_empty(),
+        "a bounded read missed {} records, from {:?}",
+        lost.len(),
+        lost.first()
+    );
+    if broker.owned() {
+        broker.restart(); // SIGKILL, then the same storage
+        let lost = missing(&broker);
+        assert!(
+            lost.is_empty(),
+            "after a kill -9 of the broker {} records are missing",
+            lost.len()
+        );
+    }
+    if !kafka::transactions() {
+        return;
+    }
+    let group = format!("conformance-{}", std::process::id());
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.brokers)
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assigned = TopicPartitionList::new();
+    assigned.add_partition(&topic, 0);
+    consumer.assign(&assigned).unwrap();
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &broker.brokers)
+        .set(
+            "transactional.id",
+            format!("conformance-{}", std::process::id()),
+        )
+        .create()
+        .unwrap();
+    producer.init_transactions(Duration::from_secs(30)).unwrap();
+    let transaction = |offset: i64, commit: bool| {
+        producer.begin_transaction().unwrap();
+        producer
+            .send(BaseRecord::to(&topic).key("t").payload("in a transaction"))
+            .map_err(|(e, _)| e)
+            .unwrap();
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset(&topic, 0, Offset::Offset(offset))
+            .unwrap();
+        let metadata = consumer.group_metadata().unwrap();
+        producer
+            .send_offsets_to_transaction(&offsets, &metadata, Duration::from_secs(30))
+            .unwrap();
+        if commit {
+            producer
+                .commit_transaction(Duration::from_secs(30))
+                .unwrap();
+        } else {
+            producer.abort_transaction(Duration::from_secs(30)).unwrap();
+        }
+    };
+    transaction(7, true);
+    assert_eq!(
+        broker.committed_offsets(&group, &topic),
+        7,
+        "offsets of a committed transaction"
+    );
+    transaction(12, false);
+    assert_eq!(
+        broker.committed_offsets(&group, &topic),
+        7,
+        "offsets of an aborted transaction"
+    );
+}
