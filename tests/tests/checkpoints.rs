@@ -311,7 +311,7 @@ sinks:
 
 /// Run `flowlet run MANIFEST` with the directory `state` on a tmpfs of `size` (mounted in a
 /// private user and mount namespace: no root needed, no mount left behind). When the run has
-/// ended, the state is copied to `saved` — the same state on a disk with space.
+/// ended, what it holds is copied to `saved` — the same files on a disk with space.
 fn run_on_a_small_disk(
     manifest: &Path,
     state: &Path,
@@ -451,4 +451,33 @@ fn savepoint_waits_for_a_starting_topology_and_a_second_run_is_refused() {
     );
     let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     assert!(path.is_file(), "{}", path.display());
+}
+
+/// A full disk under a file sink (kept as it was: the sink fails, naming itself and the cause)
+/// with checkpoints: the run stops, and the next run with space cuts the sink back to its last
+/// checkpointed length and gives exactly the output of a clean run.
+#[test]
+fn a_full_sink_disk_stops_the_run_and_the_next_run_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clicks(&dir.path().join("clicks.jsonl"), 200_000, 23);
+    let topology = TOPOLOGY.replace("path: counts.jsonl", "path: out/counts.jsonl");
+    let manifest = write_manifest(dir.path(), &topology);
+    let (out, saved) = (dir.path().join("out"), dir.path().join("saved"));
+    let run = run_on_a_small_disk(&manifest, &out, &saved, "1m");
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success(),
+        "the output did not fill the disk; use more input"
+    );
+    assert!(
+        err.contains("sink `out`") && err.contains("No space left on device"),
+        "{err}"
+    );
+    // The sink's file, back on a disk with space.
+    std::fs::copy(saved.join("counts.jsonl"), out.join("counts.jsonl")).unwrap();
+    succeed(flowlet_bin().arg("run").arg(&manifest));
+    let (got, lines) = counts(&out.join("counts.jsonl"));
+    let expected = reference(&input);
+    assert_eq!(lines, expected.len(), "a window is missing or repeated");
+    assert_eq!(got, expected);
 }

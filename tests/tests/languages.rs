@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use flowlet_tests::{
     Rng, flowlet_bin, flowlet_exe, json_lines, plugin, root, run_and_kill, succeed, test_cache_dir,
@@ -379,12 +378,24 @@ fn the_python_window_aggregate_resumes_from_a_checkpoint_after_a_kill() {
         "inspect".as_ref(),
         Path::new(&lang_plugin("aggregate-python")).as_os_str(),
     ]));
+    // How long a whole run takes on this machine, so that the kills land while events flow
+    // (fixed delays ended after the run on a fast machine, or before its start on a slow one).
+    let timing = dir.path().join("timing");
+    std::fs::create_dir_all(&timing).unwrap();
+    std::fs::write(
+        timing.join("topology.yaml"),
+        aggregate_manifest(&input, &lang_plugin("aggregate-python"), window, true),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    succeed(flowlet_bin().arg("run").arg(timing.join("topology.yaml")));
+    let whole = started.elapsed();
     let mut rng = Rng(5);
     let mut killed = 0;
     for _ in 0..3 {
         let (ended, _) = run_and_kill(
             &["run".as_ref(), manifest.as_os_str()],
-            Duration::from_millis(400 + rng.below(800)),
+            whole * (30 + rng.below(50) as u32) / 100,
         );
         if ended {
             break;

@@ -42,6 +42,27 @@ enum Writer {
     Null(Option<flowlet_manifest::Pointer>),
 }
 
+/// An event as one line of a JSON-lines output: as it is when it has no line break (nearly
+/// always); JSON text with its line breaks (whitespace between tokens) made spaces; other text
+/// as a JSON string of it. A value with a line break — a pretty-printed Kafka record, say —
+/// would otherwise become two lines, two broken events for whoever reads the file.
+fn one_line(value: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use std::borrow::Cow;
+    // `contains` on bytes is a memchr: two passes over a ~100-byte value, no per-byte branch.
+    if !value.contains(&b'\n') && !value.contains(&b'\r') {
+        return Cow::Borrowed(value);
+    }
+    if serde_json::from_slice::<&serde_json::value::RawValue>(value).is_ok() {
+        // In valid JSON a line break can only be whitespace between tokens.
+        let mut v = value.to_vec();
+        v.iter_mut()
+            .filter(|b| matches!(b, b'\n' | b'\r'))
+            .for_each(|b| *b = b' ');
+        return Cow::Owned(v);
+    }
+    Cow::Owned(serde_json::to_vec(&String::from_utf8_lossy(value)).expect("a string serializes"))
+}
+
 impl SinkTask {
     fn fail(&self, message: String) -> DataflowError {
         DataflowError::Sink {
@@ -145,7 +166,7 @@ impl SinkTask {
                         Writer::Stdout(buf) => {
                             buf.clear();
                             for event in batch.iter() {
-                                buf.extend_from_slice(event.value());
+                                buf.extend_from_slice(&one_line(event.value()));
                                 buf.push(b'\n');
                             }
                             let mut out = std::io::stdout().lock();
@@ -155,9 +176,10 @@ impl SinkTask {
                         }
                         Writer::File { w, len } => (|| {
                             for event in batch.iter() {
-                                w.write_all(event.value())?;
+                                let line = one_line(event.value());
+                                w.write_all(&line)?;
                                 w.write_all(b"\n")?;
-                                *len += event.value().len() as u64 + 1;
+                                *len += line.len() as u64 + 1;
                             }
                             Ok(())
                         })()
@@ -252,6 +274,21 @@ impl SinkTask {
                 Ok(None)
             }
             Writer::Null(_) => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn every_event_is_one_line() {
+        assert_eq!(&*one_line(b"{\"a\":1}"), b"{\"a\":1}");
+        assert_eq!(&*one_line(b"{\n  \"a\": 1\r\n}"), b"{   \"a\": 1  }");
+        assert_eq!(&*one_line(b"two\nlines"), b"\"two\\nlines\"");
+        for v in [&b"{\n\"a\":\"x\"}"[..], b"a\rb", b"\n", b"\xff\n"] {
+            assert!(!one_line(v).contains(&b'\n') && !one_line(v).contains(&b'\r'));
         }
     }
 }
