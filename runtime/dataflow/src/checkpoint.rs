@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::state::{Change, StateDb, StateError};
 use crate::{DataflowError, Envelope, Message, Stop};
 
-pub type CheckpointId = u64;
+pub use flowlet_operator::CheckpointId;
 
 /// The checkpoint record's name in the store.
 pub const RECORD: &str = "checkpoint";
@@ -352,7 +352,7 @@ pub struct SavepointRequest {
     pub reply: oneshot::Sender<Result<PathBuf, String>>,
 }
 
-/// The Kafka side of a two-phase commit (implemented in `kafka.rs`).
+/// The deciding side of a two-phase commit (a transactional sink: Kafka's, in `kafka.rs`).
 pub(crate) trait Committer: Send + Sync {
     /// Commit the open transaction, with the source offsets of `record` marked as belonging to
     /// checkpoint `record.id`, then open the next one.
@@ -569,7 +569,7 @@ impl Coordinator {
     ) -> Result<(), DataflowError> {
         let mut record = self.record.clone();
         record.id = id;
-        record.taken_at = crate::sources::now_ms();
+        record.taken_at = flowlet_operator::now_ms();
         record.lineage.insert(record.run, id);
         changes.push((StateDb::meta_key(RECORD), Some(record.encode())));
         let bytes: usize = changes
@@ -592,7 +592,7 @@ impl Coordinator {
                     }
                     written
                 }
-                Some(c) => crate::kafka::two_phase(&db, c.as_mut(), &r, changes),
+                Some(c) => two_phase(&db, c.as_mut(), &r, changes),
             };
             (committer, result)
         })
@@ -628,6 +628,81 @@ impl Coordinator {
         .await
         .map_err(|e| e.to_string())?
     }
+}
+
+/// `[record length u32][record][key len u32][key][0|1][value len u32][value]…`
+fn encode_pending(record: &[u8], changes: &[Change]) -> Vec<u8> {
+    let size: usize = changes
+        .iter()
+        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 9)
+        .sum();
+    let mut out = Vec::with_capacity(record.len() + 4 + size);
+    out.extend_from_slice(&(record.len() as u32).to_be_bytes());
+    out.extend_from_slice(record);
+    for (k, v) in changes {
+        out.extend_from_slice(&(k.len() as u32).to_be_bytes());
+        out.extend_from_slice(k);
+        match v {
+            Some(v) => {
+                out.push(1);
+                out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                out.extend_from_slice(v);
+            }
+            None => out.push(0),
+        }
+    }
+    out
+}
+
+pub(crate) fn decode_pending(mut b: &[u8]) -> Option<(CheckpointRecord, Vec<Change>)> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        let (a, rest) = (b.get(..n)?, b.get(n..)?);
+        *b = rest;
+        Some(a)
+    }
+    fn len(b: &mut &[u8]) -> Option<usize> {
+        Some(u32::from_be_bytes(take(b, 4)?.try_into().ok()?) as usize)
+    }
+    let n = len(&mut b)?;
+    let record = CheckpointRecord::decode(take(&mut b, n)?).ok()?;
+    let mut changes = Vec::new();
+    while !b.is_empty() {
+        let n = len(&mut b)?;
+        let k = take(&mut b, n)?.to_vec();
+        let v = match take(&mut b, 1)?[0] {
+            1 => {
+                let n = len(&mut b)?;
+                Some(take(&mut b, n)?.to_vec())
+            }
+            _ => None,
+        };
+        changes.push((k, v));
+    }
+    Some((record, changes))
+}
+
+/// Write checkpoint `record` with the committer deciding (two-phase commit: `pending`, then the
+/// committer's decision, then the changes — docs/CHECKPOINTS.md).
+fn two_phase(
+    db: &StateDb,
+    committer: &mut dyn Committer,
+    record: &CheckpointRecord,
+    mut changes: Vec<Change>,
+) -> Result<(), DataflowError> {
+    let encoded = record.encode();
+    db.apply(vec![(
+        StateDb::meta_key(PENDING),
+        Some(encode_pending(&encoded, &changes)),
+    )])?;
+    committer
+        .commit(record)
+        .map_err(|message| DataflowError::Checkpoint {
+            checkpoint: record.id,
+            message,
+        })?;
+    changes.push((StateDb::meta_key(PENDING), None));
+    db.apply(changes)?;
+    Ok(())
 }
 
 /// The first line of a savepoint file.

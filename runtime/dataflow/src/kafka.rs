@@ -44,7 +44,7 @@ use serde_json::{Value, json};
 
 use crate::checkpoint::{CheckpointRecord, Committer, PENDING};
 use crate::sources::{Clocking, SourceTask};
-use crate::state::{Change, StateDb, StateError};
+use crate::state::{StateDb, StateError};
 use crate::{DataflowError, Message};
 
 /// librdkafka's logs and errors go to flowlet's log; the first failed delivery is kept.
@@ -815,80 +815,6 @@ impl Committer for GroupOffsets {
     }
 }
 
-/// `[record length u32][record][key len u32][key][0|1][value len u32][value]…`
-fn encode_pending(record: &[u8], changes: &[Change]) -> Vec<u8> {
-    let size: usize = changes
-        .iter()
-        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 9)
-        .sum();
-    let mut out = Vec::with_capacity(record.len() + 4 + size);
-    out.extend_from_slice(&(record.len() as u32).to_be_bytes());
-    out.extend_from_slice(record);
-    for (k, v) in changes {
-        out.extend_from_slice(&(k.len() as u32).to_be_bytes());
-        out.extend_from_slice(k);
-        match v {
-            Some(v) => {
-                out.push(1);
-                out.extend_from_slice(&(v.len() as u32).to_be_bytes());
-                out.extend_from_slice(v);
-            }
-            None => out.push(0),
-        }
-    }
-    out
-}
-
-fn decode_pending(mut b: &[u8]) -> Option<(CheckpointRecord, Vec<Change>)> {
-    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        let (a, rest) = (b.get(..n)?, b.get(n..)?);
-        *b = rest;
-        Some(a)
-    }
-    fn len(b: &mut &[u8]) -> Option<usize> {
-        Some(u32::from_be_bytes(take(b, 4)?.try_into().ok()?) as usize)
-    }
-    let n = len(&mut b)?;
-    let record = CheckpointRecord::decode(take(&mut b, n)?).ok()?;
-    let mut changes = Vec::new();
-    while !b.is_empty() {
-        let n = len(&mut b)?;
-        let k = take(&mut b, n)?.to_vec();
-        let v = match take(&mut b, 1)?[0] {
-            1 => {
-                let n = len(&mut b)?;
-                Some(take(&mut b, n)?.to_vec())
-            }
-            _ => None,
-        };
-        changes.push((k, v));
-    }
-    Some((record, changes))
-}
-
-/// Write checkpoint `record` with Kafka deciding (see the module comment).
-pub(crate) fn two_phase(
-    db: &StateDb,
-    committer: &mut dyn Committer,
-    record: &CheckpointRecord,
-    mut changes: Vec<Change>,
-) -> Result<(), DataflowError> {
-    let encoded = record.encode();
-    db.apply(vec![(
-        StateDb::meta_key(PENDING),
-        Some(encode_pending(&encoded, &changes)),
-    )])?;
-    committer
-        .commit(record)
-        .map_err(|message| DataflowError::Checkpoint {
-            checkpoint: record.id,
-            message,
-        })?;
-    changes.push((StateDb::meta_key(PENDING), None));
-    db.apply(changes)?;
-    Ok(())
-}
-
 /// Where checkpointed offsets go: each Kafka source's group; with `marker` (a transactional
 /// sink) and no Kafka source, a marker offset of the sink's topic.
 fn offset_targets(
@@ -1010,7 +936,7 @@ pub(crate) async fn committer(
     let sink = first_name.clone();
     let brokers = first.brokers.clone();
     let db = db.clone();
-    let pending_record = pending.as_deref().map(decode_pending);
+    let pending_record = pending.as_deref().map(crate::checkpoint::decode_pending);
     let committer = tokio::task::spawn_blocking(move || -> Result<_, DataflowError> {
         let fail = |message: String| DataflowError::Sink { sink: sink.clone(), message };
         // Fences an older producer of this topology and aborts its open transaction.

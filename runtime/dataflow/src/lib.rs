@@ -31,166 +31,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub use edge::{instance_of, key_group};
 use flowlet_manifest::{Manifest, Port};
-pub use flowlet_types::{Accumulators, Batch, FiredRef, FiredWindows, Output, Timestamp};
+pub use flowlet_operator::{
+    Accumulators, Added, Aggregator, Batch, CheckpointId, Clock, Envelope, FiredRef, FiredWindows,
+    Instance, InstanceContext, ManualClock, Message, Operator, OperatorError, OperatorFactory,
+    Output, PluginKind, SystemClock, Timestamp,
+};
 use tokio::sync::{Notify, mpsc};
-
-/// What flows on an edge.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Message {
-    Batch(Batch),
-    /// No event with a smaller timestamp will follow on this input.
-    Watermark(Timestamp),
-    /// The producer has been idle for its source's `idle-timeout`: until its next batch or
-    /// watermark it does not hold back the consumer's watermark.
-    Idle,
-    /// This input is finished.
-    End,
-    /// Processing time moved (sent by the executor to operators that use it).
-    Tick,
-    /// Checkpoint `n`: everything before it on this input belongs to the checkpoint.
-    Barrier(checkpoint::CheckpointId),
-}
-
-/// Processing time: the system clock, or a clock a test moves.
-pub trait Clock: Send + Sync {
-    /// Milliseconds since the Unix epoch.
-    fn now(&self) -> Timestamp;
-}
-
-/// The system clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        sources::now_ms()
-    }
-}
-
-/// A clock that only moves when told to (tests).
-#[derive(Debug, Default)]
-pub struct ManualClock(std::sync::atomic::AtomicI64);
-
-impl ManualClock {
-    pub fn new(now: Timestamp) -> Arc<Self> {
-        Arc::new(Self(now.into()))
-    }
-
-    pub fn set(&self, now: Timestamp) {
-        self.0.store(now, Ordering::SeqCst);
-    }
-
-    pub fn advance(&self, by: Timestamp) {
-        self.0.fetch_add(by, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// A message and the input it arrived on (an index into the receiver's inputs).
-#[derive(Debug)]
-pub struct Envelope {
-    pub input: usize,
-    pub message: Message,
-}
-
-/// How an operator instance failed.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum OperatorError {
-    /// The instance trapped (panic, deadline, memory cap, stack overflow): it is unusable and
-    /// must be replaced.
-    #[error("trapped: {0}")]
-    Trap(String),
-    /// The operator reported that it failed ("I failed").
-    #[error("failed: {0}")]
-    Failed(String),
-    /// `init` rejected the configuration.
-    #[error("invalid config: {0}")]
-    InvalidConfig(String),
-    /// The operator returned a malformed batch or rejection.
-    #[error("returned malformed output: {0}")]
-    Malformed(String),
-}
-
-/// One instance of an operator.
-pub trait Operator: Send {
-    /// Transform one batch.
-    fn process(&mut self, input: &Batch) -> Result<Output, OperatorError>;
-
-    /// Handle timers that fired (stateful operators).
-    fn on_timer(&mut self, timers: &[state::Timer]) -> Result<Batch, OperatorError> {
-        let _ = timers;
-        Ok(Batch::new())
-    }
-}
-
-/// What [`Aggregator::add`] returns.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Added {
-    pub accumulators: Accumulators,
-    pub rejected: Vec<flowlet_types::Rejection>,
-}
-
-/// One instance of a window aggregate (the `aggregator` world).
-pub trait Aggregator: Send {
-    fn create_accumulator(&mut self) -> Result<Vec<u8>, OperatorError>;
-    /// Fold `input` into `accumulators`: event `i` into `accumulators[slots[i]]`.
-    fn add(
-        &mut self,
-        accumulators: Accumulators,
-        input: &Batch,
-        slots: &[u32],
-    ) -> Result<Added, OperatorError>;
-    fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, OperatorError>;
-    fn finish(&mut self, fired: FiredWindows) -> Result<Batch, OperatorError>;
-}
-
-/// Which flowlet world a plugin implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PluginKind {
-    /// `processor`: stateless, batch in, batch out.
-    Processor,
-    /// `stateful-processor`: keyed state and timers.
-    StatefulProcessor,
-    /// `aggregator`: window aggregates.
-    Aggregator,
-}
-
-impl std::fmt::Display for PluginKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Processor => "processor",
-            Self::StatefulProcessor => "stateful-processor",
-            Self::Aggregator => "aggregator",
-        })
-    }
-}
-
-/// A new instance of one of the kinds.
-pub enum Instance {
-    Processor(Box<dyn Operator>),
-    Aggregator(Box<dyn Aggregator>),
-}
-
-/// What an instance is given by the executor: the keyed state of its key groups (stateful
-/// processors).
-#[derive(Clone, Default)]
-pub struct InstanceContext {
-    pub state: Option<state::StateHandle>,
-}
-
-/// Makes instances of one operator: at start, and again to replace a trapped one.
-pub trait OperatorFactory: Send + Sync {
-    /// A new, initialised instance.
-    fn instantiate(&self, ctx: &InstanceContext) -> Result<Instance, OperatorError>;
-    /// What runs: `sha256:…` of a component, or `builtin:NAME`.
-    fn plugin_id(&self) -> String;
-    fn kind(&self) -> PluginKind;
-}
 
 /// How a topology runs, beyond its manifest.
 #[derive(Clone)]
@@ -803,6 +649,7 @@ pub async fn run(
             let groups = key_groups_of(i, op.parallelism as usize);
             let mut ctx = InstanceContext::default();
             let mut store = None;
+            let mut keyed: Option<state::StateHandle> = None;
             if let Some(db) = &db {
                 match kind {
                     PluginKind::StatefulProcessor => {
@@ -813,7 +660,9 @@ pub async fn run(
                             options.clock.clone(),
                             groups.clone(),
                         )?;
-                        ctx.state = Some(Arc::new(std::sync::Mutex::new(st)));
+                        let handle = Arc::new(std::sync::Mutex::new(st));
+                        ctx.state = Some(handle.clone());
+                        keyed = Some(handle);
                     }
                     PluginKind::Aggregator => store = Some(db.tree(name, "windows")?),
                     PluginKind::Processor => {}
@@ -834,7 +683,7 @@ pub async fn run(
                 i,
                 instance,
                 factory.clone(),
-                ctx,
+                (ctx, keyed),
                 store,
                 groups,
             ));
@@ -856,7 +705,7 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     let mut sources = Vec::new();
     let mut tickers = Vec::new();
-    for (name, index, instance, factory, ctx, store, groups) in instances {
+    for (name, index, instance, factory, (ctx, keyed), store, groups) in instances {
         let swaps = swap::InstanceSwaps::new(Some(slots[name].clone()), index);
         let spec = &manifest.operators[name];
         let rx = op_rx
@@ -892,6 +741,7 @@ pub async fn run(
                     factory,
                     instance,
                     ctx,
+                    state: keyed,
                     inputs: upstream_count[name],
                     main,
                     dead_letter,

@@ -25,6 +25,8 @@ pub(crate) struct OperatorTask {
     pub factory: Arc<dyn OperatorFactory>,
     pub instance: Box<dyn Operator>,
     pub ctx: InstanceContext,
+    /// The instance's keyed state (stateful processors), as the executor uses it.
+    pub state: Option<StateHandle>,
     /// Number of upstream producer instances (inputs).
     pub inputs: usize,
     pub main: Outputs,
@@ -58,7 +60,7 @@ pub(crate) fn new_processor(
 
 impl OperatorTask {
     fn state(&self) -> Option<&StateHandle> {
-        self.ctx.state.as_ref()
+        self.state.as_ref()
     }
 
     pub fn run(mut self, rx: mpsc::Receiver<Envelope>) -> Result<(), DataflowError> {

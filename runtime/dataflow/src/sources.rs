@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use flowlet_manifest::{EventTime, Guarantee, OnError, SourceKind};
 use flowlet_types::{Batch, Timestamp};
@@ -164,13 +164,6 @@ async fn open_at(path: &std::path::Path, offset: u64) -> Result<tokio::fs::File,
             .map_err(|e| format!("cannot seek {}: {e}", path.display()))?;
     }
     Ok(f)
-}
-
-/// Processing time now, in ms since the Unix epoch.
-pub fn now_ms() -> Timestamp {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as Timestamp)
 }
 
 impl SourceTask {

@@ -541,20 +541,7 @@ fn decode_value(stored: &[u8], now: Timestamp) -> Option<&[u8]> {
     }
 }
 
-/// Time domains of timers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum TimeDomain {
-    EventTime,
-    ProcessingTime,
-}
-
-/// A timer of a key.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timer {
-    pub domain: TimeDomain,
-    pub at: Timestamp,
-    pub key: Vec<u8>,
-}
+pub use flowlet_operator::{TimeDomain, Timer};
 
 /// The keyed state of one operator instance, held in memory and persisted per key group.
 ///
@@ -1050,6 +1037,50 @@ impl KeyedState {
         let mut out = self.store.take_changes();
         out.extend(self.timer_store.take_changes());
         Ok(out)
+    }
+}
+
+/// The host's `state` and `timers` capabilities call these.
+impl flowlet_operator::KeyedStateAccess for KeyedState {
+    fn value_get(&mut self, key: &[u8], name: &str) -> Option<Vec<u8>> {
+        KeyedState::value_get(self, key, name)
+    }
+    fn value_put(&mut self, key: &[u8], name: &str, value: &[u8], ttl: Option<u64>) {
+        KeyedState::value_put(self, key, name, value, ttl);
+    }
+    fn value_delete(&mut self, key: &[u8], name: &str) {
+        KeyedState::value_delete(self, key, name);
+    }
+    fn map_get(&mut self, key: &[u8], name: &str, map_key: &[u8]) -> Option<Vec<u8>> {
+        KeyedState::map_get(self, key, name, map_key)
+    }
+    fn map_put(&mut self, key: &[u8], name: &str, map_key: &[u8], value: &[u8], ttl: Option<u64>) {
+        KeyedState::map_put(self, key, name, map_key, value, ttl);
+    }
+    fn map_delete(&mut self, key: &[u8], name: &str, map_key: &[u8]) {
+        KeyedState::map_delete(self, key, name, map_key);
+    }
+    fn map_range(
+        &mut self,
+        key: &[u8],
+        name: &str,
+        start: &[u8],
+        end: &[u8],
+        limit: u32,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        KeyedState::map_range(self, key, name, start, end, limit)
+    }
+    fn register_timer(&mut self, key: &[u8], domain: TimeDomain, at: Timestamp) {
+        KeyedState::register_timer(self, key, domain, at);
+    }
+    fn cancel_timer(&mut self, key: &[u8], domain: TimeDomain, at: Timestamp) {
+        KeyedState::cancel_timer(self, key, domain, at);
+    }
+    fn watermark(&self) -> Timestamp {
+        self.watermark
+    }
+    fn now(&self) -> Timestamp {
+        KeyedState::now(self)
     }
 }
 

@@ -20,8 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::checkpoint::CheckpointId;
-use crate::{Instance, InstanceContext, OperatorError, OperatorFactory, PluginKind};
+use crate::{CheckpointId, Instance, InstanceContext, OperatorError, OperatorFactory, PluginKind};
 
 /// How many batches a swapped-in plugin handles on probation, per instance.
 pub const PROBATION_BATCHES: u32 = 8;
@@ -112,6 +111,8 @@ pub struct OperatorSlot {
     pub kind: PluginKind,
     /// The instances' contexts (their keyed state), while the run lasts.
     ctxs: Mutex<Vec<InstanceContext>>,
+    /// The same keyed state as the executor reads it (state queries).
+    states: Mutex<Vec<Option<crate::state::StateHandle>>>,
     /// The plugin the instances run (what a status shows).
     current: Mutex<Arc<dyn OperatorFactory>>,
     /// The barrier at which an armed swap happens; `u64::MAX` when none is armed. Read on every
@@ -135,7 +136,7 @@ impl OperatorSlot {
 
     /// The keyed state handle of instance `i` (stateful processors), while the run lasts.
     pub fn state_of(&self, i: usize) -> Option<crate::state::StateHandle> {
-        self.ctxs.lock().expect("slot lock").get(i)?.state.clone()
+        self.states.lock().expect("slot lock").get(i)?.clone()
     }
 
     fn set_status(&self, s: SwapStatus) {
@@ -172,12 +173,14 @@ impl Swaps {
         &self,
         name: &str,
         factory: Arc<dyn OperatorFactory>,
-        ctxs: Vec<InstanceContext>,
+        instances: Vec<(InstanceContext, Option<crate::state::StateHandle>)>,
     ) -> Arc<OperatorSlot> {
+        let (ctxs, states) = instances.into_iter().unzip();
         let slot = Arc::new(OperatorSlot {
             name: name.to_owned(),
             kind: factory.kind(),
             ctxs: Mutex::new(ctxs),
+            states: Mutex::new(states),
             current: Mutex::new(factory),
             armed_at: AtomicU64::new(u64::MAX),
             armed: Mutex::new(None),
@@ -212,6 +215,7 @@ impl Swaps {
             slot.armed.lock().expect("slot lock").take();
             // The state (and with it the state database) is released with the run.
             slot.ctxs.lock().expect("slot lock").clear();
+            slot.states.lock().expect("slot lock").clear();
         }
         self.set_coordinator(None);
     }

@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flowlet_dataflow::state::{StateHandle, TimeDomain, Timer};
-use flowlet_dataflow::{
-    Accumulators, Added, Aggregator, FiredWindows, Instance, InstanceContext, Operator,
-    OperatorError, OperatorFactory, PluginKind,
+use flowlet_operator::{
+    Accumulators, Added, Aggregator, FiredWindows, Instance, InstanceContext, KeyedStateAccess,
+    Operator, OperatorError, OperatorFactory, PluginKind, SharedState, TimeDomain, Timer,
 };
 use flowlet_types::{Batch, Header, Output, Rejection, Timestamp};
 use wasmtime::component::ResourceTable;
@@ -70,16 +69,16 @@ pub(crate) struct InstanceState {
     operator: Arc<str>,
     metrics: GuestMetrics,
     /// Keyed state and timers (stateful processors).
-    state: Option<StateHandle>,
+    state: Option<SharedState>,
 }
 
 impl InstanceState {
     fn with_state<R: Default>(
         &mut self,
-        f: impl FnOnce(&mut flowlet_dataflow::state::KeyedState) -> R,
+        f: impl FnOnce(&mut (dyn KeyedStateAccess + Send)) -> R,
     ) -> R {
         match &self.state {
-            Some(s) => f(&mut s.lock().expect("state lock")),
+            Some(s) => f(&mut *s.lock().expect("state lock")),
             None => R::default(),
         }
     }
@@ -144,14 +143,14 @@ mod state_host {
     impl timers::Host for InstanceState {
         fn current_watermark(&mut self) -> Timestamp {
             match &self.state {
-                Some(s) => s.lock().expect("state lock").watermark,
+                Some(s) => s.lock().expect("state lock").watermark(),
                 None => Timestamp::MIN,
             }
         }
         fn current_processing_time(&mut self) -> Timestamp {
             match &self.state {
                 Some(s) => s.lock().expect("state lock").now(),
-                None => flowlet_dataflow::Clock::now(&flowlet_dataflow::SystemClock),
+                None => flowlet_operator::now_ms(),
             }
         }
         fn register(&mut self, key: Vec<u8>, d: timers::TimeDomain, at: Timestamp) {

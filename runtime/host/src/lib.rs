@@ -3,7 +3,7 @@
 //! One [`Host`] holds the wasmtime `Engine` (with epoch interruption), the `Linker` with the
 //! host interfaces and a minimal WASI, and the on-disk cache of precompiled components.
 //! [`Host::load`] turns a component file into a [`Plugin`] (validated against the `processor`
-//! world before anything runs); a plugin makes [`flowlet_dataflow::Operator`] instances, each
+//! world before anything runs); a plugin makes [`flowlet_operator::Operator`] instances, each
 //! in its own `Store` with a memory cap, an epoch deadline per call and nothing granted beyond
 //! stderr, clocks and randomness unless the manifest says so.
 
@@ -21,7 +21,7 @@ use wasmtime::component::types::{ComponentExtern, ComponentItem};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
-pub use flowlet_dataflow::PluginKind;
+pub use flowlet_operator::PluginKind;
 
 pub use instance::{InstanceSettings, WasmFactory};
 
