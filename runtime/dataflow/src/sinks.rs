@@ -12,8 +12,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use flowlet_manifest::{Guarantee, SinkKind};
 use tokio::sync::mpsc;
 
-use crate::checkpoint::{Inbox, TaskCheckpoints};
-use crate::{DataflowError, Envelope, Message, NodeCounters};
+use flowlet_types::{Batch, Timestamp};
+
+use crate::checkpoint::TaskCheckpoints;
+use crate::task::{Body, Snapshot, Task};
+use crate::{CheckpointId, DataflowError, Envelope, NodeCounters};
 
 pub(crate) struct SinkTask {
     pub name: String,
@@ -133,7 +136,7 @@ impl SinkTask {
     }
 
     pub fn run(mut self, rx: mpsc::Receiver<Envelope>) -> Result<(), DataflowError> {
-        let mut writer = match &self.kind {
+        let writer = match &self.kind {
             SinkKind::Stdout => Writer::Stdout(Vec::with_capacity(1 << 16)),
             SinkKind::File { .. } => self.open_file()?,
             SinkKind::Null { checksum } => Writer::Null(checksum.clone()),
@@ -148,107 +151,22 @@ impl SinkTask {
                 .map_err(|e| self.fail(e))?,
             ),
         };
-        let mut open = self.inputs;
-        let mut unflushed = false;
-        let mut ended = vec![false; self.inputs];
-        let mut inbox = Inbox::new(rx, self.inputs, self.guarantee);
-        while open > 0 {
-            let Some(env) = inbox.next_blocking() else {
-                break;
-            };
-            match env.message {
-                Message::Batch(batch) => {
-                    self.counters
-                        .events_in
-                        .fetch_add(batch.len() as u64, Relaxed);
-                    self.counters.batches.fetch_add(1, Relaxed);
-                    let written: Result<(), String> = match &mut writer {
-                        Writer::Stdout(buf) => {
-                            buf.clear();
-                            for event in batch.iter() {
-                                buf.extend_from_slice(&one_line(event.value()));
-                                buf.push(b'\n');
-                            }
-                            let mut out = std::io::stdout().lock();
-                            out.write_all(buf)
-                                .and_then(|()| out.flush())
-                                .map_err(|e| format!("write error: {e}"))
-                        }
-                        Writer::File { w, len } => (|| {
-                            for event in batch.iter() {
-                                let line = one_line(event.value());
-                                w.write_all(&line)?;
-                                w.write_all(b"\n")?;
-                                *len += line.len() as u64 + 1;
-                            }
-                            Ok(())
-                        })()
-                        .map_err(|e: std::io::Error| format!("write error: {e}")),
-                        Writer::Kafka(k) => {
-                            let epoch = self.ckpt.as_ref().map(|c| {
-                                let done = c.completed.borrow();
-                                (c.run, done.id + 1, done.lineage.clone())
-                            });
-                            k.send(&batch, epoch)
-                        }
-                        Writer::Null(None) => Ok(()),
-                        Writer::Null(Some(p)) => {
-                            let mut sum = 0u64;
-                            for event in batch.iter() {
-                                if let Some(n) = p
-                                    .find(event.value())
-                                    .ok()
-                                    .flatten()
-                                    .and_then(|raw| raw.get().parse::<f64>().ok())
-                                {
-                                    sum = sum.wrapping_add(n.floor() as u64);
-                                }
-                            }
-                            self.counters.checksum.fetch_add(sum, Relaxed);
-                            Ok(())
-                        }
-                    };
-                    written.map_err(|e| self.fail(e))?;
-                    unflushed = matches!(writer, Writer::File { .. });
-                }
-                Message::Barrier(id) => {
-                    let meta = self.durable(&mut writer)?;
-                    unflushed = false;
-                    if let Some(c) = &mut self.ckpt {
-                        c.snapshot(id, Vec::new(), meta);
-                        // A transactional producer writes nothing more until the checkpoint's
-                        // transaction has committed: the next records belong to the next one.
-                        if matches!(writer, Writer::Kafka(ref k) if k.transactional())
-                            && !c.wait_completed(id)
-                        {
-                            return Ok(());
-                        }
-                    }
-                }
-                Message::Watermark(_) | Message::Idle | Message::Tick => {}
-                Message::End => {
-                    if !std::mem::replace(&mut ended[env.input], true) {
-                        open -= 1;
-                    }
-                }
-            }
-            // Files are flushed whenever nothing more is waiting, so that they can be followed
-            // while the topology runs.
-            if unflushed && inbox.is_empty() {
-                if let Writer::File { w, .. } = &mut writer {
-                    w.flush()
-                        .map_err(|e| self.fail(format!("write error: {e}")))?;
-                }
-                unflushed = false;
-            }
-        }
-        let meta = self.durable(&mut writer)?;
-        if let Some(c) = &self.ckpt {
-            c.finished(Vec::new(), meta);
-        }
-        Ok(())
+        let task = Task {
+            ckpt: self.ckpt.clone(),
+            guarantee: self.guarantee,
+            inputs: self.inputs,
+            // Sinks keep no state between checkpoints: nothing to commit on a cadence.
+            commit_interval: std::time::Duration::MAX,
+            counters: self.counters.clone(),
+        };
+        let mut body = SinkBody {
+            task: self,
+            writer,
+            unflushed: false,
+            stop: false,
+        };
+        task.run(&mut body, rx)
     }
-
     /// Make everything written so far durable; what a checkpoint saves of this sink.
     fn durable(&self, writer: &mut Writer) -> Result<Option<serde_json::Value>, DataflowError> {
         match writer {
@@ -276,6 +194,131 @@ impl SinkTask {
             Writer::Null(_) => Ok(None),
         }
     }
+}
+
+/// A sink's task body: write each batch; at a barrier make the output durable.
+struct SinkBody {
+    task: SinkTask,
+    writer: Writer,
+    /// File output written since the last flush.
+    unflushed: bool,
+    /// The run is stopping (a transaction was never completed): stop at once.
+    stop: bool,
+}
+
+impl Body for SinkBody {
+    const WATERMARKED: bool = false;
+
+    fn batch(&mut self, batch: Batch, _: Timestamp) -> Result<bool, DataflowError> {
+        let c = &self.task.counters;
+        c.events_in.fetch_add(batch.len() as u64, Relaxed);
+        c.batches.fetch_add(1, Relaxed);
+        let written = match &mut self.writer {
+            Writer::Stdout(buf) => write_stdout(buf, &batch),
+            Writer::File { w, len } => write_file(w, len, &batch),
+            Writer::Kafka(k) => {
+                let epoch = self.task.ckpt.as_ref().map(|c| {
+                    let done = c.completed.borrow();
+                    (c.run, done.id + 1, done.lineage.clone())
+                });
+                k.send(&batch, epoch)
+            }
+            Writer::Null(None) => Ok(()),
+            Writer::Null(Some(p)) => {
+                c.checksum.fetch_add(checksum(p, &batch), Relaxed);
+                Ok(())
+            }
+        };
+        written.map_err(|e| self.task.fail(e))?;
+        self.unflushed = matches!(self.writer, Writer::File { .. });
+        Ok(!self.stop)
+    }
+
+    fn snapshot(&mut self, _: Timestamp) -> Result<Snapshot, DataflowError> {
+        let meta = self.task.durable(&mut self.writer)?;
+        self.unflushed = false;
+        Ok(Snapshot {
+            changes: Vec::new(),
+            meta,
+        })
+    }
+
+    fn barrier_passed(&mut self, id: CheckpointId) -> Result<bool, DataflowError> {
+        // A transactional producer writes nothing more until the checkpoint's transaction has
+        // committed: the next records belong to the next one.
+        if let (Some(c), Writer::Kafka(k)) = (&mut self.task.ckpt, &self.writer)
+            && k.transactional()
+            && !c.wait_completed(id)
+        {
+            self.stop = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Without checkpoints: flush at the end.
+    fn commit(&mut self) -> Result<(), DataflowError> {
+        self.task.durable(&mut self.writer)?;
+        Ok(())
+    }
+
+    /// Files are flushed whenever nothing more is waiting, so that they can be followed while
+    /// the topology runs.
+    fn idle(&mut self) -> Result<(), DataflowError> {
+        if self.unflushed
+            && let Writer::File { w, .. } = &mut self.writer
+        {
+            w.flush()
+                .map_err(|e| self.task.fail(format!("write error: {e}")))?;
+        }
+        self.unflushed = false;
+        Ok(())
+    }
+}
+
+fn write_stdout(buf: &mut Vec<u8>, batch: &Batch) -> Result<(), String> {
+    buf.clear();
+    for event in batch.iter() {
+        buf.extend_from_slice(&one_line(event.value()));
+        buf.push(b'\n');
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(buf)
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("write error: {e}"))
+}
+
+fn write_file(
+    w: &mut BufWriter<std::fs::File>,
+    len: &mut u64,
+    batch: &Batch,
+) -> Result<(), String> {
+    (|| {
+        for event in batch.iter() {
+            let line = one_line(event.value());
+            w.write_all(&line)?;
+            w.write_all(b"\n")?;
+            *len += line.len() as u64 + 1;
+        }
+        Ok(())
+    })()
+    .map_err(|e: std::io::Error| format!("write error: {e}"))
+}
+
+/// The sum of the numbers at `p` in a batch (floored), for a null sink's `checksum`.
+fn checksum(p: &flowlet_manifest::Pointer, batch: &Batch) -> u64 {
+    let mut sum = 0u64;
+    for event in batch.iter() {
+        if let Some(n) = p
+            .find(event.value())
+            .ok()
+            .flatten()
+            .and_then(|raw| raw.get().parse::<f64>().ok())
+        {
+            sum = sum.wrapping_add(n.floor() as u64);
+        }
+    }
+    sum
 }
 
 #[cfg(test)]

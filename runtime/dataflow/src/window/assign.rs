@@ -1,0 +1,73 @@
+//! Window assigners: which windows an event belongs to. One file per kind; the window task
+//! knows none of them by name.
+
+use std::time::Duration;
+
+use flowlet_manifest::WindowKind;
+use flowlet_types::Timestamp;
+
+use super::store::Win;
+
+/// A window of a key that a merge absorbed into another (session windows).
+pub(crate) type Absorbed = (Box<[u8]>, Win);
+
+/// Which windows an event belongs to.
+pub(crate) trait Assigner: Send {
+    /// Push the windows of an event of `key` at `ts` that are still open at time `now` (their
+    /// end plus `lateness` is after it) onto `out`; `false` when there is none (the event is
+    /// too late). A kind whose windows merge reports the windows it absorbed.
+    fn assign(
+        &mut self,
+        key: &[u8],
+        ts: Timestamp,
+        now: Timestamp,
+        lateness: Timestamp,
+        out: &mut Vec<Win>,
+        absorbed: &mut Vec<Absorbed>,
+    ) -> bool;
+
+    /// The window a window pushed by [`Assigner::assign`] (or one it absorbed) is part of once
+    /// the whole batch is assigned: later events of the batch may have merged it further.
+    fn settle(&self, key: &[u8], win: Win) -> Win {
+        let _ = key;
+        win
+    }
+
+    /// Whether windows merge (their pushed windows must be settled once the batch is placed).
+    fn merges(&self) -> bool {
+        false
+    }
+
+    /// A window of `key` was loaded from the store.
+    fn loaded(&mut self, key: &[u8], win: Win) {
+        let _ = (key, win);
+    }
+
+    /// A window of `key` was dropped (its allowed lateness passed).
+    fn expired(&mut self, key: &[u8], win: Win) {
+        let _ = (key, win);
+    }
+
+    /// Whether consecutive windows hold about as many keys (a new window's map is pre-sized
+    /// from the last one dropped).
+    fn similar_windows(&self) -> bool {
+        true
+    }
+}
+
+/// Milliseconds of a duration (window times are whole milliseconds).
+pub(crate) fn ms(d: Duration) -> Timestamp {
+    d.as_millis().min(i64::MAX as u128) as Timestamp
+}
+
+/// The assigner of a window kind.
+pub(crate) fn assigner(kind: &WindowKind) -> Box<dyn Assigner> {
+    match *kind {
+        WindowKind::Tumbling { size } => Box::new(super::tumbling::Tumbling { size: ms(size) }),
+        WindowKind::Sliding { size, slide } => Box::new(super::sliding::Sliding {
+            size: ms(size),
+            slide: ms(slide),
+        }),
+        WindowKind::Session { gap } => Box::new(super::session::Sessions::new(ms(gap))),
+    }
+}
