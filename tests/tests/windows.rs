@@ -19,6 +19,35 @@ enum Kind {
     Tumbling(i64),
     Sliding(i64, i64),
     Session(i64),
+    /// size, step (Flink's CUMULATE).
+    Cumulative(i64, i64),
+}
+
+/// The windows `[start, end)` an event at `ts` belongs to (all kinds but sessions).
+fn windows_of(kind: Kind, ts: i64) -> Vec<(i64, i64)> {
+    match kind {
+        Kind::Tumbling(size) => vec![(
+            ts.div_euclid(size) * size,
+            ts.div_euclid(size) * size + size,
+        )],
+        Kind::Sliding(size, slide) => {
+            let mut out = Vec::new();
+            let mut s = ts.div_euclid(slide) * slide;
+            while s > ts - size {
+                out.push((s, s + size));
+                s -= slide;
+            }
+            out
+        }
+        Kind::Cumulative(size, step) => {
+            let start = ts.div_euclid(size) * size;
+            (1..=size / step)
+                .map(|k| (start, start + k * step))
+                .filter(|(_, end)| *end > ts)
+                .collect()
+        }
+        Kind::Session(_) => unreachable!("sessions merge"),
+    }
 }
 
 /// One fired window as the aggregate plugin (function count) reports it.
@@ -75,30 +104,19 @@ fn reference(
     for (key, ts) in events {
         let (key, ts) = (key.clone(), *ts);
         match kind {
-            Kind::Tumbling(_) | Kind::Sliding(..) => {
-                let (size, slide) = match kind {
-                    Kind::Tumbling(s) => (s, s),
-                    Kind::Sliding(s, l) => (s, l),
-                    _ => unreachable!(),
-                };
-                let mut starts = Vec::new();
-                let mut s = ts.div_euclid(slide) * slide;
-                while s > ts - size {
-                    starts.push(s);
-                    s -= slide;
-                }
-                let live: Vec<i64> = starts
+            Kind::Tumbling(_) | Kind::Sliding(..) | Kind::Cumulative(..) => {
+                let live: Vec<(i64, i64)> = windows_of(kind, ts)
                     .into_iter()
-                    .filter(|s| s + size + lateness > wm)
+                    .filter(|(_, end)| end + lateness > wm)
                     .collect();
                 if live.is_empty() {
                     late.push(ts);
                 }
                 let mut refire = Vec::new();
-                for s in live {
-                    let k = (key.clone(), s, s + size);
+                for (s, e) in live {
+                    let k = (key.clone(), s, e);
                     windows.entry(k.clone()).or_insert((0, 0, false)).0 += 1;
-                    if s + size <= wm {
+                    if e <= wm {
                         refire.push(k);
                     }
                 }
@@ -162,6 +180,11 @@ fn window_yaml(kind: Kind, lateness: i64) -> String {
         }
         Kind::Session(g) => {
             format!("{{kind: session, gap: {g}ms, allowed-lateness: {lateness}ms}}")
+        }
+        Kind::Cumulative(s, l) => {
+            format!(
+                "{{kind: cumulative, size: {s}ms, step: {l}ms, allowed-lateness: {lateness}ms}}"
+            )
         }
     }
 }
@@ -667,6 +690,7 @@ async fn random_streams_with_lateness_match_the_reference_and_lose_nothing() {
             (Kind::Sliding(1_200, 300), 50, 800),
             (Kind::Session(700), 0, 1_000),
             (Kind::Session(150), 300, 2_000),
+            (Kind::Cumulative(2_000, 500), 100, 800),
         ] {
             let dir = tempfile::tempdir().unwrap();
             let (rows, late) = run_engine(dir.path(), kind, bound, lateness, &events).await;
@@ -699,4 +723,33 @@ async fn random_streams_with_lateness_match_the_reference_and_lose_nothing() {
         merged_after_firing > 10,
         "the streams must merge fired sessions ({merged_after_firing})"
     );
+}
+
+/// Cumulative windows (Flink's CUMULATE): all start at `n·size` and end every `step`; each fires
+/// at its end with the count from the start so far — a daily count updated hourly, in small.
+#[tokio::test(flavor = "multi_thread")]
+async fn cumulative_windows_give_the_total_so_far_at_every_step() {
+    let (rows, late) = check(
+        Kind::Cumulative(4_000, 1_000),
+        0,
+        0,
+        &[
+            ("a", 100),   // in [0,1000), [0,2000), [0,3000), [0,4000)
+            ("a", 1_500), // in [0,2000), [0,3000), [0,4000); watermark 1500: [0,1000) fires with 1
+            ("a", 3_900), // in [0,4000); watermark 3900: [0,2000) with 2 and [0,3000) with 2
+            ("a", 4_100), // the next day: [4000,5000) …; watermark 4100: [0,4000) with 3
+        ],
+    )
+    .await;
+    assert!(late.is_empty());
+    let a: Vec<(i64, i64, u64)> = rows.iter().map(|r| (r.1, r.2, r.3)).collect();
+    for expected in [
+        (0, 1_000, 1),
+        (0, 2_000, 2),
+        (0, 3_000, 2),
+        (0, 4_000, 3),
+        (4_000, 5_000, 1),
+    ] {
+        assert!(a.contains(&expected), "{expected:?} in {a:?}");
+    }
 }

@@ -264,7 +264,6 @@ pub struct WindowArgs {
 }
 
 fn window(a: WindowArgs, host: Host) -> anyhow::Result<()> {
-    use flowlet_manifest::{TimeDomain, Window, WindowKind};
     use std::time::Duration;
     let plugin = host
         .load(&a.plugin)
@@ -275,19 +274,12 @@ fn window(a: WindowArgs, host: Host) -> anyhow::Result<()> {
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for kind in &a.kinds {
-        let window = Window {
-            kind: match kind.as_str() {
-                "tumbling" => WindowKind::Tumbling {
-                    size: Duration::from_secs(60),
-                },
-                "sliding" => WindowKind::Sliding {
-                    size: Duration::from_secs(60),
-                    slide: Duration::from_secs(10),
-                },
-                other => anyhow::bail!("unknown window kind `{other}`: tumbling or sliding"),
-            },
-            allowed_lateness: Duration::ZERO,
-            time: TimeDomain::Event,
+        let window = match kind.as_str() {
+            "tumbling" => flowlet_dataflow::window::tumbling(Duration::from_secs(60)),
+            "sliding" => {
+                flowlet_dataflow::window::sliding(Duration::from_secs(60), Duration::from_secs(10))
+            }
+            other => anyhow::bail!("unknown window kind `{other}`: tumbling or sliding"),
         };
         let mut runs: Vec<(&str, std::sync::Arc<dyn flowlet_dataflow::OperatorFactory>)> = vec![(
             "wasm",

@@ -194,6 +194,15 @@ pub fn options() -> Options {
         builtins: builtins::NAMES.iter().map(|s| s.to_string()).collect(),
         check_files: true,
         registry: false,
+        catalog: catalog(),
+    }
+}
+
+/// The connectors and window kinds a manifest may use.
+pub fn catalog() -> flowlet_manifest::Catalog {
+    flowlet_manifest::Catalog {
+        windows: flowlet_dataflow::window::kinds(),
+        ..Default::default()
     }
 }
 
@@ -427,7 +436,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Schema => println!(
             "{}",
-            serde_json::to_string_pretty(&flowlet_manifest::json_schema())?
+            serde_json::to_string_pretty(&flowlet_manifest::json_schema(&catalog()))?
         ),
         Command::New {
             name,

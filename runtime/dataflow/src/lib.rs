@@ -28,7 +28,7 @@ pub mod state;
 pub mod swap;
 mod task;
 mod time;
-mod window;
+pub mod window;
 
 pub use counters::{CHECKPOINTS, LatencyHistogram, LiveStats, NodeCounters, NodeStats, RunReport};
 pub use edge::{instance_of, key_group};

@@ -1,25 +1,20 @@
 //! flowlet's topology manifest: YAML → a validated [`Manifest`], reporting every problem at
 //! once with its line, column and a hint. Loads no Wasm.
 //!
-//! ```
-//! let text = "
-//! version: 1
-//! sources:
-//!   gen: {kind: generator, count: 10}
-//! sinks:
-//!   out: {kind: stdout, inputs: [gen]}
-//! ";
-//! let m = flowlet_manifest::parse_str(text, "demo.yaml".as_ref(), &Default::default()).unwrap();
-//! assert_eq!(m.name, "demo");
-//! ```
+//! The manifest knows sources, operators and sinks as nodes of a graph; what a connector or a
+//! window kind is configured with, it leaves to that kind's module, registered in the
+//! [`Catalog`] given in [`Options`] (config.rs).
 
+mod config;
 mod diag;
+pub mod fields;
 mod graph;
 mod model;
 mod parse;
 
 use std::path::Path;
 
+pub use config::{Catalog, Config, Kind, Resource, Spec, describe_json, split_hint};
 pub use diag::{Diagnostic, Diagnostics, Pos, did_you_mean};
 pub use model::*;
 
@@ -33,6 +28,8 @@ pub struct Options {
     /// Whether plugins may be named `name@version` or `sha256:…` (a `flowlet serve` registry
     /// resolves them).
     pub registry: bool,
+    /// The connectors and window kinds a manifest may use.
+    pub catalog: Catalog,
 }
 
 impl Default for Options {
@@ -41,6 +38,7 @@ impl Default for Options {
             builtins: Vec::new(),
             check_files: true,
             registry: false,
+            catalog: Catalog::default(),
         }
     }
 }
@@ -59,7 +57,7 @@ pub enum ManifestError {
 
 /// Parse and validate manifest text; `file` names it in messages and anchors relative paths.
 pub fn parse_str(text: &str, file: &Path, opts: &Options) -> Result<Manifest, Diagnostics> {
-    let (manifest, mut d) = parse::parse(text, file);
+    let (manifest, mut d) = parse::parse(text, file, &opts.catalog);
     if let Some(m) = &manifest {
         graph::check(m, &mut d, opts);
     }
@@ -80,8 +78,54 @@ pub fn load(path: &Path, opts: &Options) -> Result<Manifest, ManifestError> {
 }
 
 /// The JSON Schema of the manifest (published as `docs/manifest.schema.json`).
-pub fn json_schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(Manifest)).expect("a schema is JSON")
+pub fn json_schema(catalog: &Catalog) -> serde_json::Value {
+    let mut root = serde_json::to_value(schemars::schema_for!(Manifest)).expect("a schema is JSON");
+    let window = union(
+        &catalog.windows,
+        serde_json::json!({
+            "allowed-lateness": {"type": "string", "description": "How long after a window's end (in event time) late events still update it (default 0)"},
+            "time": {"enum": ["event", "processing"], "description": "`event` (default): windows of event time; `processing`: of the operator's clock"}
+        }),
+        &mut root,
+    );
+    root["$defs"]["Window"] = window;
+    root
+}
+
+/// One schema per kind (its own fields, `kind`, and the `common` fields), as `oneOf`; the
+/// kinds' definitions move to the root's `$defs`.
+fn union(
+    kinds: &[Kind],
+    common: serde_json::Value,
+    root: &mut serde_json::Value,
+) -> serde_json::Value {
+    let mut variants = Vec::new();
+    for kind in kinds {
+        let mut s = serde_json::to_value((kind.schema)()).expect("a schema is JSON");
+        if let Some(serde_json::Value::Object(defs)) =
+            s.as_object_mut().and_then(|o| o.remove("$defs"))
+        {
+            for (k, v) in defs {
+                root["$defs"][k] = v;
+            }
+        }
+        if let Some(o) = s.as_object_mut() {
+            o.remove("$schema");
+            o.remove("title");
+        }
+        s["properties"]["kind"] = serde_json::json!({ "const": kind.name });
+        if let Some(c) = common.as_object() {
+            for (k, v) in c {
+                s["properties"][k] = v.clone();
+            }
+        }
+        let required = s["required"].as_array().cloned().unwrap_or_default();
+        let mut required: Vec<serde_json::Value> = required;
+        required.insert(0, "kind".into());
+        s["required"] = serde_json::Value::Array(required);
+        variants.push(s);
+    }
+    serde_json::json!({ "oneOf": variants })
 }
 
 /// Whether `name` is usable as a plugin name or version, a pipeline or an operator name in

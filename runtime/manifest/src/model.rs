@@ -260,43 +260,48 @@ pub struct Operator {
 }
 
 /// The windows of a window aggregate.
-#[derive(Debug, Clone, PartialEq, JsonSchema)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Window {
-    #[serde(flatten)]
-    pub kind: WindowKind,
+    /// The window kind (`tumbling`, `sliding`, `session`, …) with its configuration, as the
+    /// kind's module in the executor parsed it.
+    pub kind: Component,
     /// How long after a window's end (in event time) late events still update it; the window
     /// fires again with the updated result. Later events go to `OPERATOR.late` (default 0).
-    #[serde(default)]
-    #[schemars(with = "Option<String>")]
     pub allowed_lateness: Duration,
     /// `event` (default): windows of event time, fired by watermarks. `processing`: windows of
     /// the operator's clock, fired by the clock.
-    #[serde(default)]
     pub time: TimeDomain,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum WindowKind {
-    /// Fixed, non-overlapping windows of `size`, aligned to the Unix epoch.
-    Tumbling {
-        #[schemars(with = "String")]
-        size: Duration,
-    },
-    /// Windows of `size` starting every `slide`; an event is in `size / slide` windows.
-    Sliding {
-        #[schemars(with = "String")]
-        size: Duration,
-        #[schemars(with = "String")]
-        slide: Duration,
-    },
-    /// Per key, events closer than `gap` to each other form one window; an event that bridges
-    /// two sessions merges them.
-    Session {
-        #[schemars(with = "String")]
-        gap: Duration,
-    },
+/// A component of a kind the manifest does not know itself (a connector, a window kind) and
+/// its configuration, parsed by the kind's module (see [`crate::Catalog`]).
+#[derive(Debug, Clone)]
+pub struct Component {
+    pub kind: &'static str,
+    pub spec: std::sync::Arc<dyn crate::Spec>,
+}
+
+impl Component {
+    /// The configuration as the type the kind's module parsed it into.
+    pub fn spec<T: 'static>(&self) -> Option<&T> {
+        self.spec.as_any().downcast_ref()
+    }
+}
+
+impl PartialEq for Component {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && format!("{:?}", self.spec) == format!("{:?}", other.spec)
+    }
+}
+
+/// The JSON Schema of `window:` is the union of the window kinds' (see `json_schema`).
+impl JsonSchema for Window {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Window".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "object" })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]

@@ -11,69 +11,11 @@ use std::time::Duration;
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 use serde_json::Value;
 
+use crate::config::{Catalog, Config, describe, pos, yaml_to_json as to_json};
 use crate::diag::{Diagnostics, Pos, did_you_mean};
 use crate::model::*;
 
 type Node<'a> = MarkedYaml<'a>;
-
-fn pos(n: &Node<'_>) -> Pos {
-    Pos {
-        line: n.span.start.line(),
-        col: n.span.start.col() + 1,
-    }
-}
-
-fn describe(n: &Node<'_>) -> String {
-    match &n.data {
-        YamlData::Value(Scalar::Null) => "nothing (null)".into(),
-        YamlData::Value(Scalar::Boolean(b)) => format!("the boolean `{b}`"),
-        YamlData::Value(Scalar::Integer(i)) => format!("the number `{i}`"),
-        YamlData::Value(Scalar::FloatingPoint(f)) => format!("the number `{f}`"),
-        YamlData::Value(Scalar::String(s)) => format!("the string `{s}`"),
-        YamlData::Sequence(_) => "a list".into(),
-        YamlData::Mapping(_) => "a mapping".into(),
-        YamlData::Tagged(_, inner) => describe(inner),
-        _ => "an unsupported YAML node".into(),
-    }
-}
-
-/// Any YAML node as JSON (for `config:`), or the position and reason it cannot be.
-fn to_json(n: &Node<'_>) -> Result<Value, (Pos, String)> {
-    Ok(match &n.data {
-        YamlData::Value(Scalar::Null) => Value::Null,
-        YamlData::Value(Scalar::Boolean(b)) => Value::Bool(*b),
-        YamlData::Value(Scalar::Integer(i)) => Value::from(*i),
-        YamlData::Value(Scalar::FloatingPoint(f)) => serde_json::Number::from_f64(f.into_inner())
-            .map(Value::Number)
-            .ok_or_else(|| (pos(n), format!("`{f}` cannot be represented in JSON")))?,
-        YamlData::Value(Scalar::String(s)) => Value::String(s.to_string()),
-        YamlData::Representation(s, _, _) => Value::String(s.to_string()),
-        YamlData::Sequence(items) => {
-            Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?)
-        }
-        YamlData::Mapping(map) => {
-            let mut obj = serde_json::Map::new();
-            for (k, v) in map {
-                let key = match &k.data {
-                    YamlData::Value(Scalar::String(s)) => s.to_string(),
-                    YamlData::Value(Scalar::Integer(i)) => i.to_string(),
-                    YamlData::Value(Scalar::Boolean(b)) => b.to_string(),
-                    _ => {
-                        return Err((
-                            pos(k),
-                            format!("a mapping key must be a string, not {}", describe(k)),
-                        ));
-                    }
-                };
-                obj.insert(key, to_json(v)?);
-            }
-            Value::Object(obj)
-        }
-        YamlData::Tagged(_, inner) => to_json(inner)?,
-        YamlData::Alias(_) => return Err((pos(n), "YAML aliases are not supported here".into())),
-        YamlData::BadValue => return Err((pos(n), "not a valid YAML value".into())),
-    })
-}
 
 fn as_str<'a>(n: &'a Node<'_>) -> Option<&'a str> {
     match &n.data {
@@ -247,10 +189,6 @@ fn duration_in(n: &Node<'_>, what: &str, zero: bool, d: &mut Diagnostics) -> Opt
         }
     }
 }
-
-/// Windows a sliding window puts one event in, at most (`size / slide`): each is a copy of the
-/// event handed to the aggregate.
-pub const MAX_WINDOWS_PER_EVENT: u128 = 10_000;
 
 /// Window times are whole milliseconds: `1500us` would silently become `1ms`.
 fn whole_ms(n: &Node<'_>, t: &Duration, what: &str, d: &mut Diagnostics) -> bool {
@@ -547,92 +485,14 @@ fn event_time(n: &Node<'_>, of: &str, d: &mut Diagnostics) -> Option<EventTime> 
     ok.then_some(e)
 }
 
-fn window(n: &Node<'_>, of: &str, d: &mut Diagnostics) -> Option<Window> {
+/// The fields of `window:` the manifest reads itself; the kind's module reads the rest.
+const WINDOW_FIELDS: &[&str] = &["kind", "allowed-lateness", "time"];
+
+fn window(n: &Node<'_>, of: &str, catalog: &Catalog, d: &mut Diagnostics) -> Option<Window> {
     let what = format!("`window` of {of}");
     let mut o = Obj::new(n, &what, d)?;
     let kind_node = o.require("kind", pos(n), d);
     let kind = kind_node.and_then(|k| string(k, &format!("`kind` of {what}"), d));
-    let req = |o: &mut Obj<'_, '_>, key: &str, d: &mut Diagnostics| {
-        o.require(key, pos(n), d).and_then(|v| {
-            let what = format!("`{key}` in {what}");
-            duration(v, &what, d).filter(|t| whole_ms(v, t, &what, d))
-        })
-    };
-    let (kind, known): (Option<WindowKind>, &[&str]) = match kind.as_deref() {
-        Some("tumbling") => (
-            req(&mut o, "size", d).map(|size| WindowKind::Tumbling { size }),
-            &["size"],
-        ),
-        Some("sliding") => {
-            let size = req(&mut o, "size", d);
-            let slide = req(&mut o, "slide", d);
-            let kind = match (size, slide) {
-                (Some(size), Some(slide)) if slide > size => {
-                    d.error_hint(
-                        pos(n),
-                        format!("{what}: `slide` ({slide:?}) is longer than `size` ({size:?})"),
-                        "a sliding window's slide is at most its size (equal: tumbling)",
-                    );
-                    None
-                }
-                (Some(size), Some(slide)) if size.as_millis() % slide.as_millis().max(1) != 0 => {
-                    d.error_hint(
-                        pos(n),
-                        format!(
-                            "{what}: `size` ({size:?}) is not a multiple of `slide` ({slide:?})"
-                        ),
-                        "choose a slide that divides the size, e.g. size 1m with slide 10s",
-                    );
-                    None
-                }
-                (Some(size), Some(slide))
-                    if size.as_millis() / slide.as_millis().max(1) > MAX_WINDOWS_PER_EVENT =>
-                {
-                    d.error_hint(
-                        pos(n),
-                        format!(
-                            "{what}: each event would be in {} windows (`size` {} / `slide` {}); at most {MAX_WINDOWS_PER_EVENT}",
-                            size.as_millis() / slide.as_millis().max(1),
-                            humantime::format_duration(size),
-                            humantime::format_duration(slide),
-                        ),
-                        "choose a larger slide, or count in tumbling windows of the slide and add them up downstream",
-                    );
-                    None
-                }
-                (Some(size), Some(slide)) => Some(WindowKind::Sliding { size, slide }),
-                _ => None,
-            };
-            (kind, &["size", "slide"])
-        }
-        Some("session") => (
-            req(&mut o, "gap", d).map(|gap| WindowKind::Session { gap }),
-            &["gap"],
-        ),
-        other => {
-            unknown_kind(
-                d,
-                kind_node,
-                other,
-                "window",
-                &["tumbling", "sliding", "session"],
-            );
-            o.ignore_rest();
-            (None, &[])
-        }
-    };
-    for dur in [&kind].into_iter().flatten() {
-        let ms = match dur {
-            WindowKind::Tumbling { size } | WindowKind::Sliding { size, .. } => *size,
-            WindowKind::Session { gap } => *gap,
-        };
-        if ms.as_millis() == 0 {
-            d.error(
-                pos(n),
-                format!("{what}: windows are counted in milliseconds; use at least 1ms"),
-            );
-        }
-    }
     let allowed_lateness = match o.take("allowed-lateness") {
         None => Some(Duration::ZERO),
         Some(t) => {
@@ -655,9 +515,22 @@ fn window(n: &Node<'_>, of: &str, d: &mut Diagnostics) -> Option<Window> {
             }
         },
     };
-    let mut all = vec!["kind", "allowed-lateness", "time"];
-    all.extend_from_slice(known);
-    o.finish(&all, d);
+    // The kind's own fields (and unknown ones) are the kind's to judge.
+    o.ignore_rest();
+    let kind = match kind
+        .as_deref()
+        .map(|k| (k, Catalog::find(&catalog.windows, k)))
+    {
+        Some((_, Some(k))) => {
+            let config = Config::new(n, what, WINDOW_FIELDS);
+            (k.parse)(&config, d).map(|spec| Component { kind: k.name, spec })
+        }
+        other => {
+            let names = Catalog::names(&catalog.windows);
+            unknown_kind(d, kind_node, other.map(|(k, _)| k), "window", &names);
+            None
+        }
+    };
     Some(Window {
         kind: kind?,
         allowed_lateness: allowed_lateness?,
@@ -928,7 +801,7 @@ fn sink(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Sink> {
     })
 }
 
-fn operator(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Operator> {
+fn operator(name: &str, n: &Node<'_>, catalog: &Catalog, d: &mut Diagnostics) -> Option<Operator> {
     let what = format!("operator `{name}`");
     let mut o = Obj::new(n, &what, d)?;
     let plugin = o
@@ -956,7 +829,7 @@ fn operator(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Operator> {
     };
     let window = match o.take("window") {
         None => Some(None),
-        Some(w) => window(w, &what, d).map(Some),
+        Some(w) => window(w, &what, catalog, d).map(Some),
     };
     let on_error = on_error(&mut o, &what, d);
     let limits = match o.take("limits") {
@@ -1107,7 +980,7 @@ fn section<T>(
 
 /// Parse a manifest's YAML. `file` is used for messages and to resolve relative paths. Returns
 /// what could be read (entries with errors are left out) and the problems found.
-pub(crate) fn parse(text: &str, file: &Path) -> (Option<Manifest>, Diagnostics) {
+pub(crate) fn parse(text: &str, file: &Path, catalog: &Catalog) -> (Option<Manifest>, Diagnostics) {
     let mut d = Diagnostics::new(file);
     let docs = match MarkedYaml::load_from_str(text) {
         Ok(docs) => docs,
@@ -1231,7 +1104,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> (Option<Manifest>, Diagnostics) 
         &mut d,
         &mut names,
         "operator",
-        operator,
+        |name, n, d| operator(name, n, catalog, d),
     );
     let sinks = section(&mut top, "sinks", true, &mut d, &mut names, "sink", sink);
     top.finish(TOP, &mut d);

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use flowlet_manifest::WindowKind;
+use std::sync::Arc;
+
+use flowlet_manifest::{Component, Spec};
 use flowlet_types::Timestamp;
 
 use super::store::Win;
@@ -60,14 +62,46 @@ pub(crate) fn ms(d: Duration) -> Timestamp {
     d.as_millis().min(i64::MAX as u128) as Timestamp
 }
 
-/// The assigner of a window kind.
-pub(crate) fn assigner(kind: &WindowKind) -> Box<dyn Assigner> {
-    match *kind {
-        WindowKind::Tumbling { size } => Box::new(super::tumbling::Tumbling { size: ms(size) }),
-        WindowKind::Sliding { size, slide } => Box::new(super::sliding::Sliding {
-            size: ms(size),
-            slide: ms(slide),
-        }),
-        WindowKind::Session { gap } => Box::new(super::session::Sessions::new(ms(gap))),
-    }
+/// Windows one event may be in, at most (a sliding window's `size / slide`): each is a copy of
+/// the event handed to the aggregate.
+pub(crate) const MAX_WINDOWS_PER_EVENT: u128 = 10_000;
+
+/// A window kind: how the manifest parses it, and its assigner.
+pub(crate) struct WindowKind {
+    pub kind: flowlet_manifest::Kind,
+    pub assigner: fn(&dyn Spec) -> Box<dyn Assigner>,
+}
+
+/// Parse a kind's configuration `T` (no checks beyond its fields' own).
+pub(crate) fn parse<T: serde::de::DeserializeOwned + Spec>(
+    c: &flowlet_manifest::Config<'_, '_>,
+    d: &mut flowlet_manifest::Diagnostics,
+) -> Option<Arc<dyn Spec>> {
+    Some(Arc::new(c.parse::<T>(d)?))
+}
+
+/// The JSON Schema of a kind's configuration.
+pub(crate) fn schema<T: schemars::JsonSchema>() -> schemars::Schema {
+    schemars::schema_for!(T)
+}
+
+/// A configuration type is a [`Spec`].
+macro_rules! spec {
+    ($t:ty) => {
+        impl flowlet_manifest::Spec for $t {
+            fn as_any(&self) -> &dyn std::any::Any {
+                self
+            }
+        }
+    };
+}
+pub(crate) use spec;
+
+/// The assigner of a window.
+pub(crate) fn assigner(window: &Component) -> Box<dyn Assigner> {
+    let kind = super::KINDS
+        .iter()
+        .find(|k| k.kind.name == window.kind)
+        .expect("the manifest was parsed with these window kinds");
+    (kind.assigner)(&*window.spec)
 }

@@ -9,11 +9,50 @@
 //! one file per kind; nothing here knows a kind by name.
 
 pub(crate) mod assign;
+mod cumulative;
 mod fold;
 mod session;
 mod sliding;
 mod store;
 mod tumbling;
+
+/// The window kinds: one line each.
+const KINDS: &[assign::WindowKind] = &[
+    tumbling::KIND,
+    sliding::KIND,
+    session::KIND,
+    cumulative::KIND,
+];
+
+/// The window kinds, for the manifest's catalog.
+pub fn kinds() -> Vec<flowlet_manifest::Kind> {
+    KINDS.iter().map(|k| k.kind.clone()).collect()
+}
+
+/// A window of event time without lateness (benchmarks build windows without a manifest).
+fn event_window(kind: &'static str, spec: Arc<dyn flowlet_manifest::Spec>) -> Window {
+    Window {
+        kind: flowlet_manifest::Component { kind, spec },
+        allowed_lateness: Duration::ZERO,
+        time: TimeDomain::Event,
+    }
+}
+
+/// Tumbling windows of `size`.
+pub fn tumbling(size: Duration) -> Window {
+    let size = flowlet_manifest::fields::WindowTime(size);
+    event_window("tumbling", Arc::new(tumbling::Tumbling { size }))
+}
+
+/// Sliding windows of `size` every `slide`.
+pub fn sliding(size: Duration, slide: Duration) -> Window {
+    use flowlet_manifest::fields::WindowTime;
+    let spec = sliding::Sliding {
+        size: WindowTime(size),
+        slide: WindowTime(slide),
+    };
+    event_window("sliding", Arc::new(spec))
+}
 
 use std::ops::Range;
 use std::sync::Arc;

@@ -7,8 +7,28 @@ use hashbrown::HashMap;
 
 use flowlet_types::Timestamp;
 
-use super::assign::{Absorbed, Assigner};
+use flowlet_manifest::fields::WindowTime;
+
+use super::assign::{Absorbed, Assigner, WindowKind, ms, parse, schema};
 use super::store::Win;
+
+/// Per key, events closer than `gap` to each other form one window; an event that bridges two
+/// sessions merges them.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Session {
+    pub gap: WindowTime,
+}
+
+super::assign::spec!(Session);
+
+pub(crate) const KIND: WindowKind = WindowKind {
+    kind: flowlet_manifest::Kind::new("session", parse::<Session>, schema::<Session>),
+    assigner: |spec| {
+        let s: &Session = spec.as_any().downcast_ref().expect("a session window");
+        Box::new(Sessions::new(ms(s.gap.0)))
+    },
+};
 
 /// Each key's sessions (start → end): disjoint and sorted.
 pub(crate) struct Sessions {

@@ -1,15 +1,33 @@
 //! Tumbling windows: `[n·size, (n+1)·size)`, one per event.
 
+use flowlet_manifest::fields::WindowTime;
 use flowlet_types::Timestamp;
 
-use super::assign::{Absorbed, Assigner};
+use super::assign::{Absorbed, Assigner, WindowKind, ms, parse, schema};
 use super::store::Win;
 
-pub(crate) struct Tumbling {
-    pub size: Timestamp,
+/// Fixed, non-overlapping windows of `size`, aligned to the Unix epoch.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Tumbling {
+    pub size: WindowTime,
 }
 
-impl Assigner for Tumbling {
+super::assign::spec!(Tumbling);
+
+pub(crate) const KIND: WindowKind = WindowKind {
+    kind: flowlet_manifest::Kind::new("tumbling", parse::<Tumbling>, schema::<Tumbling>),
+    assigner: |spec| {
+        let t: &Tumbling = spec.as_any().downcast_ref().expect("a tumbling window");
+        Box::new(Assign { size: ms(t.size.0) })
+    },
+};
+
+struct Assign {
+    size: Timestamp,
+}
+
+impl Assigner for Assign {
     fn assign(
         &mut self,
         _: &[u8],
