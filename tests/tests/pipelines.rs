@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use flowlet_dataflow::generator;
+use flowlet_connectors::generator;
 use flowlet_tests::{golden, json_lines, manifest_text, root, run_text};
 use serde_json::{Value, json};
 

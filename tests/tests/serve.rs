@@ -889,7 +889,7 @@ sinks:
     let mut batch = flowlet_dataflow::Batch::new();
     for n in 0..N {
         batch.clear();
-        flowlet_dataflow::generator::push_event(&mut batch, 0, n);
+        flowlet_connectors::generator::push_event(&mut batch, 0, n);
         let e = batch.get(0);
         let v: Value = serde_json::from_slice(e.value()).unwrap();
         let start = e.timestamp().div_euclid(500) * 500;

@@ -35,9 +35,10 @@ async fn run_live(
     let m = flowlet::load_manifest(&manifest)?;
     let options = RunOptions {
         clock,
-        stdin: Arc::new(std::sync::Mutex::new(
-            stdin.map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        )),
+        connectors: Some(Arc::new(match stdin {
+            Some(s) => flowlet_connectors::Connectors::with_stdin(Box::new(s)),
+            None => flowlet_connectors::Connectors::default(),
+        })),
         tick: Duration::from_millis(10),
         live,
         ..RunOptions::default()

@@ -170,7 +170,7 @@ async fn timed_run(
         manifest,
         factories,
         flowlet_dataflow::Stop::new(),
-        Default::default(),
+        crate::run_options(),
     )
     .await?;
     Ok((report, t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0))

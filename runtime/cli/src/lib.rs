@@ -202,7 +202,15 @@ pub fn options() -> Options {
 pub fn catalog() -> flowlet_manifest::Catalog {
     flowlet_manifest::Catalog {
         windows: flowlet_dataflow::window::kinds(),
-        ..Default::default()
+        ..flowlet_connectors::catalog()
+    }
+}
+
+/// Run options with flowlet's connectors (and defaults for the rest).
+pub fn run_options() -> RunOptions {
+    RunOptions {
+        connectors: Some(flowlet_connectors::connectors()),
+        ..RunOptions::default()
     }
 }
 
@@ -299,6 +307,10 @@ pub async fn run_manifest_with(
 ) -> anyhow::Result<RunReport> {
     let factories = factories(host, manifest)?;
     let started = std::time::Instant::now();
+    let mut options = options;
+    options
+        .connectors
+        .get_or_insert_with(flowlet_connectors::connectors);
     let report = flowlet_dataflow::run(manifest, factories, stop, options).await?;
     let secs = started.elapsed().as_secs_f64();
     for (name, s) in &report.nodes {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use flowlet_dataflow::{OperatorFactory, RunOptions, Stop};
+use flowlet_dataflow::{OperatorFactory, Stop};
 use flowlet_host::{Host, InstanceSettings};
 
 #[derive(Args)]
@@ -99,7 +99,7 @@ sinks:
     let factories = crate::factories(&host, &manifest)?;
     let op = &manifest.operators["reorder"];
     let loaded = host.load(&plugin)?;
-    let options = RunOptions::default();
+    let options = crate::run_options();
     let swaps = options.swaps.clone();
     let live = options.live.clone();
     let stop = Stop::new();

@@ -10,12 +10,15 @@ use flowlet_types::{Batch, Timestamp};
 use tokio::sync::mpsc;
 
 use crate::edge::{Edge, Outputs};
-use crate::generator::splitmix64;
 use crate::policy::Policy;
 use crate::{
     DataflowError, Envelope, Instance, InstanceContext, Message, NodeCounters, OperatorError,
     OperatorFactory, SystemClock,
 };
+use flowlet_types::splitmix64;
+
+/// Event time of event 0 (as the generator source's).
+const BASE_TIME: Timestamp = 1_700_000_000_000;
 
 /// What to feed a window aggregate.
 #[derive(Debug, Clone)]
@@ -85,7 +88,7 @@ fn batch(cfg: &WindowBench, first: u64) -> Batch {
         let r = splitmix64(n);
         key.clear();
         write!(key, "k{:07}", r % cfg.keys).expect("writing to a Vec");
-        let ts = crate::generator::BASE_TIME + (n / cfg.events_per_ms) as Timestamp;
+        let ts = BASE_TIME + (n / cfg.events_per_ms) as Timestamp;
         b.push_with::<std::io::Error>(&key, ts, |buf| {
             write!(buf, r#"{{"v":{}}}"#, (r >> 32) % 1000)
         })

@@ -352,8 +352,9 @@ pub struct SavepointRequest {
     pub reply: oneshot::Sender<Result<PathBuf, String>>,
 }
 
-/// The deciding side of a two-phase commit (a transactional sink: Kafka's, in `kafka.rs`).
-pub(crate) trait Committer: Send + Sync {
+/// The deciding side of a two-phase commit: a transaction spanning the sinks (Kafka's, in the
+/// connectors crate), or a follower told of each checkpoint once it is written.
+pub trait Committer: Send + Sync {
     /// Commit the open transaction, with the source offsets of `record` marked as belonging to
     /// checkpoint `record.id`, then open the next one.
     fn commit(&mut self, record: &CheckpointRecord) -> Result<(), String>;
@@ -363,6 +364,62 @@ pub(crate) trait Committer: Send + Sync {
     fn after_write(&self) -> bool {
         false
     }
+
+    /// After a crash between the two phases: whether the transaction of `record` committed
+    /// (the checkpoint is then completed, else dropped and its input read again). Called
+    /// before anything is read, on a decider only. May block (waiting for the system).
+    fn decided(&self, record: &CheckpointRecord) -> Result<bool, String> {
+        let _ = record;
+        Ok(false)
+    }
+}
+
+/// A checkpoint a crash left between the two phases (`pending`) is decided by `committer`,
+/// before anything is read: completed if its transaction committed, else dropped — either way
+/// the state and the sinks' output agree.
+pub fn resolve_pending(
+    db: &StateDb,
+    committer: Option<&dyn Committer>,
+) -> Result<(), DataflowError> {
+    let Some(pending) = db.get_meta(PENDING)? else {
+        return Ok(());
+    };
+    let damaged = |message: &str| StateError::Checkpoint {
+        dir: db.dir().to_owned(),
+        message: message.into(),
+    };
+    let Some(committer) = committer.filter(|c| !c.after_write()) else {
+        return Err(damaged("a checkpoint is waiting for the outcome of its transaction, and this topology has no transactional sink any more (an exactly-once Kafka sink); run it once with the previous manifest").into());
+    };
+    let Some((record, mut changes)) = decode_pending(&pending) else {
+        return Err(damaged(
+            "the checkpoint waiting for the outcome of its transaction is damaged",
+        )
+        .into());
+    };
+    let committed = committer
+        .decided(&record)
+        .map_err(|message| DataflowError::Checkpoint {
+            checkpoint: record.id,
+            message,
+        })?;
+    if committed {
+        tracing::info!(
+            checkpoint = record.id,
+            "the transaction of checkpoint {} committed before the crash: completing it",
+            record.id
+        );
+        changes.push((StateDb::meta_key(PENDING), None));
+        db.apply(changes)?;
+    } else {
+        tracing::info!(
+            checkpoint = record.id,
+            "the transaction of checkpoint {} did not commit: it is dropped and its input read again",
+            record.id
+        );
+        db.apply(vec![(StateDb::meta_key(PENDING), None)])?;
+    }
+    Ok(())
 }
 
 /// What the coordinator needs.
@@ -654,7 +711,7 @@ fn encode_pending(record: &[u8], changes: &[Change]) -> Vec<u8> {
     out
 }
 
-pub(crate) fn decode_pending(mut b: &[u8]) -> Option<(CheckpointRecord, Vec<Change>)> {
+fn decode_pending(mut b: &[u8]) -> Option<(CheckpointRecord, Vec<Change>)> {
     fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         let (a, rest) = (b.get(..n)?, b.get(n..)?);
         *b = rest;

@@ -38,7 +38,7 @@ pub enum DataflowError {
         operator: String,
         plugin: String,
         kind: PluginKind,
-        problem: &'static str,
+        problem: String,
     },
     #[error(
         "checkpoint {checkpoint} failed: {message}; the next run resumes from the checkpoint before it"
@@ -47,6 +47,10 @@ pub enum DataflowError {
         checkpoint: CheckpointId,
         message: String,
     },
+    #[error(
+        "no connectors to open the sources and sinks with: set `RunOptions::connectors` (flowlet_connectors::connectors())"
+    )]
+    NoConnectors,
     #[error("a task of the topology panicked: {0}")]
     Panic(String),
 }

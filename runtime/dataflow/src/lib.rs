@@ -10,26 +10,25 @@
 
 pub mod bench;
 pub mod checkpoint;
+mod connect;
 mod counters;
 mod edge;
 mod error;
-pub mod generator;
-mod kafka;
 mod keymap;
 pub mod lock;
-pub mod nexmark;
 mod operator;
 mod options;
 mod policy;
 mod run;
 mod sinks;
-mod sources;
+mod source;
 pub mod state;
 pub mod swap;
 mod task;
 mod time;
 pub mod window;
 
+pub use connect::{BoxFuture, Connect, Epoch, Prepared, SinkSetup, SinkWriter, Source};
 pub use counters::{CHECKPOINTS, LatencyHistogram, LiveStats, NodeCounters, NodeStats, RunReport};
 pub use edge::{instance_of, key_group};
 pub use error::DataflowError;
@@ -40,3 +39,4 @@ pub use flowlet_operator::{
 };
 pub use options::{RunOptions, Savepoints, Stop};
 pub use run::{CHANNEL_CAPACITY, key_groups_of, run};
+pub use source::{Checkpoints, SourceContext, parse_time};

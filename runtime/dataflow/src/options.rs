@@ -13,8 +13,8 @@ use crate::{Clock, SystemClock, checkpoint, lock, swap};
 pub struct RunOptions {
     /// Processing time (windows with `time: processing`, timers, state TTL).
     pub clock: Arc<dyn Clock>,
-    /// Where the `stdin` source reads from (default: the process's standard input).
-    pub stdin: Arc<std::sync::Mutex<Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>>>,
+    /// Opens the sources and sinks (the connectors crate's catalog).
+    pub connectors: Option<Arc<dyn crate::Connect>>,
     /// How often operators with processing-time windows or timers look at the clock.
     pub tick: std::time::Duration,
     /// Filled with the counters of every node when the run starts, to be read while it runs.
@@ -76,7 +76,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         Self {
             clock: Arc::new(SystemClock),
-            stdin: Arc::default(),
+            connectors: None,
             tick: std::time::Duration::from_millis(50),
             live: LiveStats::default(),
             from_scratch: false,

@@ -31,6 +31,38 @@ pub trait Spec: Debug + Send + Sync + 'static {
     fn replayable(&self) -> bool {
         true
     }
+
+    /// Whether a sink takes back, after a crash, what it wrote since the last checkpoint (a
+    /// file is cut back, a Kafka transaction aborted); `false`: the replay writes it again
+    /// (standard output, HTTP), so the sink is at-least-once whatever the topology's guarantee.
+    fn takes_back(&self) -> bool {
+        true
+    }
+}
+
+/// A configuration type is a [`Spec`] that uses no resource: `flowlet_manifest::spec!(T);`.
+#[macro_export]
+macro_rules! spec {
+    ($t:ty) => {
+        impl $crate::Spec for $t {
+            fn as_any(&self) -> &dyn std::any::Any {
+                self
+            }
+        }
+    };
+}
+
+/// Parse a configuration `T` with no checks beyond its fields' own (see [`Kind::of`]).
+pub fn parse_as<T: DeserializeOwned + Spec>(
+    c: &Config<'_, '_>,
+    d: &mut Diagnostics,
+) -> Option<Arc<dyn Spec>> {
+    Some(Arc::new(c.parse::<T>(d)?))
+}
+
+/// The JSON Schema of a configuration `T`.
+pub fn schema_of<T: schemars::JsonSchema>() -> schemars::Schema {
+    schemars::schema_for!(T)
 }
 
 /// Something outside the topology a node reads or writes.
@@ -63,7 +95,13 @@ pub struct Kind {
 }
 
 impl Kind {
-    /// The kind whose configuration is `T`, checked by `validate` once it deserialized.
+    /// The kind whose configuration is the serde struct `T`, with no checks beyond its
+    /// fields' own.
+    pub const fn of<T: DeserializeOwned + Spec + schemars::JsonSchema>(name: &'static str) -> Self {
+        Self::new(name, parse_as::<T>, schema_of::<T>)
+    }
+
+    /// A kind with its own parse function (checks across fields after [`Config::parse`]).
     pub const fn new(
         name: &'static str,
         parse: fn(&Config<'_, '_>, &mut Diagnostics) -> Option<Arc<dyn Spec>>,
@@ -304,6 +342,10 @@ impl<'a, 'i> Config<'a, 'i> {
         };
         match segments {
             [] => self.what.clone(),
+            [parents @ .., leaf] if !parents.is_empty() && leaf.parse::<usize>().is_ok() => {
+                let n = leaf.parse::<usize>().unwrap_or(0) + 1;
+                format!("entry {n} of `{}` {of} {}", parents.join("."), self.what)
+            }
             [one] => format!("`{one}` {of} {}", self.what),
             [parents @ .., leaf] => format!("`{leaf}` in `{}` of {}", parents.join("."), self.what),
         }
@@ -470,6 +512,21 @@ impl<'a, 'i> Config<'a, 'i> {
             Some(h) => d.error_hint(self.pos(), message, h),
             None => d.error(self.pos(), message),
         }
+    }
+
+    /// The value of field `name` (a top-level field) as JSON, if it is there.
+    pub fn value(&self, name: &str) -> Option<Value> {
+        match to_json(self.node, "", &mut Positions::default()) {
+            Ok(Value::Object(mut m)) => m.remove(name),
+            _ => None,
+        }
+    }
+
+    /// The position of field `name`'s value (a top-level field), if it is there.
+    pub fn value_pos(&self, name: &str) -> Option<Pos> {
+        let mut at = Positions::default();
+        let _ = to_json(self.node, "", &mut at);
+        at.values.get(name).copied()
     }
 
     /// The position of field `name`'s key (a top-level field), if it is there.

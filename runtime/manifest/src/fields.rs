@@ -205,3 +205,55 @@ impl JsonSchema for Scalar {
         json_schema!({ "type": ["string", "number", "boolean"] })
     }
 }
+
+/// A string that is not empty (nor only whitespace): names, addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NonEmpty(pub String);
+
+impl<'de> Deserialize<'de> for NonEmpty {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) if s.trim().is_empty() => Err(D::Error::custom("is empty")),
+            Value::String(s) => Ok(Self(s)),
+            other => Err(D::Error::custom(format!(
+                "must be a string, not {}",
+                describe_json(&other)
+            ))),
+        }
+    }
+}
+
+impl JsonSchema for NonEmpty {
+    fn schema_name() -> Cow<'static, str> {
+        "NonEmpty".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "minLength": 1 })
+    }
+}
+
+impl std::ops::Deref for NonEmpty {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A path, relative to the manifest's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePath(pub std::path::PathBuf);
+
+impl<'de> Deserialize<'de> for FilePath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        NonEmpty::deserialize(d).map(|s| Self(s.0.into()))
+    }
+}
+
+impl JsonSchema for FilePath {
+    fn schema_name() -> Cow<'static, str> {
+        "FilePath".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "minLength": 1, "description": "a path, relative to the manifest's folder" })
+    }
+}

@@ -8,13 +8,15 @@
 mod config;
 mod diag;
 pub mod fields;
-mod graph;
 mod model;
 mod parse;
+mod validate;
 
 use std::path::Path;
 
-pub use config::{Catalog, Config, Kind, Resource, Spec, describe_json, split_hint};
+pub use config::{
+    Catalog, Config, Kind, Resource, Spec, describe_json, parse_as, schema_of, split_hint,
+};
 pub use diag::{Diagnostic, Diagnostics, Pos, did_you_mean};
 pub use model::*;
 
@@ -59,7 +61,7 @@ pub enum ManifestError {
 pub fn parse_str(text: &str, file: &Path, opts: &Options) -> Result<Manifest, Diagnostics> {
     let (manifest, mut d) = parse::parse(text, file, &opts.catalog);
     if let Some(m) = &manifest {
-        graph::check(m, &mut d, opts);
+        validate::check(m, &mut d, opts);
     }
     d.sort();
     match manifest {
@@ -79,16 +81,30 @@ pub fn load(path: &Path, opts: &Options) -> Result<Manifest, ManifestError> {
 
 /// The JSON Schema of the manifest (published as `docs/manifest.schema.json`).
 pub fn json_schema(catalog: &Catalog) -> serde_json::Value {
+    use serde_json::json;
     let mut root = serde_json::to_value(schemars::schema_for!(Manifest)).expect("a schema is JSON");
-    let window = union(
-        &catalog.windows,
-        serde_json::json!({
-            "allowed-lateness": {"type": "string", "description": "How long after a window's end (in event time) late events still update it (default 0)"},
-            "time": {"enum": ["event", "processing"], "description": "`event` (default): windows of event time; `processing`: of the operator's clock"}
-        }),
-        &mut root,
-    );
-    root["$defs"]["Window"] = window;
+    // Referenced by every source kind's schema only.
+    let mut event_time = serde_json::to_value(schemars::schema_for!(EventTime)).expect("JSON");
+    if let Some(o) = event_time.as_object_mut() {
+        o.remove("$schema");
+        o.remove("title");
+    }
+    root["$defs"]["EventTime"] = event_time;
+    let source = json!({
+        "batch-size": {"type": "integer", "minimum": 1, "maximum": 65536, "description": "Events per batch (1–65536)"},
+        "event-time": {"$ref": "#/$defs/EventTime"},
+        "on-error": {"$ref": "#/$defs/OnError"}
+    });
+    root["$defs"]["Source"] = union(&catalog.sources, source, &mut root);
+    let sink = json!({
+        "inputs": {"type": "array", "items": {"type": "string"}, "description": "Sources, operators or side outputs (`OPERATOR.dead-letter`) this sink reads"}
+    });
+    root["$defs"]["Sink"] = union(&catalog.sinks, sink, &mut root);
+    let window = json!({
+        "allowed-lateness": {"type": "string", "description": "How long after a window's end (in event time) late events still update it (default 0)"},
+        "time": {"enum": ["event", "processing"], "description": "`event` (default): windows of event time; `processing`: of the operator's clock"}
+    });
+    root["$defs"]["Window"] = union(&catalog.windows, window, &mut root);
     root
 }
 

@@ -48,24 +48,21 @@ pub struct Manifest {
     pub positions: BTreeMap<String, Pos>,
 }
 
-/// Where events come from.
-#[derive(Debug, Clone, JsonSchema)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+/// Where events come from: a connector (`generator`, `file`, `kafka`, …) and what every
+/// source has.
+#[derive(Debug, Clone)]
 pub struct Source {
-    #[serde(flatten)]
-    pub kind: SourceKind,
+    /// The connector and its configuration, as the connector's module parsed it.
+    pub kind: Component,
     /// Events per batch (1–65536).
-    #[serde(default)]
     pub batch_size: Option<u32>,
     /// Where event time comes from and how far it may be out of order. Absent: the source's own
     /// timestamps (file and stdin: the time a line is read; generator: its synthetic clock),
     /// in order.
-    #[serde(default)]
     pub event_time: Option<EventTime>,
     /// What happens to an event whose event time cannot be read: `fail` (default) stops the
     /// topology naming the source and the event, `skip` drops it (counted), `dead-letter` sends
     /// it to `SOURCE.dead-letter`.
-    #[serde(default)]
     pub on_error: OnError,
 }
 
@@ -139,98 +136,6 @@ impl std::fmt::Display for Guarantee {
     }
 }
 
-/// Where a Kafka source starts when neither a checkpoint nor its consumer group has an offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum StartFrom {
-    #[default]
-    Earliest,
-    Latest,
-}
-
-/// How a Kafka record's value becomes an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Format {
-    /// The value must be JSON (anything else meets the source's `on-error`).
-    #[default]
-    Json,
-    /// The value is passed on as it is.
-    Bytes,
-}
-
-/// A Kafka source.
-#[derive(Debug, Clone, PartialEq, JsonSchema)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct KafkaSource {
-    /// Bootstrap servers, `host:port,host:port`.
-    pub brokers: String,
-    pub topics: Vec<String>,
-    /// Consumer group (default `flowlet-<topology name>`): offsets are committed to it at
-    /// each checkpoint, so that lag can be watched with Kafka tools.
-    #[serde(default)]
-    pub group: Option<String>,
-    #[serde(default)]
-    pub start: StartFrom,
-    #[serde(default)]
-    pub format: Format,
-    /// Read up to the end offsets the partitions had at start, then end (backfills, tests);
-    /// by default a Kafka source never ends.
-    #[serde(default)]
-    pub bounded: bool,
-    /// Extra librdkafka consumer properties.
-    #[serde(default)]
-    pub properties: BTreeMap<String, String>,
-}
-
-/// A Kafka sink.
-#[derive(Debug, Clone, PartialEq, JsonSchema)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct KafkaSink {
-    pub brokers: String,
-    pub topic: String,
-    /// Where the record key comes from (default: the event's key, if any).
-    #[serde(default)]
-    #[schemars(with = "Option<String>")]
-    pub key: Option<Pointer>,
-    /// Extra librdkafka producer properties.
-    #[serde(default)]
-    pub properties: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, JsonSchema)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum SourceKind {
-    /// Deterministic synthetic JSON events (~100 bytes each).
-    Generator {
-        /// Number of events; absent: unbounded (until Ctrl-C).
-        #[serde(default)]
-        count: Option<u64>,
-        /// Events per second; absent: as fast as the topology goes.
-        #[serde(default)]
-        rate: Option<f64>,
-        /// Seed of the generator (default 0).
-        #[serde(default)]
-        seed: u64,
-    },
-    /// A file of JSON lines, one event per line.
-    File { path: PathBuf },
-    /// The deterministic Nexmark workload (people, auctions and bids; docs/NEXMARK.md),
-    /// timestamped with each event's `date_time` and in time order.
-    Nexmark {
-        /// Events in all (absent: unbounded).
-        #[serde(default)]
-        events: Option<u64>,
-        /// Events per second (absent: as fast as possible).
-        #[serde(default)]
-        rate: Option<f64>,
-    },
-    /// JSON lines from standard input.
-    Stdin,
-    /// Kafka topics: one reader per partition, offsets saved with each checkpoint.
-    Kafka(KafkaSource),
-}
-
 /// A Wasm (or built-in) operator.
 #[derive(Debug, Clone, JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -291,16 +196,6 @@ impl Component {
 impl PartialEq for Component {
     fn eq(&self, other: &Self) -> bool {
         self.kind == other.kind && format!("{:?}", self.spec) == format!("{:?}", other.spec)
-    }
-}
-
-/// The JSON Schema of `window:` is the union of the window kinds' (see `json_schema`).
-impl JsonSchema for Window {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Window".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "type": "object" })
     }
 }
 
@@ -416,33 +311,31 @@ pub struct Grants {
     pub dirs: BTreeMap<String, PathBuf>,
 }
 
-/// Where events go.
-#[derive(Debug, Clone, JsonSchema)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+/// Where events go: a connector (`stdout`, `file`, `kafka`, `http`, …) and its inputs.
+#[derive(Debug, Clone)]
 pub struct Sink {
-    #[serde(flatten)]
-    pub kind: SinkKind,
+    /// The connector and its configuration, as the connector's module parsed it.
+    pub kind: Component,
     pub inputs: Vec<Input>,
 }
 
-#[derive(Debug, Clone, JsonSchema)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum SinkKind {
-    /// JSON lines on standard output.
-    Stdout,
-    /// JSON lines into a file (created or truncated).
-    File { path: PathBuf },
-    /// Count and discard (benchmarks).
-    Null {
-        /// Sum this JSON pointer's number (floored) over the events, into the `checksum`
-        /// counter (benchmarks: a result is only a result if its checksum matches).
-        #[serde(default)]
-        #[schemars(with = "Option<String>")]
-        checksum: Option<Pointer>,
-    },
-    /// A Kafka topic (transactional under `exactly-once`).
-    Kafka(KafkaSink),
+/// The JSON Schemas of `sources:` and `sinks:` entries are the unions of the connectors' (see
+/// `json_schema`).
+macro_rules! union_schema {
+    ($t:ty, $name:literal) => {
+        impl JsonSchema for $t {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                $name.into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "object" })
+            }
+        }
+    };
 }
+union_schema!(Source, "Source");
+union_schema!(Sink, "Sink");
+union_schema!(Window, "Window");
 
 /// An input: a source, an operator, or an operator's side output (`OPERATOR.dead-letter`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, JsonSchema)]

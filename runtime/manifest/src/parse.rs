@@ -11,7 +11,7 @@ use std::time::Duration;
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 use serde_json::Value;
 
-use crate::config::{Catalog, Config, describe, pos, yaml_to_json as to_json};
+use crate::config::{Catalog, Config, Kind, describe, pos, yaml_to_json as to_json};
 use crate::diag::{Diagnostics, Pos, did_you_mean};
 use crate::model::*;
 
@@ -131,23 +131,6 @@ fn integer(
             );
             None
         }
-    }
-}
-
-fn positive_number(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<f64> {
-    let v = match &n.data {
-        YamlData::Value(Scalar::Integer(i)) => *i as f64,
-        YamlData::Value(Scalar::FloatingPoint(f)) => f.into_inner(),
-        _ => f64::NAN,
-    };
-    if v.is_finite() && v > 0.0 {
-        Some(v)
-    } else {
-        d.error(
-            pos(n),
-            format!("{what} must be a positive number, not {}", describe(n)),
-        );
-        None
     }
 }
 
@@ -316,7 +299,40 @@ fn unknown_kind(
     }
 }
 
-fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
+/// The fields of a source the manifest reads itself; the connector reads the rest.
+const SOURCE_FIELDS: &[&str] = &["kind", "batch-size", "event-time", "on-error"];
+/// The fields of a sink the manifest reads itself.
+const SINK_FIELDS: &[&str] = &["kind", "inputs"];
+/// The fields of `window:` the manifest reads itself; the kind's module reads the rest.
+const WINDOW_FIELDS: &[&str] = &["kind", "allowed-lateness", "time"];
+
+/// The `kind` of a source, sink or window and its configuration, parsed by the kind's module
+/// (the fields in `common` are the manifest's: the rest are the kind's to judge).
+fn component(
+    o: &mut Obj<'_, '_>,
+    n: &Node<'_>,
+    what: &str,
+    (family, kinds): (&str, &[Kind]),
+    common: &[&str],
+    d: &mut Diagnostics,
+) -> Option<Component> {
+    let kind_node = o.require("kind", pos(n), d);
+    let kind = kind_node.and_then(|k| string(k, &format!("`kind` of {what}"), d));
+    o.ignore_rest();
+    match kind.as_deref().map(|k| (k, Catalog::find(kinds, k))) {
+        Some((_, Some(k))) => {
+            let config = Config::new(n, what, common);
+            (k.parse)(&config, d).map(|spec| Component { kind: k.name, spec })
+        }
+        other => {
+            let names = Catalog::names(kinds);
+            unknown_kind(d, kind_node, other.map(|(k, _)| k), family, &names);
+            None
+        }
+    }
+}
+
+fn source(name: &str, n: &Node<'_>, catalog: &Catalog, d: &mut Diagnostics) -> Option<Source> {
     let what = format!("source `{name}`");
     let mut o = Obj::new(n, &what, d)?;
     let batch_size = o
@@ -328,95 +344,8 @@ fn source(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Source> {
         Some(n) => event_time(n, &what, d).map(Some),
     };
     let on_error = on_error(&mut o, &what, d);
-    let kind_node = o.require("kind", pos(n), d);
-    let kind = kind_node.and_then(|k| string(k, &format!("`kind` of {what}"), d));
-    let (kind, known): (Option<SourceKind>, &[&str]) = match kind.as_deref() {
-        Some("generator") => {
-            let count = o
-                .take("count")
-                .and_then(|n| integer(n, &format!("`count` of {what}"), 0..=u64::MAX >> 1, d));
-            let rate = o
-                .take("rate")
-                .and_then(|n| positive_number(n, &format!("`rate` of {what}"), d));
-            let seed = o
-                .take("seed")
-                .and_then(|n| integer(n, &format!("`seed` of {what}"), 0..=u64::MAX >> 1, d))
-                .unwrap_or(0);
-            (
-                Some(SourceKind::Generator { count, rate, seed }),
-                &[
-                    "kind",
-                    "batch-size",
-                    "event-time",
-                    "on-error",
-                    "count",
-                    "rate",
-                    "seed",
-                ],
-            )
-        }
-        Some("file") => {
-            let path = o
-                .require("path", pos(n), d)
-                .and_then(|p| string(p, &format!("`path` of {what}"), d));
-            (
-                path.map(|p| SourceKind::File { path: p.into() }),
-                &["kind", "batch-size", "event-time", "on-error", "path"],
-            )
-        }
-        Some("nexmark") => {
-            let events = o
-                .take("events")
-                .and_then(|n| integer(n, &format!("`events` of {what}"), 0..=u64::MAX >> 1, d));
-            let rate = o
-                .take("rate")
-                .and_then(|n| positive_number(n, &format!("`rate` of {what}"), d));
-            (
-                Some(SourceKind::Nexmark { events, rate }),
-                &[
-                    "kind",
-                    "batch-size",
-                    "event-time",
-                    "on-error",
-                    "events",
-                    "rate",
-                ],
-            )
-        }
-        Some("stdin") => (
-            Some(SourceKind::Stdin),
-            &["kind", "batch-size", "event-time", "on-error"],
-        ),
-        Some("kafka") => (
-            kafka_source(&mut o, pos(n), &what, d).map(SourceKind::Kafka),
-            &[
-                "kind",
-                "batch-size",
-                "event-time",
-                "on-error",
-                "brokers",
-                "topic",
-                "topics",
-                "group",
-                "start",
-                "format",
-                "bounded",
-                "properties",
-            ],
-        ),
-        other => {
-            unknown_kind(
-                d,
-                kind_node,
-                other,
-                "source",
-                &["generator", "file", "stdin", "kafka", "nexmark"],
-            );
-            o.ignore_rest();
-            (None, &[])
-        }
-    };
-    o.finish(known, d);
+    let family = ("source", &catalog.sources[..]);
+    let kind = component(&mut o, n, &what, family, SOURCE_FIELDS, d);
     Some(Source {
         kind: kind?,
         batch_size,
@@ -485,14 +414,9 @@ fn event_time(n: &Node<'_>, of: &str, d: &mut Diagnostics) -> Option<EventTime> 
     ok.then_some(e)
 }
 
-/// The fields of `window:` the manifest reads itself; the kind's module reads the rest.
-const WINDOW_FIELDS: &[&str] = &["kind", "allowed-lateness", "time"];
-
 fn window(n: &Node<'_>, of: &str, catalog: &Catalog, d: &mut Diagnostics) -> Option<Window> {
     let what = format!("`window` of {of}");
     let mut o = Obj::new(n, &what, d)?;
-    let kind_node = o.require("kind", pos(n), d);
-    let kind = kind_node.and_then(|k| string(k, &format!("`kind` of {what}"), d));
     let allowed_lateness = match o.take("allowed-lateness") {
         None => Some(Duration::ZERO),
         Some(t) => {
@@ -515,22 +439,14 @@ fn window(n: &Node<'_>, of: &str, catalog: &Catalog, d: &mut Diagnostics) -> Opt
             }
         },
     };
-    // The kind's own fields (and unknown ones) are the kind's to judge.
-    o.ignore_rest();
-    let kind = match kind
-        .as_deref()
-        .map(|k| (k, Catalog::find(&catalog.windows, k)))
-    {
-        Some((_, Some(k))) => {
-            let config = Config::new(n, what, WINDOW_FIELDS);
-            (k.parse)(&config, d).map(|spec| Component { kind: k.name, spec })
-        }
-        other => {
-            let names = Catalog::names(&catalog.windows);
-            unknown_kind(d, kind_node, other.map(|(k, _)| k), "window", &names);
-            None
-        }
-    };
+    let kind = component(
+        &mut o,
+        n,
+        &what,
+        ("window", &catalog.windows[..]),
+        WINDOW_FIELDS,
+        d,
+    );
     Some(Window {
         kind: kind?,
         allowed_lateness: allowed_lateness?,
@@ -572,169 +488,6 @@ fn choice<'c>(
     found
 }
 
-/// A non-empty string.
-fn non_empty(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<String> {
-    let s = string(n, what, d)?;
-    if s.trim().is_empty() {
-        d.error(pos(n), format!("{what} is empty"));
-        return None;
-    }
-    Some(s)
-}
-
-/// `properties:` — librdkafka settings, string to string (numbers and booleans are written
-/// as they read).
-fn properties(
-    o: &mut Obj<'_, '_>,
-    what: &str,
-    d: &mut Diagnostics,
-) -> Option<BTreeMap<String, String>> {
-    let Some(n) = o.take("properties") else {
-        return Some(BTreeMap::new());
-    };
-    let what = format!("`properties` of {what}");
-    let p = Obj::new(n, &what, d)?;
-    let mut out = BTreeMap::new();
-    let mut ok = true;
-    for (key, _, v) in &p.entries {
-        let value = match &v.data {
-            YamlData::Value(Scalar::String(s)) => s.to_string(),
-            YamlData::Value(Scalar::Integer(i)) => i.to_string(),
-            YamlData::Value(Scalar::FloatingPoint(f)) => f.to_string(),
-            YamlData::Value(Scalar::Boolean(b)) => b.to_string(),
-            _ => {
-                d.error(
-                    pos(v),
-                    format!(
-                        "`{key}` in {what} must be a string, number or boolean, not {}",
-                        describe(v)
-                    ),
-                );
-                ok = false;
-                continue;
-            }
-        };
-        out.insert((*key).to_owned(), value);
-    }
-    ok.then_some(out)
-}
-
-fn kafka_source(
-    o: &mut Obj<'_, '_>,
-    at: Pos,
-    what: &str,
-    d: &mut Diagnostics,
-) -> Option<KafkaSource> {
-    let brokers = o
-        .require("brokers", at, d)
-        .and_then(|n| non_empty(n, &format!("`brokers` of {what}"), d));
-    let topics = match (o.take("topic"), o.take("topics")) {
-        (Some(t), None) => non_empty(t, &format!("`topic` of {what}"), d).map(|t| vec![t]),
-        (None, Some(list)) => {
-            let w = format!("`topics` of {what}");
-            match &list.data {
-                YamlData::Sequence(items) if !items.is_empty() => items
-                    .iter()
-                    .map(|i| non_empty(i, &format!("an entry of {w}"), d))
-                    .collect::<Option<Vec<_>>>(),
-                _ => {
-                    d.error(
-                        pos(list),
-                        format!("{w} must be a non-empty list of topic names"),
-                    );
-                    None
-                }
-            }
-        }
-        (Some(t), Some(_)) => {
-            d.error_hint(
-                pos(t),
-                format!("{what} has both `topic` and `topics`"),
-                "keep one",
-            );
-            None
-        }
-        (None, None) => {
-            d.error_hint(
-                at,
-                format!("{what} has no `topic`"),
-                "add `topic: NAME` (or `topics: [A, B]`)",
-            );
-            None
-        }
-    };
-    let group = match o.take("group") {
-        None => Some(None),
-        Some(g) => non_empty(g, &format!("`group` of {what}"), d).map(Some),
-    };
-    let start = match o.take("start") {
-        None => Some(StartFrom::Earliest),
-        Some(n) => choice(n, &format!("`start` of {what}"), &["earliest", "latest"], d).map(|c| {
-            if c == "latest" {
-                StartFrom::Latest
-            } else {
-                StartFrom::Earliest
-            }
-        }),
-    };
-    let format = match o.take("format") {
-        None => Some(Format::Json),
-        Some(n) => choice(n, &format!("`format` of {what}"), &["json", "bytes"], d).map(|c| {
-            if c == "bytes" {
-                Format::Bytes
-            } else {
-                Format::Json
-            }
-        }),
-    };
-    let bounded = match o.take("bounded") {
-        None => Some(false),
-        Some(n) => match &n.data {
-            YamlData::Value(Scalar::Boolean(b)) => Some(*b),
-            _ => {
-                d.error(
-                    pos(n),
-                    format!(
-                        "`bounded` of {what} must be true or false, not {}",
-                        describe(n)
-                    ),
-                );
-                None
-            }
-        },
-    };
-    let properties = properties(o, what, d);
-    Some(KafkaSource {
-        bounded: bounded?,
-        brokers: brokers?,
-        topics: topics?,
-        group: group?,
-        start: start?,
-        format: format?,
-        properties: properties?,
-    })
-}
-
-fn kafka_sink(o: &mut Obj<'_, '_>, at: Pos, what: &str, d: &mut Diagnostics) -> Option<KafkaSink> {
-    let brokers = o
-        .require("brokers", at, d)
-        .and_then(|n| non_empty(n, &format!("`brokers` of {what}"), d));
-    let topic = o
-        .require("topic", at, d)
-        .and_then(|n| non_empty(n, &format!("`topic` of {what}"), d));
-    let key = match o.take("key") {
-        None => Some(None),
-        Some(k) => pointer(k, &format!("`key` of {what}"), d).map(Some),
-    };
-    let properties = properties(o, what, d);
-    Some(KafkaSink {
-        brokers: brokers?,
-        topic: topic?,
-        key: key?,
-        properties: properties?,
-    })
-}
-
 fn checkpoint(n: &Node<'_>, d: &mut Diagnostics) -> Option<Checkpoint> {
     let what = "`checkpoint`";
     let mut o = Obj::new(n, what, d)?;
@@ -749,52 +502,20 @@ fn checkpoint(n: &Node<'_>, d: &mut Diagnostics) -> Option<Checkpoint> {
     })
 }
 
-fn sink(name: &str, n: &Node<'_>, d: &mut Diagnostics) -> Option<Sink> {
+fn sink(name: &str, n: &Node<'_>, catalog: &Catalog, d: &mut Diagnostics) -> Option<Sink> {
     let what = format!("sink `{name}`");
     let mut o = Obj::new(n, &what, d)?;
     let ins = o
         .require("inputs", pos(n), d)
         .and_then(|i| inputs(i, &what, d));
-    let kind_node = o.require("kind", pos(n), d);
-    let kind = kind_node.and_then(|k| string(k, &format!("`kind` of {what}"), d));
-    let (kind, known): (Option<SinkKind>, &[&str]) = match kind.as_deref() {
-        Some("stdout") => (Some(SinkKind::Stdout), &["kind", "inputs"]),
-        Some("null") => {
-            let checksum = match o.take("checksum") {
-                None => Some(None),
-                Some(n) => pointer(n, &format!("`checksum` of {what}"), d).map(Some),
-            };
-            (
-                checksum.map(|checksum| SinkKind::Null { checksum }),
-                &["kind", "inputs", "checksum"],
-            )
-        }
-        Some("file") => {
-            let path = o
-                .require("path", pos(n), d)
-                .and_then(|p| string(p, &format!("`path` of {what}"), d));
-            (
-                path.map(|p| SinkKind::File { path: p.into() }),
-                &["kind", "inputs", "path"],
-            )
-        }
-        Some("kafka") => (
-            kafka_sink(&mut o, pos(n), &what, d).map(SinkKind::Kafka),
-            &["kind", "inputs", "brokers", "topic", "key", "properties"],
-        ),
-        other => {
-            unknown_kind(
-                d,
-                kind_node,
-                other,
-                "sink",
-                &["stdout", "file", "null", "kafka"],
-            );
-            o.ignore_rest();
-            (None, &[])
-        }
-    };
-    o.finish(known, d);
+    let kind = component(
+        &mut o,
+        n,
+        &what,
+        ("sink", &catalog.sinks[..]),
+        SINK_FIELDS,
+        d,
+    );
     Some(Sink {
         kind: kind?,
         inputs: ins?,
@@ -1095,7 +816,13 @@ pub(crate) fn parse(text: &str, file: &Path, catalog: &Catalog) -> (Option<Manif
     }
     let mut names = BTreeMap::new();
     let sources = section(
-        &mut top, "sources", true, &mut d, &mut names, "source", source,
+        &mut top,
+        "sources",
+        true,
+        &mut d,
+        &mut names,
+        "source",
+        |name, n, d| source(name, n, catalog, d),
     );
     let operators = section(
         &mut top,
@@ -1106,7 +833,15 @@ pub(crate) fn parse(text: &str, file: &Path, catalog: &Catalog) -> (Option<Manif
         "operator",
         |name, n, d| operator(name, n, catalog, d),
     );
-    let sinks = section(&mut top, "sinks", true, &mut d, &mut names, "sink", sink);
+    let sinks = section(
+        &mut top,
+        "sinks",
+        true,
+        &mut d,
+        &mut names,
+        "sink",
+        |name, n, d| sink(name, n, catalog, d),
+    );
     top.finish(TOP, &mut d);
     let manifest = Manifest {
         version: 1,

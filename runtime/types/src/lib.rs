@@ -32,3 +32,11 @@ pub const MAX_DURATION_MS: u64 = 100 * 36_525 * 86_400_000 / 100;
 pub fn event_time_in_range(t: Timestamp) -> bool {
     (MIN_EVENT_TIME..=MAX_EVENT_TIME).contains(&t)
 }
+
+/// SplitMix64: a small, well-mixed deterministic hash (the synthetic workloads' randomness).
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

@@ -242,7 +242,7 @@ impl Pipeline {
                         live: handles.live.clone(),
                         savepoints: handles.savepoints.clone(),
                         swaps: handles.swaps.clone(),
-                        ..RunOptions::default()
+                        ..crate::run_options()
                     };
                     let run =
                         flowlet_dataflow::run(&self.manifest, f, handles.stop.clone(), options);

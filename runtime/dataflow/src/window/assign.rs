@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use flowlet_manifest::{Component, Spec};
 use flowlet_types::Timestamp;
 
@@ -71,31 +69,6 @@ pub(crate) struct WindowKind {
     pub kind: flowlet_manifest::Kind,
     pub assigner: fn(&dyn Spec) -> Box<dyn Assigner>,
 }
-
-/// Parse a kind's configuration `T` (no checks beyond its fields' own).
-pub(crate) fn parse<T: serde::de::DeserializeOwned + Spec>(
-    c: &flowlet_manifest::Config<'_, '_>,
-    d: &mut flowlet_manifest::Diagnostics,
-) -> Option<Arc<dyn Spec>> {
-    Some(Arc::new(c.parse::<T>(d)?))
-}
-
-/// The JSON Schema of a kind's configuration.
-pub(crate) fn schema<T: schemars::JsonSchema>() -> schemars::Schema {
-    schemars::schema_for!(T)
-}
-
-/// A configuration type is a [`Spec`].
-macro_rules! spec {
-    ($t:ty) => {
-        impl flowlet_manifest::Spec for $t {
-            fn as_any(&self) -> &dyn std::any::Any {
-                self
-            }
-        }
-    };
-}
-pub(crate) use spec;
 
 /// The assigner of a window.
 pub(crate) fn assigner(window: &Component) -> Box<dyn Assigner> {

@@ -6,7 +6,7 @@ use flowlet_manifest::Diagnostics;
 use flowlet_manifest::fields::WindowTime;
 use flowlet_types::Timestamp;
 
-use super::assign::{Absorbed, Assigner, MAX_WINDOWS_PER_EVENT, WindowKind, ms, schema};
+use super::assign::{Absorbed, Assigner, MAX_WINDOWS_PER_EVENT, WindowKind, ms};
 use super::store::Win;
 
 /// Windows of up to `size`, all starting at the same time, ending every `step`: each gives the
@@ -18,10 +18,14 @@ pub struct Cumulative {
     pub step: WindowTime,
 }
 
-super::assign::spec!(Cumulative);
+flowlet_manifest::spec!(Cumulative);
 
 pub(crate) const KIND: WindowKind = WindowKind {
-    kind: flowlet_manifest::Kind::new("cumulative", parse, schema::<Cumulative>),
+    kind: flowlet_manifest::Kind::new(
+        "cumulative",
+        parse,
+        flowlet_manifest::schema_of::<Cumulative>,
+    ),
     assigner: |spec| {
         let c: &Cumulative = spec.as_any().downcast_ref().expect("a cumulative window");
         Box::new(Assign {

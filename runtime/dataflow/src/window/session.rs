@@ -9,7 +9,7 @@ use flowlet_types::Timestamp;
 
 use flowlet_manifest::fields::WindowTime;
 
-use super::assign::{Absorbed, Assigner, WindowKind, ms, parse, schema};
+use super::assign::{Absorbed, Assigner, WindowKind, ms};
 use super::store::Win;
 
 /// Per key, events closer than `gap` to each other form one window; an event that bridges two
@@ -20,10 +20,10 @@ pub struct Session {
     pub gap: WindowTime,
 }
 
-super::assign::spec!(Session);
+flowlet_manifest::spec!(Session);
 
 pub(crate) const KIND: WindowKind = WindowKind {
-    kind: flowlet_manifest::Kind::new("session", parse::<Session>, schema::<Session>),
+    kind: flowlet_manifest::Kind::of::<Session>("session"),
     assigner: |spec| {
         let s: &Session = spec.as_any().downcast_ref().expect("a session window");
         Box::new(Sessions::new(ms(s.gap.0)))

@@ -4,7 +4,7 @@ use flowlet_manifest::Diagnostics;
 use flowlet_manifest::fields::WindowTime;
 use flowlet_types::Timestamp;
 
-use super::assign::{Absorbed, Assigner, MAX_WINDOWS_PER_EVENT, WindowKind, ms, schema};
+use super::assign::{Absorbed, Assigner, MAX_WINDOWS_PER_EVENT, WindowKind, ms};
 use super::store::Win;
 
 /// Windows of `size` starting every `slide`; an event is in `size / slide` windows.
@@ -16,7 +16,7 @@ pub struct Sliding {
 }
 
 pub(crate) const KIND: WindowKind = WindowKind {
-    kind: flowlet_manifest::Kind::new("sliding", parse, schema::<Sliding>),
+    kind: flowlet_manifest::Kind::new("sliding", parse, flowlet_manifest::schema_of::<Sliding>),
     assigner: |spec| {
         let s: &Sliding = spec.as_any().downcast_ref().expect("a sliding window");
         Box::new(Assign {

@@ -3,7 +3,7 @@
 use flowlet_manifest::fields::WindowTime;
 use flowlet_types::Timestamp;
 
-use super::assign::{Absorbed, Assigner, WindowKind, ms, parse, schema};
+use super::assign::{Absorbed, Assigner, WindowKind, ms};
 use super::store::Win;
 
 /// Fixed, non-overlapping windows of `size`, aligned to the Unix epoch.
@@ -13,10 +13,10 @@ pub struct Tumbling {
     pub size: WindowTime,
 }
 
-super::assign::spec!(Tumbling);
+flowlet_manifest::spec!(Tumbling);
 
 pub(crate) const KIND: WindowKind = WindowKind {
-    kind: flowlet_manifest::Kind::new("tumbling", parse::<Tumbling>, schema::<Tumbling>),
+    kind: flowlet_manifest::Kind::of::<Tumbling>("tumbling"),
     assigner: |spec| {
         let t: &Tumbling = spec.as_any().downcast_ref().expect("a tumbling window");
         Box::new(Assign { size: ms(t.size.0) })

@@ -1,8 +1,8 @@
-//! The `generator` source's events: deterministic, ~100-byte JSON documents.
+//! The generator's events: deterministic, ~100-byte JSON documents.
 
 use std::io::Write;
 
-use flowlet_types::{Batch, Timestamp};
+use flowlet_types::{Batch, Timestamp, splitmix64};
 
 /// Event time of event 0; each next event is 1 ms later.
 pub const BASE_TIME: Timestamp = 1_700_000_000_000;
@@ -11,14 +11,6 @@ const USERS: u64 = 1000;
 const COUNTRIES: [&str; 8] = ["DE", "FR", "US", "JP", "BR", "IN", "NG", "SE"];
 const KINDS: [&str; 4] = ["view", "click", "cart", "purchase"];
 const TAGS: [&str; 4] = ["new", "promo", "mobile", "returning"];
-
-/// SplitMix64: a small, well-mixed deterministic hash of the event index.
-pub fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// Append event `n` of the stream seeded with `seed` to `batch`, e.g.
 /// `{"id":7,"user":"u0042","country":"JP","amount":512.5,"kind":"cart","tags":["promo"],"ts":1700000000007}`.

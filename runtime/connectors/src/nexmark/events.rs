@@ -1,11 +1,9 @@
-//! The `nexmark` source: the deterministic Nexmark variant of `docs/NEXMARK.md` (people,
+//! The Nexmark events: the deterministic Nexmark variant of `docs/NEXMARK.md` (people,
 //! auctions and bids; 10,000 events per second of event time, in time order).
 
 use std::io::Write;
 
-use flowlet_types::{Batch, Timestamp};
-
-use crate::generator::splitmix64;
+use flowlet_types::{Batch, Timestamp, splitmix64};
 
 /// Event time of event 0 (2015-07-15).
 pub const BASE_TIME: Timestamp = 1_436_918_400_000;

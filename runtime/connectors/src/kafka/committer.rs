@@ -1,0 +1,314 @@
+//! Kafka's side of exactly-once: one transactional producer for every Kafka sink of the
+//! topology, committing each checkpoint's output together with the sources' offsets (the
+//! decision of the two-phase commit), and telling after a crash whether a pending checkpoint
+//! committed.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use flowlet_dataflow::checkpoint::{CheckpointRecord, Committer};
+use flowlet_dataflow::{BoxFuture, DataflowError, Prepared};
+use flowlet_manifest::{Guarantee, Manifest};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::Producer as _;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+
+use super::config::{KafkaSink, KafkaSource, properties};
+use super::{Context, Producer, config, context, offsets_of, retry};
+
+/// Where the checkpoint's offsets go inside the transaction.
+struct OffsetTarget {
+    /// The source task whose position holds the offsets (`None`: the marker).
+    source: Option<String>,
+    group: String,
+    consumer: BaseConsumer<Context>,
+    /// The marker partition (no Kafka source).
+    marker: Option<String>,
+}
+
+struct KafkaCommitter {
+    producer: Producer,
+    targets: Vec<OffsetTarget>,
+}
+
+fn offsets_metadata(record: &CheckpointRecord) -> String {
+    format!("flowlet:{}:{}", record.run, record.id)
+}
+
+fn parse_metadata(m: &str) -> Option<(u64, u64)> {
+    let mut it = m.strip_prefix("flowlet:")?.split(':');
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+impl OffsetTarget {
+    fn offsets(&self, record: &CheckpointRecord) -> Result<TopicPartitionList, String> {
+        let meta = offsets_metadata(record);
+        let mut tpl = TopicPartitionList::new();
+        match (&self.source, &self.marker) {
+            (Some(source), _) => {
+                let position = record
+                    .tasks
+                    .get(source)
+                    .and_then(|m| m.get("position"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                for ((t, p), (offset, _)) in offsets_of(&position) {
+                    tpl.add_partition_offset(&t, p, Offset::Offset(offset))
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            (None, Some(topic)) => {
+                tpl.add_partition_offset(topic, 0, Offset::Offset(0))
+                    .map_err(|e| e.to_string())?;
+            }
+            (None, None) => {}
+        }
+        for e in tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect::<Vec<_>>()
+        {
+            if let Some(mut el) = tpl.find_partition(&e.0, e.1) {
+                el.set_metadata(meta.clone());
+            }
+        }
+        Ok(tpl)
+    }
+
+    /// The checkpoint Kafka's committed offsets name, if any.
+    fn decided(&self, partitions: &TopicPartitionList) -> Result<Option<(u64, u64)>, String> {
+        let tpl = self
+            .consumer
+            .committed_offsets(partitions.clone(), Duration::from_secs(30))
+            .map_err(|e| {
+                format!(
+                    "cannot read the committed offsets of group `{}`: {e}",
+                    self.group
+                )
+            })?;
+        Ok(tpl
+            .elements()
+            .iter()
+            .find_map(|e| parse_metadata(e.metadata())))
+    }
+}
+
+impl Committer for KafkaCommitter {
+    fn commit(&mut self, record: &CheckpointRecord) -> Result<(), String> {
+        let result = (|| {
+            for t in &self.targets {
+                let tpl = t.offsets(record)?;
+                if tpl.count() == 0 {
+                    continue;
+                }
+                let cgm = t
+                    .consumer
+                    .group_metadata()
+                    .ok_or_else(|| format!("no metadata for group `{}`", t.group))?;
+                self.producer
+                    .send_offsets_to_transaction(&tpl, &cgm, Duration::from_secs(60))
+                    .map_err(|e| format!("cannot add the offsets to the transaction: {e}"))?;
+            }
+            self.producer
+                .commit_transaction(Duration::from_secs(120))
+                .map_err(|e| format!("cannot commit the Kafka transaction: {e}"))
+        })();
+        if let Err(e) = result {
+            let _ = self.producer.abort_transaction(Duration::from_secs(60));
+            return Err(e);
+        }
+        self.producer
+            .begin_transaction()
+            .map_err(|e| format!("cannot begin a Kafka transaction: {e}"))
+    }
+
+    fn decided(&self, record: &CheckpointRecord) -> Result<bool, String> {
+        let target = &self.targets[0];
+        let tpl = target.offsets(record)?;
+        let decided = retry(
+            "asking Kafka for the last committed checkpoint",
+            None,
+            || target.decided(&tpl),
+        )?;
+        Ok(decided.is_some_and(|(_, id)| id >= record.id))
+    }
+}
+
+/// Commits each complete checkpoint's Kafka source offsets to the sources' consumer groups
+/// (when no transaction does): Kafka tools then show the lag. flowlet itself resumes from its
+/// checkpoints, so a failed commit is only logged.
+struct GroupOffsets {
+    targets: Vec<OffsetTarget>,
+}
+
+impl Committer for GroupOffsets {
+    fn commit(&mut self, record: &CheckpointRecord) -> Result<(), String> {
+        for t in &self.targets {
+            match t.offsets(record) {
+                Ok(tpl) if tpl.count() > 0 => {
+                    if let Err(e) = t.consumer.commit(&tpl, rdkafka::consumer::CommitMode::Sync) {
+                        tracing::warn!(
+                            "cannot commit offsets to consumer group `{}`: {e}",
+                            t.group
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn after_write(&self) -> bool {
+        true
+    }
+}
+
+/// Where checkpointed offsets go: each Kafka source's group; with `marker` (a transactional
+/// sink) and no Kafka source, a marker offset of the sink's topic.
+fn offset_targets(
+    manifest: &Manifest,
+    marker: Option<&KafkaSink>,
+) -> Result<Vec<OffsetTarget>, DataflowError> {
+    let topology = &manifest.name;
+    let mut targets = Vec::new();
+    for (name, s) in &manifest.sources {
+        if let Some(k) = s.kind.spec::<KafkaSource>() {
+            let props = properties(&k.properties);
+            targets.push((
+                Some(name.clone()),
+                k.group(topology),
+                k.brokers.0.clone(),
+                props,
+                None,
+            ));
+        }
+    }
+    if let (true, Some(first)) = (targets.is_empty(), marker) {
+        targets.push((
+            None,
+            format!("flowlet-{topology}-checkpoints"),
+            first.brokers.0.clone(),
+            properties(&first.properties),
+            Some(first.topic.0.clone()),
+        ));
+    }
+    let mut out = Vec::new();
+    for (source, group, brokers, props, marker) in targets {
+        let defaults = [
+            ("group.id", group.clone()),
+            ("enable.auto.commit", "false".into()),
+        ];
+        let consumer: BaseConsumer<Context> = config(&brokers, &defaults, &props)
+            .create_with_context(context("checkpoint offsets"))
+            .map_err(|e| DataflowError::Source {
+                source_name: source.clone().unwrap_or_default(),
+                message: format!("cannot create a Kafka consumer for group `{group}`: {e}"),
+            })?;
+        out.push(OffsetTarget {
+            source,
+            group,
+            consumer,
+            marker,
+        });
+    }
+    Ok(out)
+}
+
+/// Prepare Kafka for a run with checkpoints: under exactly-once with Kafka sinks, the
+/// topology's transactional producer (given to every Kafka sink) committing each checkpoint;
+/// else the Kafka sources' consumer groups, told each checkpoint's offsets. `None` without
+/// Kafka.
+pub fn prepare(manifest: &Manifest) -> BoxFuture<'_, Result<Option<Prepared>, DataflowError>> {
+    Box::pin(async move {
+        let sinks: Vec<(&String, &KafkaSink)> = manifest
+            .sinks
+            .iter()
+            .filter_map(|(n, s)| Some((n, s.kind.spec::<KafkaSink>()?)))
+            .collect();
+        if manifest.guarantee != Guarantee::ExactlyOnce || sinks.is_empty() {
+            let targets = offset_targets(manifest, None)?;
+            return Ok((!targets.is_empty()).then(|| Prepared {
+                committer: Some(Box::new(GroupOffsets { targets }) as Box<dyn Committer>),
+                shared: BTreeMap::new(),
+            }));
+        }
+        let committer = transactions(manifest, &sinks).await?;
+        let shared = sinks
+            .iter()
+            .map(|(n, _)| {
+                let p: Box<dyn std::any::Any + Send> = Box::new(committer.producer.clone());
+                ((*n).clone(), p)
+            })
+            .collect();
+        Ok(Some(Prepared {
+            committer: Some(Box::new(committer)),
+            shared,
+        }))
+    })
+}
+
+/// The transactional producer of the topology, its open transaction begun (an older
+/// producer of the topology fenced and its transaction aborted).
+async fn transactions(
+    manifest: &Manifest,
+    sinks: &[(&String, &KafkaSink)],
+) -> Result<KafkaCommitter, DataflowError> {
+    let (first_name, first) = sinks[0];
+    if let Some((n, _)) = sinks.iter().find(|(_, s)| s.brokers != first.brokers) {
+        return Err(DataflowError::Sink {
+            sink: (*n).clone(),
+            message: format!(
+                "under exactly-once every Kafka sink writes in one transaction, so all must use the same brokers (`{first_name}` uses {})",
+                first.brokers.0
+            ),
+        });
+    }
+    let interval = manifest
+        .checkpoint
+        .as_ref()
+        .map_or(Duration::from_secs(10), |c| c.interval);
+    let timeout_ms = (interval.as_millis() as u64 * 3 + 60_000).min(900_000);
+    let fail = |message: String| DataflowError::Sink {
+        sink: first_name.clone(),
+        message,
+    };
+    let producer: Producer = config(
+        &first.brokers,
+        &[
+            ("transactional.id", format!("flowlet-{}", manifest.name)),
+            ("enable.idempotence", "true".into()),
+            ("transaction.timeout.ms", timeout_ms.to_string()),
+        ],
+        &properties(&first.properties),
+    )
+    .create_with_context(context("transactions"))
+    .map_err(|e| fail(format!("cannot create a Kafka producer: {e}")))?;
+    // Offsets: each Kafka source's group, or a marker.
+    let targets = offset_targets(manifest, Some(first))?;
+    let brokers = first.brokers.0.clone();
+    let started = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        // Fences an older producer of this topology and aborts its open transaction.
+        retry(
+            &format!("waiting for Kafka at {brokers} to start transactions"),
+            None,
+            || {
+                producer
+                    .init_transactions(Duration::from_secs(30))
+                    .map_err(|e| e.to_string())
+            },
+        )?;
+        producer
+            .begin_transaction()
+            .map_err(|e| format!("cannot begin a Kafka transaction: {e}"))?;
+        Ok(producer)
+    })
+    .await
+    .map_err(|e| DataflowError::Panic(e.to_string()))?;
+    Ok(KafkaCommitter {
+        producer: started.map_err(fail)?,
+        targets,
+    })
+}
