@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: [(&str, &str); 19] = [
+const PLUGINS: [(&str, &str); 21] = [
     ("flowlet-plugin-enrich", "enrich"),
     ("flowlet-plugin-filter", "filter"),
     ("flowlet-plugin-map", "map"),
@@ -20,6 +20,8 @@ const PLUGINS: [(&str, &str); 19] = [
     ("flowlet-plugin-nexmark-windows", "nexmark-windows"),
     ("flowlet-test-hostile", "hostile"),
     ("flowlet-test-other-world", "other-world"),
+    ("flowlet-test-imports-state", "imports-state"),
+    ("flowlet-test-imports-unknown", "imports-unknown"),
     ("flowlet-test-counter-v1", "counter-v1"),
     ("flowlet-test-counter-v2", "counter-v2"),
     ("flowlet-test-counter-v3", "counter-v3"),

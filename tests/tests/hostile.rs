@@ -182,6 +182,29 @@ fn files_that_are_not_flowlet_components_are_refused_clearly() {
 }
 
 #[test]
+fn imports_a_world_may_not_use_are_refused_at_load_naming_what_it_may_use() {
+    let h = host();
+    let refused = |name: &str| {
+        let err = h.load(plugin(name).as_ref()).err().unwrap();
+        assert!(matches!(err, HostError::Import { .. }), "{err}");
+        err.to_string()
+    };
+    let text = refused("imports-state");
+    assert!(
+        text.contains("imports flowlet:operator/state@0.1.0, which only a stateful-processor may import; a processor may import only flowlet:operator/{log,metrics} and WASI 0.2"),
+        "{text}"
+    );
+    assert!(text.contains("sha256:"), "it names the plugin: {text}");
+    let text = refused("imports-unknown");
+    assert!(
+        text.contains("imports test:imports/socket, which flowlet does not provide; a processor may import only flowlet:operator/{log,metrics} and WASI 0.2"),
+        "{text}"
+    );
+    // A stateful processor may use state and timers.
+    h.load(plugin("dedupe").as_ref()).unwrap();
+}
+
+#[test]
 fn inspect_shows_world_version_exports_and_imports() {
     let info = host().inspect(plugin("filter").as_ref()).unwrap();
     assert_eq!(info.world.as_deref(), Some("processor"));

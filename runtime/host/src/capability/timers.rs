@@ -1,0 +1,53 @@
+//! `flowlet:operator/timers`: event-time and processing-time timers per key, and the
+//! operator's clocks (the watermark, processing time). Stateful processors only; fired timers
+//! come back through the `on-timer` export.
+
+use flowlet_operator::{PluginKind, TimeDomain};
+use flowlet_types::Timestamp;
+use wasmtime::component::HasSelf;
+
+use super::{Capability, Ctx};
+use crate::bindings::stateful::flowlet::operator::timers;
+use crate::instance::InstanceState;
+
+pub(super) const CAPABILITY: Capability = Capability {
+    name: "timers",
+    worlds: &[PluginKind::StatefulProcessor],
+    link: |l| timers::add_to_linker::<_, HasSelf<Ctx>>(l, InstanceState::caps),
+};
+
+fn domain(d: timers::TimeDomain) -> TimeDomain {
+    match d {
+        timers::TimeDomain::EventTime => TimeDomain::EventTime,
+        timers::TimeDomain::ProcessingTime => TimeDomain::ProcessingTime,
+    }
+}
+
+/// The WIT time domain of a fired timer (for the `on-timer` export).
+pub(crate) fn wit_domain(d: TimeDomain) -> timers::TimeDomain {
+    match d {
+        TimeDomain::EventTime => timers::TimeDomain::EventTime,
+        TimeDomain::ProcessingTime => timers::TimeDomain::ProcessingTime,
+    }
+}
+
+impl timers::Host for Ctx {
+    fn current_watermark(&mut self) -> Timestamp {
+        match &self.state {
+            Some(s) => s.lock().expect("state lock").watermark(),
+            None => Timestamp::MIN,
+        }
+    }
+    fn current_processing_time(&mut self) -> Timestamp {
+        match &self.state {
+            Some(s) => s.lock().expect("state lock").now(),
+            None => flowlet_operator::now_ms(),
+        }
+    }
+    fn register(&mut self, key: Vec<u8>, d: timers::TimeDomain, at: Timestamp) {
+        self.with_state(|s| s.register_timer(&key, domain(d), at));
+    }
+    fn cancel(&mut self, key: Vec<u8>, d: timers::TimeDomain, at: Timestamp) {
+        self.with_state(|s| s.cancel_timer(&key, domain(d), at));
+    }
+}

@@ -1,0 +1,205 @@
+//! Operator instances: one `Store` each, limited ([`crate::limits`]) and sandboxed, with the
+//! host capabilities ([`crate::capability`]) acting on its [`Ctx`].
+
+mod call;
+mod convert;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flowlet_operator::{Instance, InstanceContext, OperatorError, OperatorFactory, PluginKind};
+use wasmtime::Store;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::bindings::types as wit;
+use crate::capability::{Ctx, GuestMetrics};
+use crate::guest_output::GuestOutput;
+use crate::limits::Limits;
+use crate::{EPOCH_TICK, Host, Plugin};
+
+use call::{Exports, WasmInstance, explain};
+
+/// What an instance is given: limits, grants and its configuration.
+#[derive(Debug, Clone)]
+pub struct InstanceSettings {
+    /// The operator's `config:` as JSON text.
+    pub config: String,
+    pub memory: u64,
+    pub call_timeout: Duration,
+    pub init_timeout: Duration,
+    /// Environment variables (name, value) the guest sees.
+    pub env: Vec<(String, String)>,
+    /// Read-only directories: guest path → host path.
+    pub dirs: BTreeMap<String, PathBuf>,
+}
+
+impl InstanceSettings {
+    /// Settings from a manifest operator (grants resolved against the manifest's folder).
+    pub fn from_manifest(
+        manifest: &flowlet_manifest::Manifest,
+        op: &flowlet_manifest::Operator,
+    ) -> Self {
+        Self {
+            config: op.config.to_string(),
+            memory: op.limits.memory,
+            call_timeout: op.limits.call_timeout,
+            init_timeout: op.limits.init_timeout,
+            env: op
+                .grants
+                .env
+                .iter()
+                .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+                .collect(),
+            dirs: op
+                .grants
+                .dirs
+                .iter()
+                .map(|(g, h)| (g.clone(), manifest.resolve(h)))
+                .collect(),
+        }
+    }
+}
+
+/// What a store holds: WASI, the limits and what the capabilities act on.
+pub(crate) struct InstanceState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: Limits,
+    caps: Ctx,
+}
+
+impl InstanceState {
+    /// What the capabilities act on (the getter they are linked with).
+    pub(crate) fn caps(&mut self) -> &mut Ctx {
+        &mut self.caps
+    }
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Makes sandboxed instances of one plugin for one operator.
+pub struct WasmFactory {
+    host: Host,
+    plugin: Plugin,
+    operator: Arc<str>,
+    settings: InstanceSettings,
+    metrics: GuestMetrics,
+}
+
+impl WasmFactory {
+    pub(crate) fn new(
+        host: Host,
+        plugin: Plugin,
+        operator: &str,
+        settings: InstanceSettings,
+    ) -> Self {
+        Self {
+            host,
+            plugin,
+            operator: operator.into(),
+            settings,
+            metrics: GuestMetrics::default(),
+        }
+    }
+
+    /// What the operator's guests reported through the metrics interface.
+    pub fn metrics(&self) -> GuestMetrics {
+        self.metrics.clone()
+    }
+
+    /// A store for one instance: WASI with nothing granted beyond stdout/stderr (captured),
+    /// clocks, randomness and the manifest's grants; the memory cap; the init deadline.
+    fn store(
+        &self,
+        ctx: &InstanceContext,
+        settings: &InstanceSettings,
+        output: &GuestOutput,
+    ) -> Result<Store<InstanceState>, OperatorError> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(output.clone())
+            .stderr(output.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .envs(&settings.env);
+        for (guest, host) in &settings.dirs {
+            wasi.preopened_dir(host, guest, wasmtime_wasi::FsPerms::ReadOnly)
+                .map_err(|e| {
+                    OperatorError::InvalidConfig(format!("cannot grant {}: {e}", host.display()))
+                })?;
+        }
+        let state = InstanceState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limits: Limits::new(settings.memory),
+            caps: Ctx {
+                operator: self.operator.clone(),
+                metrics: self.metrics.clone(),
+                state: ctx.state.clone(),
+            },
+        };
+        let mut store = Store::new(self.host.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(ticks(settings.init_timeout));
+        store.epoch_deadline_trap();
+        Ok(store)
+    }
+}
+
+fn ticks(d: Duration) -> u64 {
+    (d.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1
+}
+
+impl OperatorFactory for WasmFactory {
+    fn instantiate(&self, ctx: &InstanceContext) -> Result<Instance, OperatorError> {
+        let settings = Arc::new(self.settings.clone());
+        let output = GuestOutput::new(&self.operator);
+        let mut store = self.store(ctx, &settings, &output)?;
+        let fail = |e, store: &Store<InstanceState>| {
+            explain(e, &output, store, &settings, "init", settings.init_timeout)
+        };
+        let exports = match Exports::instantiate(&self.plugin.pre, &mut store) {
+            Ok(e) => e,
+            Err(e) => return Err(fail(e, &store)),
+        };
+        let init = match exports.init(&mut store, &settings.config) {
+            Ok(r) => r,
+            Err(e) => return Err(fail(e, &store)),
+        };
+        match init {
+            Ok(()) => {}
+            Err(wit::Error::InvalidConfig(m)) => return Err(OperatorError::InvalidConfig(m)),
+            Err(wit::Error::Failed(m)) => {
+                return Err(OperatorError::Failed(format!("init failed: {m}")));
+            }
+        }
+        let instance = WasmInstance {
+            store,
+            exports,
+            output,
+            settings,
+        };
+        Ok(match self.plugin.kind {
+            PluginKind::Aggregator => Instance::Aggregator(Box::new(instance)),
+            _ => Instance::Processor(Box::new(instance)),
+        })
+    }
+
+    fn plugin_id(&self) -> String {
+        self.plugin.digest.clone()
+    }
+
+    fn kind(&self) -> PluginKind {
+        self.plugin.kind
+    }
+}
