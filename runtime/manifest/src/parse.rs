@@ -317,6 +317,16 @@ fn component(
     d: &mut Diagnostics,
 ) -> Option<Component> {
     let kind_node = o.require("kind", pos(n), d);
+    let null = kind_node.filter(|k| matches!(k.data, YamlData::Value(Scalar::Null)));
+    if let Some(k) = null.filter(|_| Catalog::find(kinds, "null").is_some()) {
+        d.error_hint(
+            pos(k),
+            format!("`kind` of {what} must be a string, not nothing (null)"),
+            "quote it: `kind: \"null\"` (unquoted, YAML reads `null` as no value)",
+        );
+        o.ignore_rest();
+        return None;
+    }
     let kind = kind_node.and_then(|k| string(k, &format!("`kind` of {what}"), d));
     o.ignore_rest();
     match kind.as_deref().map(|k| (k, Catalog::find(kinds, k))) {
