@@ -52,7 +52,8 @@ fn main() {
     cmd.current_dir(&root)
         .args([
             "build",
-            "--release",
+            "--profile",
+            "wasm",
             "--target",
             "wasm32-wasip2",
             "--target-dir",
@@ -74,7 +75,7 @@ fn main() {
     let dest = out_dir.join("plugins");
     std::fs::create_dir_all(&dest).unwrap();
     for (package, name) in PLUGINS {
-        let built: &Path = &wasm_dir.join("wasm32-wasip2/release");
+        let built: &Path = &wasm_dir.join("wasm32-wasip2/wasm");
         let file = built.join(format!("{}.wasm", package.replace('-', "_")));
         std::fs::copy(&file, dest.join(format!("{name}.wasm")))
             .unwrap_or_else(|e| panic!("{} was not built: {e}", file.display()));

@@ -256,87 +256,135 @@ fn latency_run(
     Ok(lat)
 }
 
+/// `flowlet bench kafka`: fill a backlog, then measure throughput and end-to-end latency of
+/// a raw rdkafka loop and of flowlet at each guarantee.
 pub async fn kafka(a: KafkaArgs, host: Host) -> anyhow::Result<()> {
     let plugins = std::fs::canonicalize(&a.plugins)
         .with_context(|| format!("plugin folder {}", a.plugins.display()))?;
     let map = plugins.join("map.wasm").display().to_string();
     let tag = now_us();
-    let b = a.brokers.clone();
     let input = format!("bench-in-{tag}");
-    create_topic(&b, &input, a.partitions).await?;
+    create_topic(&a.brokers, &input, a.partitions).await?;
     println!(
         "filling {input} with {} events ({} partitions)…",
         a.events, a.partitions
     );
-    {
-        let (b, input, n) = (b.clone(), input.clone(), a.events);
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let p = producer(&b)?;
-            for i in 0..n {
-                let (k, v) = event(i, 0);
-                send(&p, &input, k.as_bytes(), v.as_bytes());
-            }
-            p.flush(Duration::from_secs(120))?;
-            Ok(())
-        })
-        .await??;
-    }
-    let interval = a.interval.to_string();
-    println!("\nthroughput over a backlog of {} events", a.events);
-    println!("{:<28} {:>12} {:>10}", "pipeline", "events/s", "seconds");
-    let raw_out = format!("bench-raw-{tag}");
-    create_topic(&b, &raw_out, a.partitions).await?;
-    let started = Instant::now();
-    let (b2, i2, o2, n) = (b.clone(), input.clone(), raw_out.clone(), a.events);
-    let count =
-        tokio::task::spawn_blocking(move || raw_loop(&b2, &i2, &o2, n, &AtomicBool::new(false)))
-            .await??;
-    let raw_secs = started.elapsed().as_secs_f64();
-    let raw_rate = count as f64 / raw_secs;
-    println!(
-        "{:<28} {:>12.0} {:>10.2}",
-        "raw rdkafka loop", raw_rate, raw_secs
-    );
-    for guarantee in ["at-least-once", "exactly-once"] {
-        let out = format!("bench-{guarantee}-{tag}");
-        create_topic(&b, &out, a.partitions).await?;
-        let text = manifest(&b, &input, &out, guarantee, true, &interval, &map);
-        let started = Instant::now();
-        run_flowlet(&host, &text, Stop::new()).await?;
-        let secs = started.elapsed().as_secs_f64();
-        let rate = a.events as f64 / secs;
-        println!(
-            "{:<28} {:>12.0} {:>10.2}   ({:.2}× the raw loop)",
-            format!("flowlet {guarantee}"),
-            rate,
-            secs,
-            rate / raw_rate
-        );
+    fill_backlog(&a.brokers, &input, a.events).await?;
+    let runs = KafkaRuns {
+        args: &a,
+        host: &host,
+        map,
+        tag,
+        interval: a.interval.to_string(),
+    };
+    runs.throughput(&input).await?;
+    runs.latency().await
+}
+
+/// Produce events `0..n` into `input`, as fast as the broker takes them.
+async fn fill_backlog(brokers: &str, input: &str, n: u64) -> anyhow::Result<()> {
+    let (b, input) = (brokers.to_owned(), input.to_owned());
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let p = producer(&b)?;
+        for i in 0..n {
+            let (k, v) = event(i, 0);
+            send(&p, &input, k.as_bytes(), v.as_bytes());
+        }
+        p.flush(Duration::from_secs(120))?;
+        Ok(())
+    })
+    .await?
+}
+
+/// What the runs of `flowlet bench kafka` share.
+struct KafkaRuns<'a> {
+    args: &'a KafkaArgs,
+    host: &'a Host,
+    /// The path of map.wasm.
+    map: String,
+    /// Makes the names of this bench's topics unique.
+    tag: u64,
+    /// The checkpoint interval of the flowlet runs.
+    interval: String,
+}
+
+/// The guarantees flowlet is measured at.
+const GUARANTEES: [&str; 2] = ["at-least-once", "exactly-once"];
+
+impl KafkaRuns<'_> {
+    /// The throughput runs over the backlog in `input`: the raw loop, then flowlet at each
+    /// guarantee (compared with the raw loop).
+    async fn throughput(&self, input: &str) -> anyhow::Result<()> {
+        let a = self.args;
+        let b = &a.brokers;
+        println!("\nthroughput over a backlog of {} events", a.events);
+        println!("{:<28} {:>12} {:>10}", "pipeline", "events/s", "seconds");
+        let raw_rate = self.throughput_raw(input).await?;
+        for guarantee in GUARANTEES {
+            let out = format!("bench-{guarantee}-{}", self.tag);
+            create_topic(b, &out, a.partitions).await?;
+            let text = manifest(b, input, &out, guarantee, true, &self.interval, &self.map);
+            let started = Instant::now();
+            run_flowlet(self.host, &text, Stop::new()).await?;
+            let secs = started.elapsed().as_secs_f64();
+            let rate = a.events as f64 / secs;
+            println!(
+                "{:<28} {:>12.0} {:>10.2}   ({:.2}× the raw loop)",
+                format!("flowlet {guarantee}"),
+                rate,
+                secs,
+                rate / raw_rate
+            );
+        }
+        Ok(())
     }
 
-    println!(
-        "\nend-to-end latency at {} events/s for {} s (ms; producer send → committed record read)",
-        a.rate, a.seconds
-    );
-    println!(
-        "{:<28} {:>9} {:>9} {:>9} {:>9}",
-        "pipeline", "p50", "p99", "max", "events"
-    );
-    let report = |name: &str, lat: &[u64]| {
+    /// The raw loop over the backlog in `input`: prints its line and returns its events/s.
+    async fn throughput_raw(&self, input: &str) -> anyhow::Result<f64> {
+        let a = self.args;
+        let raw_out = format!("bench-raw-{}", self.tag);
+        create_topic(&a.brokers, &raw_out, a.partitions).await?;
+        let started = Instant::now();
+        let (b2, i2, o2, n) = (a.brokers.clone(), input.to_owned(), raw_out, a.events);
+        let count = tokio::task::spawn_blocking(move || {
+            raw_loop(&b2, &i2, &o2, n, &AtomicBool::new(false))
+        })
+        .await??;
+        let raw_secs = started.elapsed().as_secs_f64();
+        let raw_rate = count as f64 / raw_secs;
         println!(
-            "{:<28} {:>9.1} {:>9.1} {:>9.1} {:>9}",
-            name,
-            pct(lat, 50.0),
-            pct(lat, 99.0),
-            pct(lat, 100.0),
-            lat.len()
+            "{:<28} {:>12.0} {:>10.2}",
+            "raw rdkafka loop", raw_rate, raw_secs
         );
-    };
-    // Raw loop.
-    {
+        Ok(raw_rate)
+    }
+
+    /// The latency runs at the configured rate: the raw loop, then flowlet at each guarantee.
+    async fn latency(&self) -> anyhow::Result<()> {
+        let a = self.args;
+        println!(
+            "\nend-to-end latency at {} events/s for {} s (ms; producer send → committed record read)",
+            a.rate, a.seconds
+        );
+        println!(
+            "{:<28} {:>9} {:>9} {:>9} {:>9}",
+            "pipeline", "p50", "p99", "max", "events"
+        );
+        let lat = self.latency_raw().await?;
+        report_latency("raw rdkafka loop", &lat);
+        for guarantee in GUARANTEES {
+            let lat = self.latency_flowlet(guarantee).await?;
+            report_latency(&format!("flowlet {guarantee}"), &lat);
+        }
+        Ok(())
+    }
+
+    /// The latencies (µs, sorted) through the raw loop between two new topics.
+    async fn latency_raw(&self) -> anyhow::Result<Vec<u64>> {
+        let (a, b, tag) = (self.args, &self.args.brokers, self.tag);
         let (lin, lout) = (format!("lat-raw-in-{tag}"), format!("lat-raw-out-{tag}"));
-        create_topic(&b, &lin, a.partitions).await?;
-        create_topic(&b, &lout, a.partitions).await?;
+        create_topic(b, &lin, a.partitions).await?;
+        create_topic(b, &lout, a.partitions).await?;
         let stop = Arc::new(AtomicBool::new(false));
         let (b2, i2, o2, s2) = (b.clone(), lin.clone(), lout.clone(), stop.clone());
         let looper = std::thread::spawn(move || raw_loop(&b2, &i2, &o2, u64::MAX, &s2));
@@ -345,18 +393,22 @@ pub async fn kafka(a: KafkaArgs, host: Host) -> anyhow::Result<()> {
             .await??;
         stop.store(true, Ordering::Relaxed);
         looper.join().expect("raw loop")?;
-        report("raw rdkafka loop", &lat);
+        Ok(lat)
     }
-    for guarantee in ["at-least-once", "exactly-once"] {
+
+    /// The latencies (µs, sorted) through an unbounded flowlet pipeline at `guarantee`
+    /// between two new topics.
+    async fn latency_flowlet(&self, guarantee: &str) -> anyhow::Result<Vec<u64>> {
+        let (a, b, tag) = (self.args, &self.args.brokers, self.tag);
         let (lin, lout) = (
             format!("lat-{guarantee}-in-{tag}"),
             format!("lat-{guarantee}-out-{tag}"),
         );
-        create_topic(&b, &lin, a.partitions).await?;
-        create_topic(&b, &lout, a.partitions).await?;
-        let text = manifest(&b, &lin, &lout, guarantee, false, &interval, &map);
+        create_topic(b, &lin, a.partitions).await?;
+        create_topic(b, &lout, a.partitions).await?;
+        let text = manifest(b, &lin, &lout, guarantee, false, &self.interval, &self.map);
         let stop = Stop::new();
-        let h = host.clone();
+        let h = self.host.clone();
         let s = stop.clone();
         let running = tokio::spawn(async move { run_flowlet(&h, &text, s).await });
         let (b3, rate, secs) = (b.clone(), a.rate, a.seconds);
@@ -364,11 +416,24 @@ pub async fn kafka(a: KafkaArgs, host: Host) -> anyhow::Result<()> {
             .await??;
         stop.stop();
         running.await??;
-        report(&format!("flowlet {guarantee}"), &lat);
+        Ok(lat)
     }
-    Ok(())
 }
 
+/// Print the latency line of pipeline `name`: p50, p99 and max (ms), and the events seen.
+fn report_latency(name: &str, lat: &[u64]) {
+    println!(
+        "{:<28} {:>9.1} {:>9.1} {:>9.1} {:>9}",
+        name,
+        pct(lat, 50.0),
+        pct(lat, 99.0),
+        pct(lat, 100.0),
+        lat.len()
+    );
+}
+
+/// `flowlet bench checkpoint`: the time to checkpoint and to recover large keyed state and
+/// many open windows, and their size on disk.
 pub async fn checkpoint(a: CheckpointArgs, host: Host) -> anyhow::Result<()> {
     let plugins = std::fs::canonicalize(&a.plugins)
         .with_context(|| format!("plugin folder {}", a.plugins.display()))?;
@@ -376,7 +441,16 @@ pub async fn checkpoint(a: CheckpointArgs, host: Host) -> anyhow::Result<()> {
         "{:<34} {:>14} {:>14} {:>12}",
         "state", "checkpoint ms", "recovery ms", "on disk MB"
     );
-    let cases = [
+    for (name, op, node) in checkpoint_cases(&plugins) {
+        checkpoint_case(&host, a.keys, name, &op, node).await?;
+    }
+    Ok(())
+}
+
+/// The cases of `flowlet bench checkpoint`: a name, the operator's manifest text, and the
+/// operator's name.
+fn checkpoint_cases(plugins: &std::path::Path) -> [(&'static str, String, &'static str); 2] {
+    [
         (
             "keyed state (dedupe, 1 entry/key)",
             format!(
@@ -404,11 +478,21 @@ pub async fn checkpoint(a: CheckpointArgs, host: Host) -> anyhow::Result<()> {
             ),
             "counts",
         ),
-    ];
-    for (name, op, node) in cases {
-        let dir = tempfile::tempdir()?;
-        let text = format!(
-            r#"
+    ]
+}
+
+/// Run one checkpoint case (operator `op`, named `node`) over `keys` keys and print its line:
+/// the final checkpoint's time, the recovery time and the state's size on disk.
+async fn checkpoint_case(
+    host: &Host,
+    keys: u64,
+    name: &str,
+    op: &str,
+    node: &str,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let text = format!(
+        r#"
 version: 1
 name: bench-checkpoint
 checkpoint: {{interval: 1h}}
@@ -419,46 +503,50 @@ operators:{op}
 sinks:
   out: {{kind: "null", inputs: [{node}]}}
 "#
-        );
-        let path = dir.path().join("bench.yaml");
-        std::fs::write(&path, text)?;
-        let m = crate::load_manifest(&path)?;
-        // One run, stopped once the generator has sent `keys` events: every key is new and
-        // no window has closed, so the final checkpoint writes all of them.
-        let options = RunOptions::default();
-        let live = options.live.clone();
-        let stop = Stop::new();
-        let s = stop.clone();
-        let keys = a.keys;
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                if live.get("gen").is_some_and(|g| g.events_out >= keys) {
-                    s.stop();
-                    return;
-                }
-            }
-        });
-        let report = crate::run_manifest_with(&host, &m, options, stop).await?;
-        let ck = &report.nodes[flowlet_dataflow::CHECKPOINTS];
-        let ck_ms = ck.commit_nanos as f64 / 1e6;
-        let disk = dir_size(&dir.path().join("state")) as f64 / 1e6;
-        // Recovery: a new run opens the store and loads the state of every key; it is stopped
-        // from the start, so it reads nothing more.
-        let stop = Stop::new();
-        stop.stop();
-        let started = Instant::now();
-        crate::run_manifest_with(&host, &m, RunOptions::default(), stop).await?;
-        let rec_ms = started.elapsed().as_secs_f64() * 1e3;
-        println!(
-            "{:<34} {:>14.0} {:>14.0} {:>12.1}",
-            format!("{name}, {} keys", a.keys),
-            ck_ms,
-            rec_ms,
-            disk
-        );
-    }
+    );
+    let path = dir.path().join("bench.yaml");
+    std::fs::write(&path, text)?;
+    let m = crate::load_manifest(&path)?;
+    // One run, stopped once the generator has sent `keys` events: every key is new and
+    // no window has closed, so the final checkpoint writes all of them.
+    let options = RunOptions::default();
+    let stop = stop_after_generated(options.live.clone(), keys);
+    let report = crate::run_manifest_with(host, &m, options, stop).await?;
+    let ck = &report.nodes[flowlet_dataflow::CHECKPOINTS];
+    let ck_ms = ck.commit_nanos as f64 / 1e6;
+    let disk = dir_size(&dir.path().join("state")) as f64 / 1e6;
+    // Recovery: a new run opens the store and loads the state of every key; it is stopped
+    // from the start, so it reads nothing more.
+    let stop = Stop::new();
+    stop.stop();
+    let started = Instant::now();
+    crate::run_manifest_with(host, &m, RunOptions::default(), stop).await?;
+    let rec_ms = started.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "{:<34} {:>14.0} {:>14.0} {:>12.1}",
+        format!("{name}, {keys} keys"),
+        ck_ms,
+        rec_ms,
+        disk
+    );
     Ok(())
+}
+
+/// A stop signal that a background task gives once the `gen` node of `live` has sent `keys`
+/// events.
+fn stop_after_generated(live: flowlet_dataflow::LiveStats, keys: u64) -> Arc<Stop> {
+    let stop = Stop::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            if live.get("gen").is_some_and(|g| g.events_out >= keys) {
+                s.stop();
+                return;
+            }
+        }
+    });
+    stop
 }
 
 fn dir_size(p: &std::path::Path) -> u64 {

@@ -7,14 +7,17 @@
 //! two arrivals at the sink from the swap request until 200 ms after the swap completed. The
 //! same measure over stretches without a swap is the baseline (batching alone makes gaps).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use flowlet_dataflow::{OperatorFactory, Stop};
-use flowlet_host::{Host, InstanceSettings};
+use flowlet_dataflow::swap::Swaps;
+use flowlet_dataflow::{LiveStats, NodeCounters, OperatorFactory, Stop};
+use flowlet_host::{Host, InstanceSettings, Plugin};
+use flowlet_manifest::Manifest;
 
 #[derive(Args)]
 pub struct SwapArgs {
@@ -63,6 +66,8 @@ fn largest_gap(arrivals: &[Instant], from: Instant, to: Instant) -> Duration {
     gap
 }
 
+/// `flowlet bench swap`: run the topology, swap its operator's plugin `swaps` times, and
+/// print the pauses the swaps caused against the baseline.
 pub async fn swap(args: SwapArgs, host: Host) -> anyhow::Result<()> {
     let plugin = std::fs::canonicalize(args.plugins.join("reorder.wasm")).map_err(|e| {
         anyhow::anyhow!(
@@ -71,7 +76,38 @@ pub async fn swap(args: SwapArgs, host: Host) -> anyhow::Result<()> {
         )
     })?;
     let state = tempfile::tempdir()?;
-    let text = format!(
+    let path = state.path().join("bench-swap.yaml");
+    std::fs::write(&path, bench_manifest(&args, &plugin, state.path()))?;
+    let manifest = crate::load_manifest(&path)?;
+    let factories = crate::factories(&host, &manifest)?;
+    let loaded = host.load(&plugin)?;
+    let options = crate::run_options();
+    let swaps = options.swaps.clone();
+    let live = options.live.clone();
+    let stop = Stop::new();
+    let run = {
+        let (m, stop) = (manifest.clone(), stop.clone());
+        tokio::spawn(async move { flowlet_dataflow::run(&m, factories, stop, options).await })
+    };
+
+    // Wait for the sink to see events, then sample its counter.
+    let counters = first_output(&live).await;
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = sample_arrivals(counters, done.clone());
+    tokio::time::sleep(args.every).await;
+    let measured = make_swaps(&args, &host, &loaded, &manifest, &swaps).await?;
+    done.store(true, Relaxed);
+    let arrivals = sampler.join().expect("the sampler thread");
+    stop.stop();
+    run.await??;
+    print_report(&args, measured, &arrivals);
+    Ok(())
+}
+
+/// The manifest of the bench: the generator at `args`' rate and batch size, `plugin` as the
+/// keyed `reorder` operator, its state under `state`.
+fn bench_manifest(args: &SwapArgs, plugin: &Path, state: &Path) -> String {
+    format!(
         r#"
 version: 1
 name: bench-swap
@@ -88,61 +124,70 @@ operators:
 sinks:
   out: {{kind: "null", inputs: [reorder]}}
 "#,
-        state = state.path().join("state").display(),
+        state = state.join("state").display(),
         rate = args.rate,
         batch = args.batch_size,
         plugin = plugin.display(),
-    );
-    let path = state.path().join("bench-swap.yaml");
-    std::fs::write(&path, text)?;
-    let manifest = crate::load_manifest(&path)?;
-    let factories = crate::factories(&host, &manifest)?;
-    let op = &manifest.operators["reorder"];
-    let loaded = host.load(&plugin)?;
-    let options = crate::run_options();
-    let swaps = options.swaps.clone();
-    let live = options.live.clone();
-    let stop = Stop::new();
-    let run = {
-        let (m, stop) = (manifest.clone(), stop.clone());
-        tokio::spawn(async move { flowlet_dataflow::run(&m, factories, stop, options).await })
-    };
+    )
+}
 
-    // Wait for the sink to see events, then sample its counter.
-    let counters = loop {
+/// The counters of the sink `out`, once it has seen events.
+async fn first_output(live: &LiveStats) -> Arc<NodeCounters> {
+    loop {
         if let Some(c) = live.counters("out")
             && c.events_in.load(Relaxed) > 0
         {
-            break c;
+            return c;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (c, done) = (counters.clone(), done.clone());
-        std::thread::spawn(move || {
-            let mut arrivals = Vec::with_capacity(1 << 20);
-            let mut last = c.events_in.load(Relaxed);
-            while !done.load(Relaxed) {
-                let n = c.events_in.load(Relaxed);
-                if n != last {
-                    arrivals.push(Instant::now());
-                    last = n;
-                }
-                std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+/// A thread that records when the events in of `c` change (every 100 µs) until `done`, and
+/// returns those arrival times.
+fn sample_arrivals(c: Arc<NodeCounters>, done: Arc<AtomicBool>) -> JoinHandle<Vec<Instant>> {
+    std::thread::spawn(move || {
+        let mut arrivals = Vec::with_capacity(1 << 20);
+        let mut last = c.events_in.load(Relaxed);
+        while !done.load(Relaxed) {
+            let n = c.events_in.load(Relaxed);
+            if n != last {
+                arrivals.push(Instant::now());
+                last = n;
             }
-            arrivals
-        })
-    };
-    tokio::time::sleep(args.every).await;
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        arrivals
+    })
+}
+
+/// What the swaps measured, before the arrivals are looked at.
+struct Measured {
+    /// Around each swap: from the request until 200 ms after it completed.
+    windows: Vec<(Instant, Instant)>,
+    /// Stretches without a swap, for the baseline.
+    quiet: Vec<(Instant, Instant)>,
+    /// Milliseconds from each swap request until the swap completed.
+    latencies: Vec<f64>,
+}
+
+/// Swap `reorder` to a new instance of `loaded` `args.swaps` times, one every `args.every`.
+async fn make_swaps(
+    args: &SwapArgs,
+    host: &Host,
+    loaded: &Plugin,
+    manifest: &Manifest,
+    swaps: &Swaps,
+) -> anyhow::Result<Measured> {
+    let op = &manifest.operators["reorder"];
     let mut windows = Vec::new();
     let mut quiet = Vec::new();
     let mut latencies = Vec::new();
     for i in 0..args.swaps {
         let factory: Arc<dyn OperatorFactory> = Arc::new(loaded.factory(
-            &host,
+            host,
             "reorder",
-            InstanceSettings::from_manifest(&manifest, op),
+            InstanceSettings::from_manifest(manifest, op),
         ));
         let asked = Instant::now();
         let result = swaps.swap("reorder", factory).await;
@@ -159,18 +204,27 @@ sinks:
         tokio::time::sleep(rest / 2).await;
         quiet.push((q0, Instant::now().min(q0 + Duration::from_millis(400))));
     }
-    done.store(true, Relaxed);
-    let arrivals = sampler.join().expect("the sampler thread");
-    stop.stop();
-    run.await??;
+    Ok(Measured {
+        windows,
+        quiet,
+        latencies,
+    })
+}
 
+/// Print the setup and a Markdown table of the pauses, the baseline and the swap latencies.
+fn print_report(args: &SwapArgs, measured: Measured, arrivals: &[Instant]) {
+    let Measured {
+        windows,
+        quiet,
+        mut latencies,
+    } = measured;
     let mut pauses: Vec<f64> = windows
         .iter()
-        .map(|(a, b)| largest_gap(&arrivals, *a, *b).as_secs_f64() * 1e3)
+        .map(|(a, b)| largest_gap(arrivals, *a, *b).as_secs_f64() * 1e3)
         .collect();
     let mut base: Vec<f64> = quiet
         .iter()
-        .map(|(a, b)| largest_gap(&arrivals, *a, *b).as_secs_f64() * 1e3)
+        .map(|(a, b)| largest_gap(arrivals, *a, *b).as_secs_f64() * 1e3)
         .collect();
     pauses.sort_by(f64::total_cmp);
     base.sort_by(f64::total_cmp);
@@ -196,5 +250,4 @@ sinks:
             v.last().copied().unwrap_or(0.0)
         );
     }
-    Ok(())
 }

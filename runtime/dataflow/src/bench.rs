@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use flowlet_manifest::{OnError, Window};
@@ -12,8 +13,8 @@ use tokio::sync::mpsc;
 use crate::edge::{Edge, Outputs};
 use crate::policy::Policy;
 use crate::{
-    DataflowError, Envelope, Instance, InstanceContext, Message, NodeCounters, OperatorError,
-    OperatorFactory, SystemClock,
+    Aggregator, DataflowError, Envelope, Instance, InstanceContext, Message, NodeCounters,
+    OperatorError, OperatorFactory, SystemClock,
 };
 use flowlet_types::splitmix64;
 
@@ -97,34 +98,32 @@ fn batch(cfg: &WindowBench, first: u64) -> Batch {
     b
 }
 
-/// Run one window aggregate instance over generated events: a feeder thread makes the batches
-/// and watermarks, the operator runs on the calling thread, a counter drains its output. The
-/// input ends without a final watermark, so the windows still open are committed to the state
-/// database in `state_dir` and measured.
-pub fn window_throughput(
-    cfg: &WindowBench,
-    factory: Arc<dyn OperatorFactory>,
-    state_dir: &Path,
-) -> Result<WindowBenchReport, DataflowError> {
+/// A new aggregate instance of `factory` (an error when it makes a processor).
+fn aggregator(factory: &Arc<dyn OperatorFactory>) -> Result<Box<dyn Aggregator>, DataflowError> {
     let init = |error| DataflowError::Init {
         operator: "bench".into(),
         plugin: factory.plugin_id(),
         error,
     };
-    let agg = match factory
+    match factory
         .instantiate(&InstanceContext::default())
         .map_err(init)?
     {
-        Instance::Aggregator(a) => a,
-        Instance::Processor(_) => {
-            return Err(init(OperatorError::Malformed("not an aggregate".into())));
-        }
-    };
-    let db = crate::state::StateDb::open(state_dir)?;
-    let (in_tx, in_rx) = mpsc::channel(crate::CHANNEL_CAPACITY);
-    let (out_tx, mut out_rx) = mpsc::channel::<Envelope>(crate::CHANNEL_CAPACITY);
-    let counters = Arc::new(NodeCounters::default());
-    let task = crate::window::WindowTask {
+        Instance::Aggregator(a) => Ok(a),
+        Instance::Processor(_) => Err(init(OperatorError::Malformed("not an aggregate".into()))),
+    }
+}
+
+/// The keyed window task under test: `agg` on the `bench` tree of `db`, output to `out`.
+fn window_task(
+    cfg: &WindowBench,
+    factory: &Arc<dyn OperatorFactory>,
+    agg: Box<dyn Aggregator>,
+    db: &crate::state::StateDb,
+    out_tx: mpsc::Sender<Envelope>,
+    counters: &Arc<NodeCounters>,
+) -> Result<crate::window::WindowTask, DataflowError> {
+    Ok(crate::window::WindowTask {
         keyed: true,
         ckpt: None,
         guarantee: flowlet_manifest::Guarantee::ExactlyOnce,
@@ -147,28 +146,34 @@ pub fn window_throughput(
         clock: Arc::new(SystemClock),
         commit_interval: Duration::from_secs(3600),
         swaps: crate::swap::InstanceSwaps::new(None, 0),
-    };
-    let feed = {
-        let cfg = cfg.clone();
-        std::thread::spawn(move || {
-            let mut n = 0;
-            while n < cfg.events {
-                let b = batch(&cfg, n);
-                n += b.len() as u64;
-                let wm = b.timestamps.last().copied().unwrap_or(Timestamp::MIN);
-                for message in [Message::Batch(b), Message::Watermark(wm)] {
-                    if in_tx.blocking_send(Envelope { input: 0, message }).is_err() {
-                        return;
-                    }
+    })
+}
+
+/// Start the feeder thread: every batch followed by its watermark, then the end of the input.
+fn spawn_feeder(cfg: &WindowBench, in_tx: mpsc::Sender<Envelope>) -> JoinHandle<()> {
+    let cfg = cfg.clone();
+    std::thread::spawn(move || {
+        let mut n = 0;
+        while n < cfg.events {
+            let b = batch(&cfg, n);
+            n += b.len() as u64;
+            let wm = b.timestamps.last().copied().unwrap_or(Timestamp::MIN);
+            for message in [Message::Batch(b), Message::Watermark(wm)] {
+                if in_tx.blocking_send(Envelope { input: 0, message }).is_err() {
+                    return;
                 }
             }
-            let _ = in_tx.blocking_send(Envelope {
-                input: 0,
-                message: Message::End,
-            });
-        })
-    };
-    let drain = std::thread::spawn(move || {
+        }
+        let _ = in_tx.blocking_send(Envelope {
+            input: 0,
+            message: Message::End,
+        });
+    })
+}
+
+/// Start the drain thread: it counts the events the operator emits until its output closes.
+fn spawn_drain(mut out_rx: mpsc::Receiver<Envelope>) -> JoinHandle<u64> {
+    std::thread::spawn(move || {
         let mut events = 0u64;
         while let Some(env) = out_rx.blocking_recv() {
             if let Message::Batch(b) = env.message {
@@ -176,7 +181,26 @@ pub fn window_throughput(
             }
         }
         events
-    });
+    })
+}
+
+/// Run one window aggregate instance over generated events: a feeder thread makes the batches
+/// and watermarks, the operator runs on the calling thread, a counter drains its output. The
+/// input ends without a final watermark, so the windows still open are committed to the state
+/// database in `state_dir` and measured.
+pub fn window_throughput(
+    cfg: &WindowBench,
+    factory: Arc<dyn OperatorFactory>,
+    state_dir: &Path,
+) -> Result<WindowBenchReport, DataflowError> {
+    let agg = aggregator(&factory)?;
+    let db = crate::state::StateDb::open(state_dir)?;
+    let (in_tx, in_rx) = mpsc::channel(crate::CHANNEL_CAPACITY);
+    let (out_tx, out_rx) = mpsc::channel::<Envelope>(crate::CHANNEL_CAPACITY);
+    let counters = Arc::new(NodeCounters::default());
+    let task = window_task(cfg, &factory, agg, &db, out_tx, &counters)?;
+    let feed = spawn_feeder(cfg, in_tx);
+    let drain = spawn_drain(out_rx);
     let started = Instant::now();
     let cpu = thread_cpu();
     task.run(in_rx)?;

@@ -439,112 +439,167 @@ pub(crate) struct Coordinator {
     pub arms: mpsc::UnboundedReceiver<crate::swap::ArmRequest>,
 }
 
+/// What the coordinator keeps track of while the tasks run.
+struct Progress {
+    /// Each task's reports, not yet collected into a checkpoint.
+    queues: Vec<VecDeque<Report>>,
+    /// Which tasks have ended cleanly (and been collected).
+    done: Vec<bool>,
+    /// The checkpoint triggered and not yet written, and when it was triggered.
+    in_flight: Option<(CheckpointId, Instant)>,
+    /// Savepoints to export once the checkpoint in flight (or the next) is written.
+    waiting: Vec<SavepointRequest>,
+    /// Savepoints that stop the topology: exported once the final checkpoint is written.
+    stopping: Vec<SavepointRequest>,
+    /// A swap armed while a checkpoint is in flight waits for the next one, at once.
+    again: bool,
+}
+
+impl Progress {
+    /// Nothing reported, nothing in flight, for `n` tasks.
+    fn new(n: usize) -> Self {
+        Self {
+            queues: (0..n).map(|_| VecDeque::new()).collect(),
+            done: vec![false; n],
+            in_flight: None,
+            waiting: Vec::new(),
+            stopping: Vec::new(),
+            again: false,
+        }
+    }
+
+    /// Whether every task has passed barrier `id` (or ended).
+    fn complete(&self, id: CheckpointId) -> bool {
+        (0..self.queues.len()).all(|t| {
+            self.done[t]
+                || self.queues[t].iter().any(|r| match r {
+                    Report::Snapshot { id: i, .. } => *i == id,
+                    Report::Finished { .. } => true,
+                })
+        })
+    }
+}
+
 impl Coordinator {
     /// Run until every task has reported its end (or gone away after an error).
     pub async fn run(mut self) -> Result<(), DataflowError> {
-        let n = self.tasks.len();
-        let mut queues: Vec<VecDeque<Report>> = (0..n).map(|_| VecDeque::new()).collect();
-        let mut done = vec![false; n];
-        let mut in_flight: Option<(CheckpointId, Instant)> = None;
-        let mut waiting: Vec<SavepointRequest> = Vec::new();
-        let mut stopping: Vec<SavepointRequest> = Vec::new();
+        let mut p = Progress::new(self.tasks.len());
         let mut ticker =
             tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut savepoints_open = true;
         let mut arms_open = true;
-        // A swap armed while a checkpoint is in flight waits for the next one, at once.
-        let mut again = false;
         loop {
             tokio::select! {
-                _ = ticker.tick(), if in_flight.is_none() => {
-                    in_flight = Some(self.start(self.record.id + 1));
+                _ = ticker.tick(), if p.in_flight.is_none() => {
+                    p.in_flight = Some(self.start(self.record.id + 1));
                 }
                 arm = self.arms.recv(), if arms_open => match arm {
-                    Some(req) => {
-                        let at = match in_flight {
-                            None => self.record.id + 1,
-                            Some((id, _)) => id + 1,
-                        };
-                        crate::swap::arm(&req.slot, at);
-                        let _ = req.reply.send(at);
-                        match in_flight {
-                            None => in_flight = Some(self.start(at)),
-                            Some(_) => again = true,
-                        }
-                    }
+                    Some(req) => self.on_arm(req, &mut p),
                     None => arms_open = false,
                 },
                 req = self.savepoints.recv(), if savepoints_open => match req {
-                    Some(req) if req.stop => {
-                        // A stop ends every source; the final checkpoint is the savepoint.
-                        self.stop.stop();
-                        stopping.push(req);
-                    }
-                    Some(req) => {
-                        waiting.push(req);
-                        if in_flight.is_none() {
-                            in_flight = Some(self.start(self.record.id + 1));
-                        }
-                    }
+                    Some(req) => self.on_savepoint(req, &mut p),
                     None => savepoints_open = false,
                 },
                 report = self.reports.recv() => {
                     let Some(report) = report else { break };
-                    let task = match &report {
-                        Report::Snapshot { task, .. } | Report::Finished { task, .. } => *task,
-                    };
-                    queues[task].push_back(report);
-                    let Some((id, started)) = in_flight else { continue };
-                    let complete = (0..n).all(|t| {
-                        done[t]
-                            || queues[t].iter().any(|r| match r {
-                                Report::Snapshot { id: i, .. } => *i == id,
-                                Report::Finished { .. } => true,
-                            })
-                    });
-                    if !complete {
-                        continue;
-                    }
-                    let changes = self.collect(&mut queues, &mut done, Some(id));
-                    if let Err(e) = self.write(id, changes).await {
-                        return Err(self.fail(e, waiting, stopping));
-                    }
-                    in_flight = None;
-                    self.record_timing(started);
-                    for req in waiting.drain(..) {
-                        let result = self.export(req.path.clone()).await;
-                        let _ = req.reply.send(result);
-                    }
-                    // A savepoint or swap asked for while this one ran starts at once.
-                    if !waiting.is_empty() || std::mem::take(&mut again) {
-                        in_flight = Some(self.start(self.record.id + 1));
-                    }
+                    self.on_report(report, &mut p).await?;
                 }
             }
         }
-        // Every task is gone. If they all ended cleanly, their last changes make the final
-        // checkpoint; if one failed, the last complete checkpoint stands.
-        for (t, q) in queues.iter().enumerate() {
-            done[t] |= q.iter().any(|r| matches!(r, Report::Finished { .. }));
+        self.after_tasks(p).await
+    }
+
+    /// Arm a hot swap for the barrier after the checkpoint in flight (triggered at once when
+    /// none is), and tell the swap which barrier that is.
+    fn on_arm(&self, req: crate::swap::ArmRequest, p: &mut Progress) {
+        let at = match p.in_flight {
+            None => self.record.id + 1,
+            Some((id, _)) => id + 1,
+        };
+        crate::swap::arm(&req.slot, at);
+        let _ = req.reply.send(at);
+        match p.in_flight {
+            None => p.in_flight = Some(self.start(at)),
+            Some(_) => p.again = true,
         }
-        if done.iter().all(|d| *d) {
+    }
+
+    /// Take a savepoint request: a stopping one stops the sources (the final checkpoint is the
+    /// savepoint), another waits for the next checkpoint, triggered at once when none is in
+    /// flight.
+    fn on_savepoint(&self, req: SavepointRequest, p: &mut Progress) {
+        if req.stop {
+            // A stop ends every source; the final checkpoint is the savepoint.
+            self.stop.stop();
+            p.stopping.push(req);
+        } else {
+            p.waiting.push(req);
+            if p.in_flight.is_none() {
+                p.in_flight = Some(self.start(self.record.id + 1));
+            }
+        }
+    }
+
+    /// Queue a task's report; when it completes the checkpoint in flight, write that, export
+    /// the savepoints waiting for it and start the next one if a savepoint or swap asks for it.
+    async fn on_report(&mut self, report: Report, p: &mut Progress) -> Result<(), DataflowError> {
+        let task = match &report {
+            Report::Snapshot { task, .. } | Report::Finished { task, .. } => *task,
+        };
+        p.queues[task].push_back(report);
+        let Some((id, started)) = p.in_flight else {
+            return Ok(());
+        };
+        if !p.complete(id) {
+            return Ok(());
+        }
+        let changes = self.collect(&mut p.queues, &mut p.done, Some(id));
+        if let Err(e) = self.write(id, changes).await {
+            return Err(self.fail(
+                e,
+                std::mem::take(&mut p.waiting),
+                std::mem::take(&mut p.stopping),
+            ));
+        }
+        p.in_flight = None;
+        self.record_timing(started);
+        for req in p.waiting.drain(..) {
+            let result = self.export(req.path.clone()).await;
+            let _ = req.reply.send(result);
+        }
+        // A savepoint or swap asked for while this one ran starts at once.
+        if !p.waiting.is_empty() || std::mem::take(&mut p.again) {
+            p.in_flight = Some(self.start(self.record.id + 1));
+        }
+        Ok(())
+    }
+
+    /// Every task is gone. If they all ended cleanly, their last changes make the final
+    /// checkpoint (and the savepoints are exported from it); if one failed, the last complete
+    /// checkpoint stands and the savepoints are refused.
+    async fn after_tasks(mut self, mut p: Progress) -> Result<(), DataflowError> {
+        for (t, q) in p.queues.iter().enumerate() {
+            p.done[t] |= q.iter().any(|r| matches!(r, Report::Finished { .. }));
+        }
+        if p.done.iter().all(|d| *d) {
             let started = Instant::now();
-            let changes = self.collect(&mut queues, &mut done, None);
+            let changes = self.collect(&mut p.queues, &mut p.done, None);
             if let Err(e) = self.write(self.record.id + 1, changes).await {
-                return Err(self.fail(e, waiting, stopping));
+                return Err(self.fail(e, p.waiting, p.stopping));
             }
             self.record_timing(started);
             tracing::info!(
                 checkpoint = self.record.id,
                 "final checkpoint written; a new run resumes from here"
             );
-            for req in waiting.drain(..).chain(stopping.drain(..)) {
+            for req in p.waiting.drain(..).chain(p.stopping.drain(..)) {
                 let result = self.export(req.path.clone()).await;
                 let _ = req.reply.send(result);
             }
         } else {
-            for req in waiting.drain(..).chain(stopping.drain(..)) {
+            for req in p.waiting.drain(..).chain(p.stopping.drain(..)) {
                 let _ = req.reply.send(Err(
                     "the topology failed before the savepoint was complete".into(),
                 ));

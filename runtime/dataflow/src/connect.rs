@@ -4,8 +4,6 @@
 
 use std::any::Any;
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use flowlet_manifest::{Guarantee, Manifest};
@@ -13,10 +11,8 @@ use flowlet_types::Batch;
 use serde_json::Value;
 
 use crate::checkpoint::Committer;
-use crate::{DataflowError, NodeCounters, SourceContext};
-
-/// A boxed future (connector traits are object-safe).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use crate::source::{BoxFuture, Source};
+use crate::{DataflowError, NodeCounters};
 
 /// Opens the sources and sinks of a manifest.
 pub trait Connect: Send + Sync {
@@ -41,14 +37,6 @@ pub struct Prepared {
     pub committer: Option<Box<dyn Committer>>,
     /// Per sink: a handle it shares with the committer (a transactional producer).
     pub shared: BTreeMap<String, Box<dyn Any + Send>>,
-}
-
-/// A connector that reads events.
-pub trait Source: Send {
-    /// Read until the input ends or the run stops, handing batches to `cx` (which applies
-    /// event time, `on-error` and watermarks), setting the position after each and passing on
-    /// checkpoint barriers when `cx` asks. Err says why the source failed.
-    fn run<'a>(self: Box<Self>, cx: &'a mut SourceContext) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// The checkpoint a transactional sink's records belong to (written with them).

@@ -23,12 +23,13 @@ mod run;
 mod sinks;
 mod source;
 pub mod state;
+mod stop;
 pub mod swap;
 mod task;
 mod time;
 pub mod window;
 
-pub use connect::{BoxFuture, Connect, Epoch, Prepared, SinkSetup, SinkWriter, Source};
+pub use connect::{Connect, Epoch, Prepared, SinkSetup, SinkWriter};
 pub use counters::{CHECKPOINTS, LatencyHistogram, LiveStats, NodeCounters, NodeStats, RunReport};
 pub use edge::{instance_of, key_group};
 pub use error::DataflowError;
@@ -37,6 +38,7 @@ pub use flowlet_operator::{
     Instance, InstanceContext, ManualClock, Message, Operator, OperatorError, OperatorFactory,
     Output, PluginKind, SystemClock, Timestamp,
 };
-pub use options::{RunOptions, Savepoints, Stop};
+pub use options::{RunOptions, Savepoints};
 pub use run::{CHANNEL_CAPACITY, key_groups_of, run};
-pub use source::{Checkpoints, SourceContext, parse_time};
+pub use source::{BoxFuture, Checkpoints, Source, SourceContext, parse_time};
+pub use stop::Stop;

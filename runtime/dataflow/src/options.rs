@@ -1,10 +1,9 @@
-//! How a topology runs beyond its manifest, and the handles to it while it runs: stop it,
-//! ask for savepoints.
+//! How a topology runs beyond its manifest, and the handle to ask it for savepoints while it
+//! runs (stopping it: stop.rs).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 use crate::counters::LiveStats;
 use crate::{Clock, SystemClock, checkpoint, lock, swap};
@@ -85,35 +84,5 @@ impl Default for RunOptions {
             swaps: Arc::default(),
             state_lock: None,
         }
-    }
-}
-
-/// Asks the sources to stop; they end their streams and everything downstream drains.
-#[derive(Debug, Default)]
-pub struct Stop {
-    flag: AtomicBool,
-    notify: Notify,
-}
-
-impl Stop {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
-
-    pub fn stop(&self) {
-        self.flag.store(true, Ordering::SeqCst);
-        self.notify.notify_waiters();
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        self.flag.load(Ordering::SeqCst)
-    }
-
-    pub async fn stopped(&self) {
-        let notified = self.notify.notified();
-        if self.is_stopped() {
-            return;
-        }
-        notified.await;
     }
 }

@@ -252,67 +252,62 @@ impl Swaps {
             .ok_or_else(|| SwapError::NoOperator(operator.to_owned()))?;
         let from = slot.plugin();
         let to = factory.plugin_id();
-        if factory.kind() != slot.kind {
-            return Err(SwapError::WrongKind {
-                operator: operator.to_owned(),
-                plugin: to,
-                running: slot.kind,
-                offered: factory.kind(),
-            });
-        }
-        if slot.armed.lock().expect("slot lock").is_some() {
-            return Err(SwapError::Busy(operator.to_owned()));
-        }
+        check_swappable(&slot, operator, &factory, &to)?;
         // Start the new version next to the old one.
         let ctxs = slot.ctxs.lock().expect("slot lock").clone();
         if ctxs.is_empty() {
             return Err(SwapError::NotRunning);
         }
-        let mut prepared = Vec::with_capacity(ctxs.len());
-        for (i, ctx) in ctxs.iter().enumerate() {
-            let f = factory.clone();
-            let c = ctx.clone();
-            let made = tokio::task::spawn_blocking(move || f.instantiate(&c))
-                .await
-                .unwrap_or_else(|e| Err(OperatorError::Trap(format!("init panicked: {e}"))));
-            match made {
-                Ok(instance) => prepared.push(Some(instance)),
-                Err(error) => {
-                    slot.counters.refused.fetch_add(1, Ordering::Relaxed);
-                    let e = SwapError::Init {
-                        operator: operator.to_owned(),
-                        plugin: to.clone(),
-                        instance: i,
-                        error,
-                    };
-                    tracing::warn!(operator, "hot swap refused: {e}");
-                    slot.set_status(SwapStatus::Refused {
-                        from,
-                        to,
-                        reason: e.to_string(),
-                    });
-                    return Err(e);
-                }
-            }
-        }
+        let prepared = prepare(&slot, operator, &factory, &ctxs, &from, &to).await?;
         let (reply, done) = oneshot::channel();
-        {
-            let mut armed = slot.armed.lock().expect("slot lock");
-            if self.ended.load(Ordering::SeqCst) {
-                return Err(SwapError::NotRunning);
+        self.hand_over(&slot, operator, prepared, factory, reply)?;
+        let Some(at) = self.barrier(&slot).await else {
+            *slot.armed.lock().expect("slot lock") = None;
+            return Err(SwapError::NotRunning);
+        };
+        slot.set_status(SwapStatus::Pending { to: to.clone(), at });
+        tracing::info!(operator, from = %from, to = %to, barrier = at, "hot swap armed");
+        match done.await {
+            Ok(r) => r,
+            Err(_) => {
+                *slot.armed.lock().expect("slot lock") = None;
+                slot.armed_at.store(u64::MAX, Ordering::SeqCst);
+                Err(SwapError::NotRunning)
             }
-            if armed.is_some() {
-                return Err(SwapError::Busy(operator.to_owned()));
-            }
-            *armed = Some(Armed {
-                left: prepared.len(),
-                prepared,
-                factory,
-                reply: Some(reply),
-            });
         }
+    }
+
+    /// Leave the prepared instances in `slot` for its instance tasks to take, unless the run
+    /// ended or another swap was armed meanwhile.
+    fn hand_over(
+        &self,
+        slot: &OperatorSlot,
+        operator: &str,
+        prepared: Vec<Option<Instance>>,
+        factory: Arc<dyn OperatorFactory>,
+        reply: oneshot::Sender<Result<SwapDone, SwapError>>,
+    ) -> Result<(), SwapError> {
+        let mut armed = slot.armed.lock().expect("slot lock");
+        if self.ended.load(Ordering::SeqCst) {
+            return Err(SwapError::NotRunning);
+        }
+        if armed.is_some() {
+            return Err(SwapError::Busy(operator.to_owned()));
+        }
+        *armed = Some(Armed {
+            left: prepared.len(),
+            prepared,
+            factory,
+            reply: Some(reply),
+        });
+        Ok(())
+    }
+
+    /// The barrier at which `slot` swaps: the coordinator's next (it arms the slot), or 0 at
+    /// once without checkpoints; `None` when the coordinator is gone.
+    async fn barrier(&self, slot: &Arc<OperatorSlot>) -> Option<CheckpointId> {
         let coordinator = self.coordinator.lock().expect("swaps lock").clone();
-        let at = match coordinator {
+        match coordinator {
             Some(tx) => {
                 let (atx, arx) = oneshot::channel();
                 let req = ArmRequest {
@@ -328,22 +323,69 @@ impl Swaps {
                 slot.armed_at.store(0, Ordering::SeqCst);
                 Some(0)
             }
-        };
-        let Some(at) = at else {
-            *slot.armed.lock().expect("slot lock") = None;
-            return Err(SwapError::NotRunning);
-        };
-        slot.set_status(SwapStatus::Pending { to: to.clone(), at });
-        tracing::info!(operator, from = %from, to = %to, barrier = at, "hot swap armed");
-        match done.await {
-            Ok(r) => r,
-            Err(_) => {
-                *slot.armed.lock().expect("slot lock") = None;
-                slot.armed_at.store(u64::MAX, Ordering::SeqCst);
-                Err(SwapError::NotRunning)
+        }
+    }
+}
+
+/// Check that `factory` (plugin `to`) can replace `slot`'s plugin: same kind, no swap armed.
+fn check_swappable(
+    slot: &OperatorSlot,
+    operator: &str,
+    factory: &Arc<dyn OperatorFactory>,
+    to: &str,
+) -> Result<(), SwapError> {
+    if factory.kind() != slot.kind {
+        return Err(SwapError::WrongKind {
+            operator: operator.to_owned(),
+            plugin: to.to_owned(),
+            running: slot.kind,
+            offered: factory.kind(),
+        });
+    }
+    if slot.armed.lock().expect("slot lock").is_some() {
+        return Err(SwapError::Busy(operator.to_owned()));
+    }
+    Ok(())
+}
+
+/// Make and initialise one instance of `factory` per context, one after the other; the first
+/// that fails refuses the swap (counted, and shown in the status).
+async fn prepare(
+    slot: &OperatorSlot,
+    operator: &str,
+    factory: &Arc<dyn OperatorFactory>,
+    ctxs: &[InstanceContext],
+    from: &str,
+    to: &str,
+) -> Result<Vec<Option<Instance>>, SwapError> {
+    let mut prepared = Vec::with_capacity(ctxs.len());
+    for (i, ctx) in ctxs.iter().enumerate() {
+        let f = factory.clone();
+        let c = ctx.clone();
+        let made = tokio::task::spawn_blocking(move || f.instantiate(&c))
+            .await
+            .unwrap_or_else(|e| Err(OperatorError::Trap(format!("init panicked: {e}"))));
+        match made {
+            Ok(instance) => prepared.push(Some(instance)),
+            Err(error) => {
+                slot.counters.refused.fetch_add(1, Ordering::Relaxed);
+                let e = SwapError::Init {
+                    operator: operator.to_owned(),
+                    plugin: to.to_owned(),
+                    instance: i,
+                    error,
+                };
+                tracing::warn!(operator, "hot swap refused: {e}");
+                slot.set_status(SwapStatus::Refused {
+                    from: from.to_owned(),
+                    to: to.to_owned(),
+                    reason: e.to_string(),
+                });
+                return Err(e);
             }
         }
     }
+    Ok(prepared)
 }
 
 /// Arm `slot` for barrier `at` (called by the coordinator before it triggers `at`).

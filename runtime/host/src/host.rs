@@ -11,7 +11,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
 use crate::plugin::{Pre, WORLDS, compatible};
-use crate::{HostError, Inspection, Plugin, PluginKind, bindings, cache, capability, instance};
+use crate::{HostError, Inspection, Plugin, PluginKind, bindings, cache, capability, store};
 
 /// How often the epoch advances; call deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -24,7 +24,7 @@ pub struct Host {
 
 struct HostInner {
     engine: Engine,
-    linker: Linker<instance::InstanceState>,
+    linker: Linker<store::InstanceState>,
     cache: cache::ComponentCache,
 }
 

@@ -16,13 +16,14 @@ mod host;
 mod instance;
 mod limits;
 mod plugin;
+mod store;
 
 pub use flowlet_operator::PluginKind;
 
-pub use capability::GuestMetrics;
 pub use error::HostError;
 pub use host::{EPOCH_TICK, Host};
 pub use instance::{InstanceSettings, WasmFactory};
 pub use plugin::{CONTRACT_VERSION, HANDLER_INTERFACE, Inspection, Plugin};
+pub use store::GuestMetrics;
 
 pub(crate) use plugin::Pre;

@@ -2,8 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::instance::{InstanceSettings, WasmFactory};
-use crate::{Host, PluginKind, bindings, instance};
+use crate::{PluginKind, bindings, store};
 
 /// The WIT package version this host implements.
 pub const CONTRACT_VERSION: &str = "0.1.0";
@@ -59,9 +58,9 @@ pub struct Plugin {
 
 #[derive(Clone)]
 pub(crate) enum Pre {
-    Processor(bindings::ProcessorPre<instance::InstanceState>),
-    Stateful(bindings::stateful::StatefulProcessorPre<instance::InstanceState>),
-    Aggregator(bindings::aggregator::AggregatorPre<instance::InstanceState>),
+    Processor(bindings::ProcessorPre<store::InstanceState>),
+    Stateful(bindings::stateful::StatefulProcessorPre<store::InstanceState>),
+    Aggregator(bindings::aggregator::AggregatorPre<store::InstanceState>),
 }
 
 /// The exported interface that makes a component implement each world.
@@ -80,11 +79,4 @@ pub(crate) fn compatible(version: &str) -> bool {
     let mine: Vec<&str> = CONTRACT_VERSION.split('.').collect();
     let theirs: Vec<&str> = version.split('.').collect();
     theirs.len() == 3 && theirs[..2] == mine[..2]
-}
-
-impl Plugin {
-    /// A factory of instances of this plugin for operator `operator`.
-    pub fn factory(&self, host: &Host, operator: &str, settings: InstanceSettings) -> WasmFactory {
-        WasmFactory::new(host.clone(), self.clone(), operator, settings)
-    }
 }

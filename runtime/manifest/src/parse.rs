@@ -709,12 +709,10 @@ fn section<T>(
     out
 }
 
-/// Parse a manifest's YAML. `file` is used for messages and to resolve relative paths. Returns
-/// what could be read (entries with errors are left out) and the problems found.
-pub(crate) fn parse(text: &str, file: &Path, catalog: &Catalog) -> (Option<Manifest>, Diagnostics) {
-    let mut d = Diagnostics::new(file);
-    let docs = match MarkedYaml::load_from_str(text) {
-        Ok(docs) => docs,
+/// Load `text` as YAML documents, or report why it is not YAML.
+fn load<'t>(text: &'t str, d: &mut Diagnostics) -> Option<Vec<Node<'t>>> {
+    match MarkedYaml::load_from_str(text) {
+        Ok(docs) => Some(docs),
         Err(e) => {
             let m = e.marker();
             d.error_hint(
@@ -725,16 +723,20 @@ pub(crate) fn parse(text: &str, file: &Path, catalog: &Catalog) -> (Option<Manif
                 format!("this is not valid YAML: {}", e.info()),
                 "check the indentation and quoting around this point",
             );
-            return (None, d);
+            None
         }
-    };
+    }
+}
+
+/// The manifest's one document, reporting an empty manifest or documents after the first.
+fn root<'a, 't>(docs: &'a [Node<'t>], d: &mut Diagnostics) -> Option<&'a Node<'t>> {
     let Some(root) = docs.first() else {
         d.error_hint(
             Pos { line: 1, col: 1 },
             "the manifest is empty",
             "start with `version: 1`",
         );
-        return (None, d);
+        return None;
     };
     if docs.len() > 1 {
         d.error(
@@ -742,9 +744,11 @@ pub(crate) fn parse(text: &str, file: &Path, catalog: &Catalog) -> (Option<Manif
             "a manifest is one YAML document; remove the `---` and what follows",
         );
     }
-    let Some(mut top) = Obj::new(root, "the manifest", &mut d) else {
-        return (None, d);
-    };
+    Some(root)
+}
+
+/// Check the top-level `version` (it must be there and be 1).
+fn check_version(top: &mut Obj<'_, '_>, root: &Node<'_>, d: &mut Diagnostics) {
     match top.take("version") {
         None => d.error_hint(
             pos(root),
@@ -758,10 +762,13 @@ pub(crate) fn parse(text: &str, file: &Path, catalog: &Catalog) -> (Option<Manif
             "this flowlet reads `version: 1`",
         ),
     }
-    let name = top
-        .take("name")
+}
+
+/// The top-level `name`, or the file name without extension when it is missing or invalid.
+fn topology_name(top: &mut Obj<'_, '_>, file: &Path, d: &mut Diagnostics) -> String {
+    top.take("name")
         .and_then(|n| {
-            let s = string(n, "`name`", &mut d)?;
+            let s = string(n, "`name`", d)?;
             if crate::valid_name(&s) {
                 return Some(s);
             }
@@ -776,19 +783,17 @@ pub(crate) fn parse(text: &str, file: &Path, catalog: &Catalog) -> (Option<Manif
             file.file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "topology".into())
-        });
-    let batch_size = top
-        .take("batch-size")
-        .and_then(|n| integer(n, "`batch-size`", 1..=65_536, &mut d))
-        .map(|v| v as u32);
+        })
+}
+
+/// The top-level `state` and `checkpoint`, reporting a `commit-interval` made moot by checkpoints.
+fn state_and_checkpoint(top: &mut Obj<'_, '_>, d: &mut Diagnostics) -> (State, Option<Checkpoint>) {
     let state_node = top.take("state");
     let state = match state_node {
         None => State::default(),
-        Some(n) => self::state(n, &mut d).unwrap_or_default(),
+        Some(n) => self::state(n, d).unwrap_or_default(),
     };
-    let checkpoint = top
-        .take("checkpoint")
-        .and_then(|n| self::checkpoint(n, &mut d));
+    let checkpoint = top.take("checkpoint").and_then(|n| self::checkpoint(n, d));
     if let (Some(_), Some(_), Some(n)) = (&checkpoint, state.commit_interval, state_node) {
         d.error_hint(
             pos(n),
@@ -796,6 +801,16 @@ pub(crate) fn parse(text: &str, file: &Path, catalog: &Catalog) -> (Option<Manif
             "remove `commit-interval`",
         );
     }
+    (state, checkpoint)
+}
+
+/// The top-level `guarantee` (default exactly-once), reporting one that needs checkpoints
+/// when there are none.
+fn top_guarantee(
+    top: &mut Obj<'_, '_>,
+    checkpoint: Option<&Checkpoint>,
+    d: &mut Diagnostics,
+) -> Guarantee {
     let guarantee_node = top.take("guarantee");
     let guarantee = match guarantee_node {
         None => Guarantee::default(),
@@ -804,7 +819,7 @@ pub(crate) fn parse(text: &str, file: &Path, catalog: &Catalog) -> (Option<Manif
                 n,
                 "`guarantee`",
                 &["at-most-once", "at-least-once", "exactly-once"],
-                &mut d,
+                d,
             );
             match g {
                 Some("at-most-once") => Guarantee::AtMostOnce,
@@ -815,7 +830,7 @@ pub(crate) fn parse(text: &str, file: &Path, catalog: &Catalog) -> (Option<Manif
     };
     if let (Some(n), None, false) = (
         guarantee_node,
-        &checkpoint,
+        checkpoint,
         guarantee == Guarantee::AtMostOnce,
     ) {
         d.error_hint(
@@ -824,47 +839,86 @@ pub(crate) fn parse(text: &str, file: &Path, catalog: &Catalog) -> (Option<Manif
             "add `checkpoint: {interval: 5s}`",
         );
     }
+    guarantee
+}
+
+/// The sources, operators and sinks of a topology, read from its top-level sections.
+struct Components {
+    sources: BTreeMap<String, Source>,
+    operators: BTreeMap<String, Operator>,
+    sinks: BTreeMap<String, Sink>,
+    /// Where each of them is named.
+    positions: BTreeMap<String, Pos>,
+}
+
+/// Read the `sources`, `operators` and `sinks` sections, in that order, checking that every
+/// name is used once.
+fn components(top: &mut Obj<'_, '_>, catalog: &Catalog, d: &mut Diagnostics) -> Components {
     let mut names = BTreeMap::new();
     let sources = section(
-        &mut top,
+        top,
         "sources",
         true,
-        &mut d,
+        d,
         &mut names,
         "source",
         |name, n, d| source(name, n, catalog, d),
     );
     let operators = section(
-        &mut top,
+        top,
         "operators",
         false,
-        &mut d,
+        d,
         &mut names,
         "operator",
         |name, n, d| operator(name, n, catalog, d),
     );
-    let sinks = section(
-        &mut top,
-        "sinks",
-        true,
-        &mut d,
-        &mut names,
-        "sink",
-        |name, n, d| sink(name, n, catalog, d),
-    );
+    let sinks = section(top, "sinks", true, d, &mut names, "sink", |name, n, d| {
+        sink(name, n, catalog, d)
+    });
+    Components {
+        sources,
+        operators,
+        sinks,
+        positions: names.into_iter().map(|(k, (_, p))| (k, p)).collect(),
+    }
+}
+
+/// Parse a manifest's YAML. `file` is used for messages and to resolve relative paths. Returns
+/// what could be read (entries with errors are left out) and the problems found.
+pub(crate) fn parse(text: &str, file: &Path, catalog: &Catalog) -> (Option<Manifest>, Diagnostics) {
+    let mut d = Diagnostics::new(file);
+    let Some(docs) = load(text, &mut d) else {
+        return (None, d);
+    };
+    let Some(root) = root(&docs, &mut d) else {
+        return (None, d);
+    };
+    let Some(mut top) = Obj::new(root, "the manifest", &mut d) else {
+        return (None, d);
+    };
+    check_version(&mut top, root, &mut d);
+    let name = topology_name(&mut top, file, &mut d);
+    let batch_size = top
+        .take("batch-size")
+        .and_then(|n| integer(n, "`batch-size`", 1..=65_536, &mut d))
+        .map(|v| v as u32);
+    let (state, checkpoint) = state_and_checkpoint(&mut top, &mut d);
+    let guarantee = top_guarantee(&mut top, checkpoint.as_ref(), &mut d);
+    let components = components(&mut top, catalog, &mut d);
     top.finish(TOP, &mut d);
     let manifest = Manifest {
         version: 1,
         name,
         batch_size,
-        sources,
-        operators,
-        sinks,
+        sources: components.sources,
+        operators: components.operators,
+        sinks: components.sinks,
         state,
         checkpoint,
         guarantee,
         base_dir: file.parent().map(Path::to_owned).unwrap_or_default(),
-        positions: names.into_iter().map(|(k, (_, p))| (k, p)).collect(),
+        positions: components.positions,
     };
     (Some(manifest), d)
 }

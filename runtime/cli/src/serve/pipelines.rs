@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use flowlet_dataflow::swap::Swaps;
 use flowlet_dataflow::{
-    CHECKPOINTS, Clock, LiveStats, OperatorFactory, PluginKind, RunOptions, Savepoints, Stop,
-    SystemClock,
+    CHECKPOINTS, Clock, LiveStats, NodeCounters, OperatorFactory, PluginKind, RunOptions,
+    Savepoints, Stop, SystemClock,
 };
 use flowlet_host::{Host, InstanceSettings};
 use flowlet_manifest::{Manifest, PluginRef};
@@ -440,32 +440,46 @@ impl Pipeline {
         let (phase, error) = self.phase();
         let record = self.record.lock().expect("record lock").clone();
         let handles = self.handles();
-        let counters = |n: &str| handles.as_ref().and_then(|h| h.live.counters(n));
         let rates = self.rates.lock().expect("rates lock").clone();
-        let watermark = |c: &flowlet_dataflow::NodeCounters| {
-            let w = c.watermark.load(Relaxed);
-            (w != i64::MIN).then_some(w)
-        };
-        let label = |id: &str| {
-            if id.starts_with("builtin:") {
-                Some(id.to_owned())
-            } else {
-                record
-                    .labels
-                    .get(id)
-                    .cloned()
-                    .or_else(|| registry.label(id))
-            }
-        };
-        // A counter of a node, 0 when the node has not started.
-        let load =
-            |c: &Option<Arc<flowlet_dataflow::NodeCounters>>,
-             f: fn(&flowlet_dataflow::NodeCounters) -> &std::sync::atomic::AtomicU64| {
-                c.as_ref().map_or(0, |c| f(c).load(Relaxed))
-            };
+        let sources = self.sources_status(handles.as_ref(), &rates);
+        let operators = self.operators_status(handles.as_ref(), &rates, &record, registry);
+        let sinks = self.sinks_status(handles.as_ref(), &rates);
+        let checkpoint = checkpoint_status(handles.as_ref());
+        json!({
+            "name": self.name,
+            "phase": phase,
+            "error": error,
+            "restarts": self.restarts.load(Relaxed),
+            "uptime-seconds": handles.as_ref().map(|h| h.started.elapsed().as_secs_f64()),
+            "guarantee": self.guarantee(),
+            "last-checkpoint": checkpoint,
+            "sources": sources,
+            "operators": operators,
+            "sinks": sinks,
+        })
+    }
+
+    /// The delivery guarantee the status reports: `None` without checkpoints.
+    fn guarantee(&self) -> Option<&'static str> {
+        self.manifest
+            .checkpoint
+            .as_ref()
+            .map(|_| match self.manifest.guarantee {
+                flowlet_manifest::Guarantee::AtMostOnce => "at-most-once",
+                flowlet_manifest::Guarantee::AtLeastOnce => "at-least-once",
+                flowlet_manifest::Guarantee::ExactlyOnce => "exactly-once",
+            })
+    }
+
+    /// The `sources` of the status: each source's counters, rate, watermark and consumer lag.
+    fn sources_status(
+        &self,
+        handles: Option<&RunHandles>,
+        rates: &BTreeMap<String, f64>,
+    ) -> serde_json::Map<String, Value> {
         let mut sources = serde_json::Map::new();
         for name in self.manifest.sources.keys() {
-            let c = counters(name);
+            let c = node_counters(handles, name);
             sources.insert(
                 name.clone(),
                 json!({
@@ -477,10 +491,22 @@ impl Pipeline {
                 }),
             );
         }
+        sources
+    }
+
+    /// The `operators` of the status: each operator's plugin (and its label from `record` or
+    /// `registry`), counters, rate, watermark and swaps.
+    fn operators_status(
+        &self,
+        handles: Option<&RunHandles>,
+        rates: &BTreeMap<String, f64>,
+        record: &Record,
+        registry: &Registry,
+    ) -> serde_json::Map<String, Value> {
         let mut operators = serde_json::Map::new();
         for (name, op) in &self.manifest.operators {
-            let c = counters(name);
-            let slot = handles.as_ref().and_then(|h| h.swaps.slot(name));
+            let c = node_counters(handles, name);
+            let slot = handles.and_then(|h| h.swaps.slot(name));
             let plugin = slot
                 .as_ref()
                 .map(|s| s.plugin())
@@ -491,7 +517,7 @@ impl Pipeline {
                 name.clone(),
                 json!({
                     "plugin": plugin,
-                    "plugin-version": label(&plugin),
+                    "plugin-version": plugin_label(&plugin, record, registry),
                     "previous": record.history.get(name).cloned().unwrap_or_default(),
                     "instances": op.parallelism,
                     "events-in": get(|c| &c.events_in),
@@ -508,9 +534,18 @@ impl Pipeline {
                 }),
             );
         }
+        operators
+    }
+
+    /// The `sinks` of the status: each sink's events in and rate.
+    fn sinks_status(
+        &self,
+        handles: Option<&RunHandles>,
+        rates: &BTreeMap<String, f64>,
+    ) -> serde_json::Map<String, Value> {
         let mut sinks = serde_json::Map::new();
         for name in self.manifest.sinks.keys() {
-            let c = counters(name);
+            let c = node_counters(handles, name);
             sinks.insert(
                 name.clone(),
                 json!({
@@ -519,31 +554,7 @@ impl Pipeline {
                 }),
             );
         }
-        let checkpoint = counters(CHECKPOINTS).map(|c| {
-            let n = c.commits.load(Relaxed);
-            json!({
-                "last": c.last_id.load(Relaxed),
-                "taken": n,
-                "mean-duration-ms": if n == 0 { 0.0 } else { c.commit_nanos.load(Relaxed) as f64 / n as f64 / 1e6 },
-                "last-bytes": c.bytes.load(Relaxed),
-            })
-        });
-        json!({
-            "name": self.name,
-            "phase": phase,
-            "error": error,
-            "restarts": self.restarts.load(Relaxed),
-            "uptime-seconds": handles.as_ref().map(|h| h.started.elapsed().as_secs_f64()),
-            "guarantee": self.manifest.checkpoint.as_ref().map(|_| match self.manifest.guarantee {
-                flowlet_manifest::Guarantee::AtMostOnce => "at-most-once",
-                flowlet_manifest::Guarantee::AtLeastOnce => "at-least-once",
-                flowlet_manifest::Guarantee::ExactlyOnce => "exactly-once",
-            }),
-            "last-checkpoint": checkpoint,
-            "sources": sources,
-            "operators": operators,
-            "sinks": sinks,
-        })
+        sinks
     }
 
     /// The keyed state of `key` in `operator`: live from the running instance that owns the
@@ -615,6 +626,53 @@ impl Pipeline {
             "state": values,
         }))
     }
+}
+
+/// The live counters of node `name`, `None` when the pipeline does not run.
+fn node_counters(handles: Option<&RunHandles>, name: &str) -> Option<Arc<NodeCounters>> {
+    handles.and_then(|h| h.live.counters(name))
+}
+
+/// A counter of a node, 0 when the node has not started.
+fn load(
+    c: &Option<Arc<NodeCounters>>,
+    f: fn(&NodeCounters) -> &std::sync::atomic::AtomicU64,
+) -> u64 {
+    c.as_ref().map_or(0, |c| f(c).load(Relaxed))
+}
+
+/// A node's watermark, `None` before its first.
+fn watermark(c: &NodeCounters) -> Option<i64> {
+    let w = c.watermark.load(Relaxed);
+    (w != i64::MIN).then_some(w)
+}
+
+/// The `name@version` the status shows for plugin `id`: a built-in's id, else the label it
+/// was given (in `record`, else in `registry`).
+fn plugin_label(id: &str, record: &Record, registry: &Registry) -> Option<String> {
+    if id.starts_with("builtin:") {
+        Some(id.to_owned())
+    } else {
+        record
+            .labels
+            .get(id)
+            .cloned()
+            .or_else(|| registry.label(id))
+    }
+}
+
+/// The `last-checkpoint` of the status: the last id, how many, their mean duration and the
+/// size of the last; `None` when the pipeline does not run.
+fn checkpoint_status(handles: Option<&RunHandles>) -> Option<Value> {
+    node_counters(handles, CHECKPOINTS).map(|c| {
+        let n = c.commits.load(Relaxed);
+        json!({
+            "last": c.last_id.load(Relaxed),
+            "taken": n,
+            "mean-duration-ms": if n == 0 { 0.0 } else { c.commit_nanos.load(Relaxed) as f64 / n as f64 / 1e6 },
+            "last-bytes": c.bytes.load(Relaxed),
+        })
+    })
 }
 
 /// State bytes as JSON: the JSON they hold, else their text, else `{"hex": …}`.

@@ -2,12 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use flowlet_dataflow::{SinkSetup, SinkWriter, Source};
 use flowlet_manifest::fields::{JsonPointer, NonEmpty, Scalar};
 use flowlet_manifest::{Config, Diagnostics, Resource, Spec};
 use serde_json::Value;
 
-use crate::{Connector, Env, SinkConnector, SourceConnector};
+use crate::Connector;
 
 /// Where a Kafka source starts when neither a checkpoint nor its consumer group has an offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, schemars::JsonSchema)]
@@ -127,12 +126,6 @@ impl Connector for KafkaSource {
     }
 }
 
-impl SourceConnector for KafkaSource {
-    fn open(&self, env: &Env<'_>) -> Result<Box<dyn Source>, String> {
-        Ok(Box::new(super::source::Reader::new(self.clone(), env.name)))
-    }
-}
-
 /// A Kafka topic (transactional under `exactly-once`).
 #[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -162,21 +155,4 @@ impl Spec for KafkaSink {
 
 impl Connector for KafkaSink {
     const KIND: &'static str = "kafka";
-}
-
-impl SinkConnector for KafkaSink {
-    fn open(&self, setup: SinkSetup<'_>) -> Result<Box<dyn SinkWriter>, String> {
-        let shared = setup
-            .shared
-            .and_then(|s| s.downcast::<super::Producer>().ok())
-            .map(|p| *p);
-        let writer = super::sink::Writer::new(
-            setup.name,
-            self,
-            shared,
-            setup.guarantee,
-            setup.checkpointing,
-        )?;
-        Ok(Box::new(writer))
-    }
 }

@@ -4,15 +4,16 @@
 
 use std::time::{Duration, Instant};
 
-use flowlet_dataflow::{Epoch, SinkWriter};
+use flowlet_dataflow::{Epoch, SinkSetup, SinkWriter};
 use flowlet_manifest::Guarantee;
 use flowlet_types::Batch;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer as _};
 
-use super::config::properties;
+use super::config::{KafkaSink, properties};
 use super::{Producer, config, context, retry};
+use crate::SinkConnector;
 
 /// How a Kafka sink writes.
 pub(crate) struct Writer {
@@ -165,5 +166,22 @@ impl SinkWriter for Writer {
 
     fn transactional(&self) -> bool {
         self.transactional
+    }
+}
+
+impl SinkConnector for KafkaSink {
+    fn open(&self, setup: SinkSetup<'_>) -> Result<Box<dyn SinkWriter>, String> {
+        let shared = setup
+            .shared
+            .and_then(|s| s.downcast::<super::Producer>().ok())
+            .map(|p| *p);
+        let writer = Writer::new(
+            setup.name,
+            self,
+            shared,
+            setup.guarantee,
+            setup.checkpointing,
+        )?;
+        Ok(Box::new(writer))
     }
 }

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::config::{Format, KafkaSource, StartFrom, properties};
 use super::{Context, config, context, offsets_of, retry};
+use crate::{Env, SourceConnector};
 
 type Key = (String, i32);
 type Kafka = Arc<StreamConsumer<Context>>;
@@ -423,4 +424,10 @@ async fn end_offsets(consumer: &Kafka, keys: Vec<Key>) -> Result<Vec<(Key, i64)>
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| format!("cannot read the end offsets: {e}"))
+}
+
+impl SourceConnector for KafkaSource {
+    fn open(&self, env: &Env<'_>) -> Result<Box<dyn Source>, String> {
+        Ok(Box::new(Reader::new(self.clone(), env.name)))
+    }
 }

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use flowlet_manifest::Manifest;
 
 use crate::counters::{CHECKPOINTS, NodeCounters, RunReport};
-use crate::options::{RunOptions, Stop};
+use crate::options::RunOptions;
+use crate::stop::Stop;
 use crate::{DataflowError, OperatorFactory, PluginKind, state, swap};
 
 pub use spawn::key_groups_of;

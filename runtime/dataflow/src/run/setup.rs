@@ -9,7 +9,8 @@ use flowlet_manifest::Manifest;
 use tokio::sync::{mpsc, watch};
 
 use crate::connect::Connect;
-use crate::options::{RunOptions, Stop};
+use crate::options::RunOptions;
+use crate::stop::Stop;
 use crate::{DataflowError, checkpoint, lock, state};
 
 /// The state store of a run and the lock held on its directory until the run returns.

@@ -11,8 +11,9 @@ use tokio::task::JoinSet;
 use super::setup::{Checkpointing, task_ckpt};
 use super::wiring::Wiring;
 use crate::connect::{Connect, SinkSetup};
-use crate::options::{RunOptions, Stop};
+use crate::options::RunOptions;
 use crate::source::{SourceContext, SourceSetup};
+use crate::stop::Stop;
 use crate::{
     DataflowError, Envelope, Instance, InstanceContext, Message, NodeCounters, OperatorFactory,
     PluginKind, operator, policy, sinks, state, swap, window,

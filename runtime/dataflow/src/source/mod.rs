@@ -7,6 +7,8 @@
 mod emit;
 mod event_time;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -20,6 +22,17 @@ use crate::edge::Outputs;
 use crate::{Clock, DataflowError, Message, NodeCounters, Stop};
 
 pub use event_time::parse_time;
+
+/// A boxed future (connector traits are object-safe).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A connector that reads events.
+pub trait Source: Send {
+    /// Read until the input ends or the run stops, handing batches to `cx` (which applies
+    /// event time, `on-error` and watermarks), setting the position after each and passing on
+    /// checkpoint barriers when `cx` asks. Err says why the source failed.
+    fn run<'a>(self: Box<Self>, cx: &'a mut SourceContext) -> BoxFuture<'a, Result<(), String>>;
+}
 
 /// What a source is given to run: the executor's handles, by the connector's name for them.
 pub(crate) struct SourceSetup {
@@ -251,7 +264,7 @@ impl SourceContext {
     }
 
     /// Run `source` until its input ends or the run stops, then end the stream.
-    pub(crate) async fn run(mut self, source: Box<dyn crate::Source>) -> Result<(), DataflowError> {
+    pub(crate) async fn run(mut self, source: Box<dyn Source>) -> Result<(), DataflowError> {
         let result = source.run(&mut self).await;
         let result = match self.failure.take() {
             Some(message) => Err(message),

@@ -6,7 +6,12 @@ use std::time::Duration;
 use flowlet_manifest::{Component, Spec};
 use flowlet_types::Timestamp;
 
-use super::store::Win;
+/// A window: `[start, end)`. Ordered by end first, so that firing and purging walk a prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Win {
+    pub end: Timestamp,
+    pub start: Timestamp,
+}
 
 /// A window of a key that a merge absorbed into another (session windows).
 pub(crate) type Absorbed = (Box<[u8]>, Win);

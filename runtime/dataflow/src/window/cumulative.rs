@@ -6,8 +6,8 @@ use flowlet_manifest::Diagnostics;
 use flowlet_manifest::fields::WindowTime;
 use flowlet_types::Timestamp;
 
+use super::assign::Win;
 use super::assign::{Absorbed, Assigner, MAX_WINDOWS_PER_EVENT, WindowKind, ms};
-use super::store::Win;
 
 /// Windows of up to `size`, all starting at the same time, ending every `step`: each gives the
 /// total from its start so far. An event is in the windows that end after it.

@@ -10,8 +10,9 @@ use hashbrown::HashMap;
 use flowlet_types::{Batch, Timestamp};
 
 use super::Core;
+use super::assign::Win;
 use super::assign::{Absorbed, Assigner};
-use super::store::{Slot, Win, Windows};
+use super::store::{Slot, Windows};
 use crate::keymap::KeyMap;
 use crate::{Accumulators, Added, DataflowError, OperatorError};
 

@@ -74,8 +74,9 @@ use crate::{
     Aggregator, CheckpointId, Clock, DataflowError, Envelope, FiredWindows, InstanceContext,
     Message, OperatorError, OperatorFactory,
 };
+use assign::Win;
 use assign::{Assigner, ms};
-use store::{Win, Windows};
+use store::Windows;
 
 /// Windows fired per `finish` call.
 const FINISH_CHUNK: usize = 1024;

@@ -9,8 +9,8 @@ use flowlet_types::Timestamp;
 
 use flowlet_manifest::fields::WindowTime;
 
+use super::assign::Win;
 use super::assign::{Absorbed, Assigner, WindowKind, ms};
-use super::store::Win;
 
 /// Per key, events closer than `gap` to each other form one window; an event that bridges two
 /// sessions merges them.

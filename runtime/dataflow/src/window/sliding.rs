@@ -4,8 +4,8 @@ use flowlet_manifest::Diagnostics;
 use flowlet_manifest::fields::WindowTime;
 use flowlet_types::Timestamp;
 
+use super::assign::Win;
 use super::assign::{Absorbed, Assigner, MAX_WINDOWS_PER_EVENT, WindowKind, ms};
-use super::store::Win;
 
 /// Windows of `size` starting every `slide`; an event is in `size / slide` windows.
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]

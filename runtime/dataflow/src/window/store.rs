@@ -17,18 +17,11 @@ use hashbrown::HashMap;
 
 use flowlet_types::Timestamp;
 
-use super::assign::Assigner;
+use super::assign::{Assigner, Win};
 use crate::DataflowError;
 use crate::edge::key_group;
 use crate::keymap::KeyMap;
 use crate::state::{Change, StateError, Store, ns, ts_bytes, ts_from};
-
-/// A window: `[start, end)`. Ordered by end first, so that firing and purging walk a prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct Win {
-    pub end: Timestamp,
-    pub start: Timestamp,
-}
 
 /// One key's contents of one window.
 #[derive(Debug, Clone)]

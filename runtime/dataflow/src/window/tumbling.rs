@@ -3,8 +3,8 @@
 use flowlet_manifest::fields::WindowTime;
 use flowlet_types::Timestamp;
 
+use super::assign::Win;
 use super::assign::{Absorbed, Assigner, WindowKind, ms};
-use super::store::Win;
 
 /// Fixed, non-overlapping windows of `size`, aligned to the Unix epoch.
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]

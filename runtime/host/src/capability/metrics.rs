@@ -3,9 +3,9 @@
 
 use wasmtime::component::HasSelf;
 
-use super::{ALL, Capability, Ctx};
+use super::{ALL, Capability};
 use crate::bindings::flowlet::operator::metrics;
-use crate::instance::InstanceState;
+use crate::store::{Ctx, InstanceState};
 
 pub(super) const CAPABILITY: Capability = Capability {
     name: "metrics",

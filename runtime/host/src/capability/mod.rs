@@ -1,11 +1,12 @@
 //! What a plugin may import from flowlet: one module per WIT interface of `wit/host.wit`,
-//! each implementing its interface on [`Ctx`] and linking it, registered in [`CAPABILITIES`]
+//! each implementing its interface on the store's [`Ctx`] and linking it, registered in [`CAPABILITIES`]
 //! with the worlds that may import it. The linker, the load-time import check and its error
 //! texts are all made from that list.
 //!
 //! To add a capability: declare its interface in `wit/host.wit` (and import it in the worlds
 //! that get it, `wit/worlds.wit`), write `capability/NAME.rs` with `impl Host for Ctx` and a
-//! `CAPABILITY`, and add it to [`CAPABILITIES`]. Per-instance data it needs goes in [`Ctx`].
+//! `CAPABILITY`, and add it to [`CAPABILITIES`]. Per-instance data it needs goes in
+//! [`Ctx`] (store.rs).
 
 mod log;
 mod metrics;
@@ -14,13 +15,10 @@ mod timers;
 
 pub(crate) use timers::wit_domain;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-
-use flowlet_operator::{KeyedStateAccess, PluginKind, SharedState};
+use flowlet_operator::PluginKind;
 use wasmtime::component::Linker;
 
-use crate::instance::InstanceState;
+use crate::store::{Ctx, InstanceState};
 
 /// Every capability flowlet provides, in the order error texts list them.
 pub(crate) const CAPABILITIES: &[Capability] = &[
@@ -46,32 +44,6 @@ const ALL: &[PluginKind] = &[
     PluginKind::StatefulProcessor,
     PluginKind::Aggregator,
 ];
-
-/// Operator metrics reported by the guests of one operator (summed over instances).
-pub type GuestMetrics = Arc<Mutex<BTreeMap<String, f64>>>;
-
-/// What the capabilities of one instance act on.
-pub(crate) struct Ctx {
-    /// The operator the instance belongs to (named in its log lines).
-    pub operator: Arc<str>,
-    pub metrics: GuestMetrics,
-    /// Keyed state and timers (stateful processors only).
-    pub state: Option<SharedState>,
-}
-
-impl Ctx {
-    /// Run `f` on the instance's keyed state (`R::default()` without state: a world without
-    /// the `state` capability cannot reach here, see [`check_imports`]).
-    fn with_state<R: Default>(
-        &mut self,
-        f: impl FnOnce(&mut (dyn KeyedStateAccess + Send)) -> R,
-    ) -> R {
-        match &self.state {
-            Some(s) => f(&mut *s.lock().expect("state lock")),
-            None => R::default(),
-        }
-    }
-}
 
 impl crate::bindings::types::Host for Ctx {}
 

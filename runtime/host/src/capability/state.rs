@@ -4,9 +4,9 @@
 use flowlet_operator::PluginKind;
 use wasmtime::component::HasSelf;
 
-use super::{Capability, Ctx};
+use super::Capability;
 use crate::bindings::stateful::flowlet::operator::state;
-use crate::instance::InstanceState;
+use crate::store::{Ctx, InstanceState};
 
 pub(super) const CAPABILITY: Capability = Capability {
     name: "state",

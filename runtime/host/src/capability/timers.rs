@@ -6,9 +6,9 @@ use flowlet_operator::{PluginKind, TimeDomain};
 use flowlet_types::Timestamp;
 use wasmtime::component::HasSelf;
 
-use super::{Capability, Ctx};
+use super::Capability;
 use crate::bindings::stateful::flowlet::operator::timers;
-use crate::instance::InstanceState;
+use crate::store::{Ctx, InstanceState};
 
 pub(super) const CAPABILITY: Capability = Capability {
     name: "timers",

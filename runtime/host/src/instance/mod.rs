@@ -12,12 +12,12 @@ use std::time::Duration;
 use flowlet_operator::{Instance, InstanceContext, OperatorError, OperatorFactory, PluginKind};
 use wasmtime::Store;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::bindings::types as wit;
-use crate::capability::{Ctx, GuestMetrics};
 use crate::guest_output::GuestOutput;
 use crate::limits::Limits;
+use crate::store::{Ctx, GuestMetrics, InstanceState};
 use crate::{EPOCH_TICK, Host, Plugin};
 
 use call::{Exports, WasmInstance, explain};
@@ -59,30 +59,6 @@ impl InstanceSettings {
                 .iter()
                 .map(|(g, h)| (g.clone(), manifest.resolve(h)))
                 .collect(),
-        }
-    }
-}
-
-/// What a store holds: WASI, the limits and what the capabilities act on.
-pub(crate) struct InstanceState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limits: Limits,
-    caps: Ctx,
-}
-
-impl InstanceState {
-    /// What the capabilities act on (the getter they are linked with).
-    pub(crate) fn caps(&mut self) -> &mut Ctx {
-        &mut self.caps
-    }
-}
-
-impl WasiView for InstanceState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
         }
     }
 }
@@ -201,5 +177,12 @@ impl OperatorFactory for WasmFactory {
 
     fn kind(&self) -> PluginKind {
         self.plugin.kind
+    }
+}
+
+impl Plugin {
+    /// A factory of instances of this plugin for operator `operator`.
+    pub fn factory(&self, host: &Host, operator: &str, settings: InstanceSettings) -> WasmFactory {
+        WasmFactory::new(host.clone(), self.clone(), operator, settings)
     }
 }
