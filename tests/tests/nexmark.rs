@@ -2,7 +2,7 @@
 //! dedicated query plugins (as Wasm and linked natively, in the topologies `flowlet bench
 //! nexmark` runs) and through the general-purpose filter, map and aggregate plugins.
 
-use flowlet::nexmark_bench::{Query, operators};
+use flowlet_bench::nexmark::{Query, operators};
 use flowlet_tests::run_text;
 
 const EVENTS: u64 = 1_000_000;

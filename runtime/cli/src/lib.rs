@@ -1,16 +1,12 @@
 //! The `flowlet` command, as a library so that the integration tests in `tests/` can drive it
 //! in-process; `main.rs` only calls [`main`].
 
-pub mod bench;
 pub mod builtins;
 pub mod client;
 mod command;
 pub mod control;
-mod kafka_bench;
 mod new_project;
-pub mod nexmark_bench;
 pub mod serve;
-mod swap_bench;
 pub mod toolkit;
 
 use std::collections::BTreeMap;
@@ -229,5 +225,26 @@ pub fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// What `flowlet bench` needs of this command: its manifest options and operator factories.
+pub struct BenchRunner;
+
+impl flowlet_bench::Runner for BenchRunner {
+    fn options(&self) -> Options {
+        options()
+    }
+
+    fn factories(
+        &self,
+        host: &Host,
+        manifest: &Manifest,
+    ) -> anyhow::Result<BTreeMap<String, Arc<dyn OperatorFactory>>> {
+        factories(host, manifest)
+    }
+
+    fn builtin(&self, name: &str, config: serde_json::Value) -> Option<Arc<dyn OperatorFactory>> {
+        builtins::factory(name, config)
     }
 }

@@ -5,11 +5,12 @@ use super::Globals;
 #[derive(clap::Args)]
 pub struct Args {
     #[command(subcommand)]
-    which: crate::bench::Bench,
+    which: flowlet_bench::Bench,
 }
 
 impl Args {
     pub async fn run(self, g: &Globals) -> anyhow::Result<()> {
-        crate::bench::run(self.which, g.host()?).await
+        let runner = std::sync::Arc::new(crate::BenchRunner);
+        flowlet_bench::run(self.which, g.host()?, runner).await
     }
 }

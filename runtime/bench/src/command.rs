@@ -1,10 +1,13 @@
 //! `flowlet bench`: throughput of operator chains through the real executor.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use flowlet_host::Host;
+
+use crate::Runner;
 
 #[derive(Subcommand)]
 pub enum Bench {
@@ -31,16 +34,16 @@ pub enum Bench {
     /// Kafka → Wasm map → Kafka under at-least-once and exactly-once, beside a raw rdkafka
     /// consume→produce loop: throughput over a backlog, then end-to-end latency at a steady
     /// rate.
-    Kafka(crate::kafka_bench::KafkaArgs),
+    Kafka(crate::kafka::KafkaArgs),
     /// One Nexmark query (docs/NEXMARK.md) over the `nexmark` source, as Wasm or native:
     /// events/s, CPU seconds, peak RSS, batch latency, outputs and checksum.
-    Nexmark(crate::nexmark_bench::NexmarkArgs),
+    Nexmark(crate::nexmark::NexmarkArgs),
     /// Time to checkpoint and to recover the keyed state of N keys (a stateful Wasm operator)
     /// and the open windows of N keys.
-    Checkpoint(crate::kafka_bench::CheckpointArgs),
+    Checkpoint(crate::kafka::CheckpointArgs),
     /// The pause a hot swap causes: largest gap in a stateful topology's output around each of
     /// N swaps under a steady load, beside the gaps without swaps.
-    Swap(crate::swap_bench::SwapArgs),
+    Swap(crate::swap::SwapArgs),
     /// The enrich-and-filter operator in Rust, C, Python and JavaScript over the same generated
     /// events: events/s per language (build them with `scripts/build-plugins --all`).
     Languages {
@@ -90,7 +93,8 @@ sinks:
     )
 }
 
-pub async fn run(which: Bench, host: Host) -> anyhow::Result<()> {
+/// Run one benchmark, printing its table on stdout.
+pub async fn run(which: Bench, host: Host, fl: Arc<dyn Runner>) -> anyhow::Result<()> {
     let (events, batch_sizes, plugins, repeat) = match which {
         Bench::Chain {
             events,
@@ -99,18 +103,18 @@ pub async fn run(which: Bench, host: Host) -> anyhow::Result<()> {
             repeat,
         } => (events, batch_sizes, plugins, repeat),
         Bench::Window(args) => {
-            return tokio::task::spawn_blocking(move || window(args, host)).await?;
+            return tokio::task::spawn_blocking(move || window(args, host, &*fl)).await?;
         }
-        Bench::Kafka(args) => return crate::kafka_bench::kafka(args, host).await,
-        Bench::Checkpoint(args) => return crate::kafka_bench::checkpoint(args, host).await,
-        Bench::Nexmark(args) => return crate::nexmark_bench::nexmark(args, host).await,
-        Bench::Swap(args) => return crate::swap_bench::swap(args, host).await,
+        Bench::Kafka(args) => return crate::kafka::kafka(args, host, fl).await,
+        Bench::Checkpoint(args) => return crate::kafka::checkpoint(args, host, &*fl).await,
+        Bench::Nexmark(args) => return crate::nexmark::nexmark(args, host, &*fl).await,
+        Bench::Swap(args) => return crate::swap::swap(args, host, &*fl).await,
         Bench::Languages {
             events,
             batch_size,
             plugins,
             repeat,
-        } => return languages(events, batch_size, &plugins, repeat, host).await,
+        } => return languages(events, batch_size, &plugins, repeat, host, &*fl).await,
     };
     let plugins = std::fs::canonicalize(&plugins).map_err(|e| {
         anyhow::anyhow!(
@@ -131,12 +135,10 @@ pub async fn run(which: Bench, host: Host) -> anyhow::Result<()> {
             ("native", "builtin:filter", "builtin:map"),
         ] {
             let text = chain_manifest(n, batch, filter, map);
-            let manifest =
-                flowlet_manifest::parse_str(&text, "bench.yaml".as_ref(), &crate::options())
-                    .map_err(|d| anyhow::anyhow!("{d}"))?;
+            let manifest = crate::runner::parse(&*fl, &text)?;
             let mut best: Option<(f64, f64)> = None;
             for _ in 0..repeat {
-                let (report, wall, cpu) = timed_run(&host, &manifest).await?;
+                let (report, wall, cpu) = timed_run(&*fl, &host, &manifest).await?;
                 let out = report.nodes["out"].events_in;
                 anyhow::ensure!(
                     out > 0 && out < n,
@@ -160,17 +162,18 @@ pub async fn run(which: Bench, host: Host) -> anyhow::Result<()> {
 /// Run `manifest` once: the report, wall seconds and process CPU seconds (plugins loaded before
 /// the clock starts).
 async fn timed_run(
+    fl: &dyn Runner,
     host: &Host,
     manifest: &flowlet_manifest::Manifest,
 ) -> anyhow::Result<(flowlet_dataflow::RunReport, f64, f64)> {
-    let factories = crate::factories(host, manifest)?;
+    let factories = fl.factories(host, manifest)?;
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     let report = flowlet_dataflow::run(
         manifest,
         factories,
         flowlet_dataflow::Stop::new(),
-        crate::run_options(),
+        crate::runner::run_options(),
     )
     .await?;
     Ok((report, t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0))
@@ -183,6 +186,7 @@ async fn languages(
     plugins: &std::path::Path,
     repeat: u32,
     host: Host,
+    fl: &dyn Runner,
 ) -> anyhow::Result<()> {
     println!("| language | plugin | component size | events | passed | events/s | vs Rust |");
     println!("|---|---|---:|---:|---:|---:|---:|");
@@ -218,14 +222,13 @@ sinks:
 "#,
             path.display()
         );
-        let manifest = flowlet_manifest::parse_str(&text, "bench.yaml".as_ref(), &crate::options())
-            .map_err(|d| anyhow::anyhow!("{d}"))?;
+        let manifest = crate::runner::parse(fl, &text)?;
         // Compiled (or loaded from the cache) before the clock starts.
-        crate::factories(&host, &manifest)?;
+        fl.factories(&host, &manifest)?;
         let mut best: Option<f64> = None;
         let mut passed = 0;
         for _ in 0..repeat {
-            let (report, wall, _) = timed_run(&host, &manifest).await?;
+            let (report, wall, _) = timed_run(fl, &host, &manifest).await?;
             passed = report.nodes["out"].events_in;
             best = Some(best.map_or(wall, |b: f64| b.min(wall)));
         }
@@ -263,7 +266,7 @@ pub struct WindowArgs {
     native: bool,
 }
 
-fn window(a: WindowArgs, host: Host) -> anyhow::Result<()> {
+fn window(a: WindowArgs, host: Host, fl: &dyn Runner) -> anyhow::Result<()> {
     use std::time::Duration;
     let plugin = host
         .load(&a.plugin)
@@ -299,7 +302,7 @@ fn window(a: WindowArgs, host: Host) -> anyhow::Result<()> {
         if a.native {
             runs.push((
                 "native",
-                crate::builtins::factory("aggregate", serde_json::from_str(config)?)
+                fl.builtin("aggregate", serde_json::from_str(config)?)
                     .expect("the aggregate built-in"),
             ));
         }

@@ -19,6 +19,8 @@ use flowlet_dataflow::{LiveStats, NodeCounters, OperatorFactory, Stop};
 use flowlet_host::{Host, InstanceSettings, Plugin};
 use flowlet_manifest::Manifest;
 
+use crate::Runner;
+
 #[derive(Args)]
 pub struct SwapArgs {
     /// Swaps to make.
@@ -68,7 +70,7 @@ fn largest_gap(arrivals: &[Instant], from: Instant, to: Instant) -> Duration {
 
 /// `flowlet bench swap`: run the topology, swap its operator's plugin `swaps` times, and
 /// print the pauses the swaps caused against the baseline.
-pub async fn swap(args: SwapArgs, host: Host) -> anyhow::Result<()> {
+pub(crate) async fn swap(args: SwapArgs, host: Host, fl: &dyn Runner) -> anyhow::Result<()> {
     let plugin = std::fs::canonicalize(args.plugins.join("reorder.wasm")).map_err(|e| {
         anyhow::anyhow!(
             "{}: {e}; build the plugins first (scripts/build-plugins)",
@@ -78,10 +80,10 @@ pub async fn swap(args: SwapArgs, host: Host) -> anyhow::Result<()> {
     let state = tempfile::tempdir()?;
     let path = state.path().join("bench-swap.yaml");
     std::fs::write(&path, bench_manifest(&args, &plugin, state.path()))?;
-    let manifest = crate::load_manifest(&path)?;
-    let factories = crate::factories(&host, &manifest)?;
+    let manifest = crate::runner::load(fl, &path)?;
+    let factories = fl.factories(&host, &manifest)?;
     let loaded = host.load(&plugin)?;
-    let options = crate::run_options();
+    let options = crate::runner::run_options();
     let swaps = options.swaps.clone();
     let live = options.live.clone();
     let stop = Stop::new();

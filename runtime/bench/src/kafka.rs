@@ -17,6 +17,8 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::Runner;
+
 #[derive(Args)]
 pub struct KafkaArgs {
     /// Bootstrap servers (e.g. what `scripts/kafka-broker start` prints).
@@ -195,12 +197,17 @@ sinks:
     )
 }
 
-async fn run_flowlet(host: &Host, text: &str, stop: Arc<Stop>) -> anyhow::Result<()> {
+async fn run_flowlet(
+    fl: &dyn Runner,
+    host: &Host,
+    text: &str,
+    stop: Arc<Stop>,
+) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("bench.yaml");
     std::fs::write(&path, text)?;
-    let m = crate::load_manifest(&path)?;
-    crate::run_manifest_with(host, &m, RunOptions::default(), stop).await?;
+    let m = crate::runner::load(fl, &path)?;
+    crate::runner::run(fl, host, &m, RunOptions::default(), stop).await?;
     Ok(())
 }
 
@@ -258,7 +265,7 @@ fn latency_run(
 
 /// `flowlet bench kafka`: fill a backlog, then measure throughput and end-to-end latency of
 /// a raw rdkafka loop and of flowlet at each guarantee.
-pub async fn kafka(a: KafkaArgs, host: Host) -> anyhow::Result<()> {
+pub(crate) async fn kafka(a: KafkaArgs, host: Host, fl: Arc<dyn Runner>) -> anyhow::Result<()> {
     let plugins = std::fs::canonicalize(&a.plugins)
         .with_context(|| format!("plugin folder {}", a.plugins.display()))?;
     let map = plugins.join("map.wasm").display().to_string();
@@ -273,6 +280,7 @@ pub async fn kafka(a: KafkaArgs, host: Host) -> anyhow::Result<()> {
     let runs = KafkaRuns {
         args: &a,
         host: &host,
+        fl,
         map,
         tag,
         interval: a.interval.to_string(),
@@ -300,6 +308,7 @@ async fn fill_backlog(brokers: &str, input: &str, n: u64) -> anyhow::Result<()> 
 struct KafkaRuns<'a> {
     args: &'a KafkaArgs,
     host: &'a Host,
+    fl: Arc<dyn Runner>,
     /// The path of map.wasm.
     map: String,
     /// Makes the names of this bench's topics unique.
@@ -325,7 +334,7 @@ impl KafkaRuns<'_> {
             create_topic(b, &out, a.partitions).await?;
             let text = manifest(b, input, &out, guarantee, true, &self.interval, &self.map);
             let started = Instant::now();
-            run_flowlet(self.host, &text, Stop::new()).await?;
+            run_flowlet(&*self.fl, self.host, &text, Stop::new()).await?;
             let secs = started.elapsed().as_secs_f64();
             let rate = a.events as f64 / secs;
             println!(
@@ -408,9 +417,9 @@ impl KafkaRuns<'_> {
         create_topic(b, &lout, a.partitions).await?;
         let text = manifest(b, &lin, &lout, guarantee, false, &self.interval, &self.map);
         let stop = Stop::new();
-        let h = self.host.clone();
+        let (h, fl) = (self.host.clone(), self.fl.clone());
         let s = stop.clone();
-        let running = tokio::spawn(async move { run_flowlet(&h, &text, s).await });
+        let running = tokio::spawn(async move { run_flowlet(&*fl, &h, &text, s).await });
         let (b3, rate, secs) = (b.clone(), a.rate, a.seconds);
         let lat = tokio::task::spawn_blocking(move || latency_run(&b3, &lin, &lout, rate, secs))
             .await??;
@@ -434,7 +443,11 @@ fn report_latency(name: &str, lat: &[u64]) {
 
 /// `flowlet bench checkpoint`: the time to checkpoint and to recover large keyed state and
 /// many open windows, and their size on disk.
-pub async fn checkpoint(a: CheckpointArgs, host: Host) -> anyhow::Result<()> {
+pub(crate) async fn checkpoint(
+    a: CheckpointArgs,
+    host: Host,
+    fl: &dyn Runner,
+) -> anyhow::Result<()> {
     let plugins = std::fs::canonicalize(&a.plugins)
         .with_context(|| format!("plugin folder {}", a.plugins.display()))?;
     println!(
@@ -442,7 +455,7 @@ pub async fn checkpoint(a: CheckpointArgs, host: Host) -> anyhow::Result<()> {
         "state", "checkpoint ms", "recovery ms", "on disk MB"
     );
     for (name, op, node) in checkpoint_cases(&plugins) {
-        checkpoint_case(&host, a.keys, name, &op, node).await?;
+        checkpoint_case(fl, &host, a.keys, name, &op, node).await?;
     }
     Ok(())
 }
@@ -484,6 +497,7 @@ fn checkpoint_cases(plugins: &std::path::Path) -> [(&'static str, String, &'stat
 /// Run one checkpoint case (operator `op`, named `node`) over `keys` keys and print its line:
 /// the final checkpoint's time, the recovery time and the state's size on disk.
 async fn checkpoint_case(
+    fl: &dyn Runner,
     host: &Host,
     keys: u64,
     name: &str,
@@ -506,12 +520,12 @@ sinks:
     );
     let path = dir.path().join("bench.yaml");
     std::fs::write(&path, text)?;
-    let m = crate::load_manifest(&path)?;
+    let m = crate::runner::load(fl, &path)?;
     // One run, stopped once the generator has sent `keys` events: every key is new and
     // no window has closed, so the final checkpoint writes all of them.
     let options = RunOptions::default();
     let stop = stop_after_generated(options.live.clone(), keys);
-    let report = crate::run_manifest_with(host, &m, options, stop).await?;
+    let report = crate::runner::run(fl, host, &m, options, stop).await?;
     let ck = &report.nodes[flowlet_dataflow::CHECKPOINTS];
     let ck_ms = ck.commit_nanos as f64 / 1e6;
     let disk = dir_size(&dir.path().join("state")) as f64 / 1e6;
@@ -520,7 +534,7 @@ sinks:
     let stop = Stop::new();
     stop.stop();
     let started = Instant::now();
-    crate::run_manifest_with(host, &m, RunOptions::default(), stop).await?;
+    crate::runner::run(fl, host, &m, RunOptions::default(), stop).await?;
     let rec_ms = started.elapsed().as_secs_f64() * 1e3;
     println!(
         "{:<34} {:>14.0} {:>14.0} {:>12.1}",

@@ -9,6 +9,8 @@ use clap::{Args, ValueEnum};
 use flowlet_dataflow::{RunOptions, Stop};
 use flowlet_host::Host;
 
+use crate::Runner;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Query {
     Q0,
@@ -97,7 +99,7 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-pub async fn nexmark(a: NexmarkArgs, host: Host) -> anyhow::Result<()> {
+pub(crate) async fn nexmark(a: NexmarkArgs, host: Host, fl: &dyn Runner) -> anyhow::Result<()> {
     let (queries, windows) = if a.native {
         (
             "builtin:nexmark-queries".to_string(),
@@ -124,12 +126,12 @@ pub async fn nexmark(a: NexmarkArgs, host: Host) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("nexmark.yaml");
     std::fs::write(&path, &text)?;
-    let m = crate::load_manifest(&path)?;
+    let m = crate::runner::load(fl, &path)?;
     let options = RunOptions::default();
     let live = options.live.clone();
     let cpu0 = flowlet_dataflow::bench::process_cpu();
     let started = Instant::now();
-    let report = crate::run_manifest_with(&host, &m, options, Stop::new()).await?;
+    let report = crate::runner::run(fl, &host, &m, options, Stop::new()).await?;
     let secs = started.elapsed().as_secs_f64();
     let cpu = (flowlet_dataflow::bench::process_cpu() - cpu0).as_secs_f64();
     let out = &report.nodes["out"];
