@@ -257,3 +257,13 @@ impl JsonSchema for FilePath {
         json_schema!({ "type": "string", "minLength": 1, "description": "a path, relative to the manifest's folder" })
     }
 }
+
+/// Whether `name` is usable as a plugin name or version, a pipeline or an operator name in
+/// the control plane's URLs and files: 1–128 of letters, digits, `.`, `_`, `-`, `+`, starting
+/// with a letter or digit (so never `.` or `..`, never a path).
+pub fn valid_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphanumeric())
+        && name.len() <= 128
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'))
+}

@@ -317,12 +317,13 @@ fn component(
     d: &mut Diagnostics,
 ) -> Option<Component> {
     let kind_node = o.require("kind", pos(n), d);
-    let null = kind_node.filter(|k| matches!(k.data, YamlData::Value(Scalar::Null)));
-    if let Some(k) = null.filter(|_| Catalog::find(kinds, "null").is_some()) {
+    // A kind YAML reads as another type (`kind: null`: no value, not the null sink).
+    let unquoted = kind_node.and_then(|k| Some((k, plain_scalar(k)?)));
+    if let Some((k, text)) = unquoted.filter(|(_, t)| Catalog::find(kinds, t).is_some()) {
         d.error_hint(
             pos(k),
-            format!("`kind` of {what} must be a string, not nothing (null)"),
-            "quote it: `kind: \"null\"` (unquoted, YAML reads `null` as no value)",
+            format!("`kind` of {what} must be a string, not {}", describe(k)),
+            format!("quote it: `kind: \"{text}\"` (unquoted, YAML reads `{text}` as another type)"),
         );
         o.ignore_rest();
         return None;
@@ -339,6 +340,16 @@ fn component(
             unknown_kind(d, kind_node, other.map(|(k, _)| k), family, &names);
             None
         }
+    }
+}
+
+/// The text of a scalar YAML reads as something other than a string (`null`, `true`, `8`).
+fn plain_scalar(n: &Node<'_>) -> Option<String> {
+    match &n.data {
+        YamlData::Value(Scalar::Null) => Some("null".to_owned()),
+        YamlData::Value(Scalar::Boolean(b)) => Some(b.to_string()),
+        YamlData::Value(Scalar::Integer(i)) => Some(i.to_string()),
+        _ => None,
     }
 }
 

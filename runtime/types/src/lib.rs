@@ -34,6 +34,7 @@ pub fn event_time_in_range(t: Timestamp) -> bool {
 }
 
 /// SplitMix64: a small, well-mixed deterministic hash (the synthetic workloads' randomness).
+#[inline]
 pub fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
