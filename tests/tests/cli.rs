@@ -546,3 +546,52 @@ fn serve_closes_connections_whose_headers_do_not_arrive() {
         "half-sent requests were held {took:?}"
     );
 }
+
+#[test]
+fn run_ends_with_one_plain_table_on_stderr_and_stats_keeps_the_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+version: 1
+name: table
+sources:
+  gen: {kind: generator, count: 50}
+operators:
+  big:
+    plugin: {plugins}/filter.wasm
+    config: {field: /amount, op: ge, value: 500}
+    inputs: [gen]
+sinks:
+  out: {kind: "null", inputs: [big]}
+"#,
+    );
+    let out = succeed(flowlet().arg("run").arg(&manifest));
+    let err = String::from_utf8(out.stderr).unwrap();
+    // stderr is a pipe here: no terminal colour codes, and one table, not a line per node.
+    assert!(!err.contains('\x1b'), "colour codes in a pipe: {err:?}");
+    let table: Vec<&str> = err
+        .lines()
+        .skip_while(|l| !l.starts_with("topology `table` finished in"))
+        .collect();
+    assert_eq!(table.len(), 5, "{err}");
+    let cells = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(cells(table[1])[..4], ["node", "kind", "in", "out"]);
+    assert_eq!(cells(table[2])[..2], ["gen", "source"]);
+    assert_eq!(cells(table[2])[3], "50");
+    assert_eq!(cells(table[3])[..3], ["big", "operator", "50"]);
+    let passed = cells(table[3])[3].clone();
+    assert_eq!(cells(table[4])[..3], ["out", "sink", passed.as_str()]);
+    // One table: its columns line up.
+    let end_of = |l: &str| l.trim_end().len();
+    assert!(
+        table[1..].iter().all(|l| end_of(l) == end_of(table[1])),
+        "{err}"
+    );
+
+    let out = succeed(flowlet().arg("run").arg(&manifest).arg("--stats"));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let stats: serde_json::Value = serde_json::from_str(err.lines().last().unwrap()).unwrap();
+    assert_eq!(stats["nodes"]["gen"]["events_out"], 50);
+    assert!(!err.contains("finished in"), "{err}");
+}

@@ -211,3 +211,22 @@ fn across_kill_9_every_event_arrives_at_least_once() {
         ids.len()
     );
 }
+
+#[test]
+fn exactly_once_asked_of_the_http_sink_is_warned_about() {
+    let (url, seen) = server(vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &format!(
+            "version: 1\nname: warned\ncheckpoint: {{interval: 1s}}\nsources:\n  gen: {{kind: generator, count: 10}}\nsinks:\n  web: {{kind: http, url: '{url}', inputs: [gen]}}\n"
+        ),
+    );
+    let out = succeed(flowlet_bin().arg("run").arg(&manifest));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("web") && err.contains("cannot take back what it wrote"),
+        "{err}"
+    );
+    assert_eq!(ids(&seen.lock().unwrap()), (0..10).collect::<Vec<_>>());
+}
