@@ -438,7 +438,7 @@ fn crate_dependencies_point_one_way() {
 }
 
 #[test]
-fn the_function_length_budget_is_on_for_every_runtime_crate_and_never_waived() {
+fn the_function_length_budget_is_on_for_every_runtime_crate_and_no_lint_is_waived() {
     let root = flowlet_tests::root();
     let clippy = std::fs::read_to_string(root.join("clippy.toml")).unwrap();
     assert!(clippy.contains("too-many-lines-threshold = 80"), "{clippy}");

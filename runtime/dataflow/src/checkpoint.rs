@@ -184,7 +184,8 @@ pub(crate) struct TaskCheckpoints {
     pub task: usize,
     pub name: String,
     pub guarantee: Guarantee,
-    reports: mpsc::UnboundedSender<Report>,
+    /// Where the task reports barriers passed and snapshots to the coordinator.
+    pub reports: mpsc::UnboundedSender<Report>,
     pub completed: watch::Receiver<Completed>,
     pub trigger: watch::Receiver<CheckpointId>,
     /// What this task saved in the checkpoint it starts from.
@@ -192,37 +193,10 @@ pub(crate) struct TaskCheckpoints {
     /// Where a source had read up to (at-most-once).
     pub read: Option<Value>,
     pub run: u64,
-    db: StateDb,
+    pub db: StateDb,
 }
 
 impl TaskCheckpoints {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        task: usize,
-        name: String,
-        guarantee: Guarantee,
-        reports: mpsc::UnboundedSender<Report>,
-        completed: watch::Receiver<Completed>,
-        trigger: watch::Receiver<CheckpointId>,
-        restored: Option<Value>,
-        read: Option<Value>,
-        run: u64,
-        db: StateDb,
-    ) -> Self {
-        Self {
-            task,
-            name,
-            guarantee,
-            reports,
-            completed,
-            trigger,
-            restored,
-            read,
-            run,
-            db,
-        }
-    }
-
     /// Note, durably, how far a source has read (at-most-once resumes there): before the
     /// events go out. When that fails they must not go out (a restart would read them again).
     pub fn note_read(&self, position: &Value) -> Result<(), StateError> {

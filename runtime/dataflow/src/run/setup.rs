@@ -152,18 +152,18 @@ impl Checkpointing {
     pub fn task(&mut self, name: &str) -> checkpoint::TaskCheckpoints {
         let task = self.tasks.len();
         self.tasks.push(name.to_owned());
-        checkpoint::TaskCheckpoints::new(
+        checkpoint::TaskCheckpoints {
             task,
-            name.to_owned(),
-            self.guarantee,
-            self.report_tx.clone(),
-            self.completed_rx.clone(),
-            self.trigger_rx.clone(),
-            self.restored.task(name).cloned(),
-            self.restored.read.get(name).cloned(),
-            self.run,
-            self.db.clone(),
-        )
+            name: name.to_owned(),
+            guarantee: self.guarantee,
+            reports: self.report_tx.clone(),
+            completed: self.completed_rx.clone(),
+            trigger: self.trigger_rx.clone(),
+            restored: self.restored.task(name).cloned(),
+            read: self.restored.read.get(name).cloned(),
+            run: self.run,
+            db: self.db.clone(),
+        }
     }
 
     /// The coordinator, knowing every task, its counters and where swaps are armed.
