@@ -595,3 +595,106 @@ sinks:
     assert_eq!(stats["nodes"]["gen"]["events_out"], 50);
     assert!(!err.contains("finished in"), "{err}");
 }
+
+#[test]
+fn flowlet_test_runs_a_component_over_events_and_diffs_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    std::fs::write(
+        p("in.jsonl"),
+        "{\"user\":\"a\",\"amount\":600,\"ts\":1000}\n{\"user\":\"b\",\"amount\":100,\"ts\":2000}\n{\"user\":\"a\",\"amount\":700,\"ts\":3000}\nnot json\n",
+    )
+    .unwrap();
+    let test = |expect: &str, extra: &[&str]| {
+        let mut c = flowlet();
+        c.args(["test", &plugin("filter"), "--input"])
+            .arg(p("in.jsonl"))
+            .arg("--expect")
+            .arg(p(expect))
+            .args(["--config", "{field: /amount, op: ge, value: 500}"])
+            .args(extra);
+        c.output().unwrap()
+    };
+    // No expected file yet: the error says how to make one.
+    let out = test("filter.jsonl", &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bless"));
+    // --bless writes what the operator emitted; the bad line is a dead letter, counted.
+    let out = test("filter.jsonl", &["--bless"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 input events rejected"));
+    let blessed = std::fs::read_to_string(p("filter.jsonl")).unwrap();
+    assert_eq!(blessed.lines().count(), 2, "{blessed}");
+    let out = test("filter.jsonl", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Key order and spacing do not matter; a value does, and the error shows where.
+    std::fs::write(
+        p("other.jsonl"),
+        "{\"ts\": 1000, \"amount\": 600, \"user\": \"a\"}\n{\"user\":\"a\",\"amount\":701,\"ts\":3000}\n",
+    )
+    .unwrap();
+    let out = test("other.jsonl", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("differs from") && err.contains("at event 2"),
+        "{err}"
+    );
+    assert!(
+        err.contains("\"amount\":701") && err.contains("\"amount\":700"),
+        "{err}"
+    );
+
+    // An aggregate with a window and event time: the end of the input fires every window.
+    std::fs::write(
+        p("clicks.jsonl"),
+        "{\"user\":\"a\",\"ts\":1000}\n{\"user\":\"a\",\"ts\":1500}\n{\"user\":\"b\",\"ts\":2500}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p("counts.jsonl"),
+        "{\"key\":\"a\",\"start\":1000,\"end\":2000,\"count\":2}\n{\"key\":\"b\",\"start\":2000,\"end\":3000,\"count\":1}\n",
+    )
+    .unwrap();
+    let out = flowlet()
+        .args(["test", &plugin("aggregate"), "--input"])
+        .arg(p("clicks.jsonl"))
+        .arg("--expect")
+        .arg(p("counts.jsonl"))
+        .args(["--config", "{function: count}", "--key-by", "/user"])
+        .args([
+            "--event-time",
+            "/ts",
+            "--window",
+            "{kind: tumbling, size: 1s}",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An aggregate without a window is refused, naming what is missing.
+    let out = flowlet()
+        .args(["test", &plugin("aggregate"), "--input"])
+        .arg(p("clicks.jsonl"))
+        .arg("--expect")
+        .arg(p("counts.jsonl"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("window"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -39,6 +39,9 @@ commands! {
     Validate => validate,
     /// Show the world, contract version, exports and imports of a component.
     Inspect => inspect,
+    /// Run one component over a file of events and compare its output with the expected
+    /// events (`--bless` writes them): a plugin's test in any language, with only flowlet.
+    Test => test,
     /// Print the JSON Schema of the manifest.
     Schema => schema,
     /// Run the control plane: an HTTP API to store plugins, run pipelines, swap plugins while
