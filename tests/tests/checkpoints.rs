@@ -481,3 +481,30 @@ fn a_full_sink_disk_stops_the_run_and_the_next_run_resumes_exactly() {
     assert_eq!(lines, expected.len(), "a window is missing or repeated");
     assert_eq!(got, expected);
 }
+
+#[test]
+fn a_stopping_savepoint_is_always_answered_before_the_run_exits() {
+    // The reply to `savepoint --stop` is sent as the run ends; the process must not exit
+    // before it is written (it once did: the client saw the socket close without a reply).
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+version: 1
+name: quick
+checkpoint: {interval: 1h}
+sources:
+  gen: {kind: generator, rate: 1000}
+sinks:
+  out: {kind: "null", inputs: [gen]}
+"#,
+    );
+    let state = dir.path().join(".flowlet/state/quick");
+    for round in 0..15 {
+        let child = spawn_run(&manifest);
+        wait_for_lock(&state, child.id());
+        let path = take_savepoint(&manifest, &[OsStr::new("--stop")]);
+        assert!(path.is_file(), "round {round}: {}", path.display());
+        assert!(child.wait_for(Duration::from_secs(60)).status.success());
+    }
+}

@@ -16,6 +16,19 @@ use tokio::net::{UnixListener, UnixStream};
 pub struct Control {
     path: PathBuf,
     task: tokio::task::JoinHandle<()>,
+    /// Held (shared) by every request being answered; [`Control::close`] takes it whole.
+    answering: Arc<tokio::sync::RwLock<()>>,
+}
+
+impl Control {
+    /// Stop taking requests and let those being answered write their reply (a stopping
+    /// savepoint is answered as the run ends: the process must not exit before the reply is
+    /// out), for at most a few seconds.
+    pub async fn close(self) {
+        self.task.abort();
+        let answering = self.answering.clone();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), answering.write()).await;
+    }
 }
 
 impl Drop for Control {
@@ -45,17 +58,25 @@ pub fn serve(state_dir: &Path, savepoints: Arc<Savepoints>) -> Option<Control> {
             return None;
         }
     };
+    let answering = Arc::new(tokio::sync::RwLock::new(()));
+    let guard = answering.clone();
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let savepoints = savepoints.clone();
+            let busy = guard.clone().read_owned().await;
             tokio::spawn(async move {
                 if let Err(e) = handle(stream, &savepoints).await {
                     tracing::warn!("control socket: {e:#}");
                 }
+                drop(busy);
             });
         }
     });
-    Some(Control { path, task })
+    Some(Control {
+        path,
+        task,
+        answering,
+    })
 }
 
 async fn handle(stream: UnixStream, savepoints: &Savepoints) -> anyhow::Result<()> {

@@ -149,7 +149,7 @@ pub async fn run_manifest(
         }
     });
     let mut options = options;
-    let _control = match &manifest.checkpoint {
+    let control = match &manifest.checkpoint {
         Some(_) => {
             if options.state_lock.is_none() {
                 options.state_lock = Some(lock_state_dir(manifest).await?);
@@ -158,7 +158,12 @@ pub async fn run_manifest(
         }
         None => None,
     };
-    run_manifest_with(host, manifest, options, stop).await
+    let report = run_manifest_with(host, manifest, options, stop).await;
+    // A stopping savepoint is answered as the run ends: its reply must be out before we exit.
+    if let Some(control) = control {
+        control.close().await;
+    }
+    report
 }
 
 /// Take the lock of a checkpointed topology's state directory: it is this process's from here
