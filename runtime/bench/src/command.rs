@@ -173,7 +173,7 @@ async fn timed_run(
         manifest,
         factories,
         flowlet_dataflow::Stop::new(),
-        crate::runner::run_options(),
+        flowlet_connectors::run_options(),
     )
     .await?;
     Ok((report, t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0))

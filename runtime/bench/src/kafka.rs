@@ -207,7 +207,7 @@ async fn run_flowlet(
     let path = dir.path().join("bench.yaml");
     std::fs::write(&path, text)?;
     let m = crate::runner::load(fl, &path)?;
-    crate::runner::run(fl, host, &m, RunOptions::default(), stop).await?;
+    fl.run(host, &m, RunOptions::default(), stop).await?;
     Ok(())
 }
 
@@ -525,7 +525,7 @@ sinks:
     // no window has closed, so the final checkpoint writes all of them.
     let options = RunOptions::default();
     let stop = stop_after_generated(options.live.clone(), keys);
-    let report = crate::runner::run(fl, host, &m, options, stop).await?;
+    let report = fl.run(host, &m, options, stop).await?;
     let ck = &report.nodes[flowlet_dataflow::CHECKPOINTS];
     let ck_ms = ck.commit_nanos as f64 / 1e6;
     let disk = dir_size(&dir.path().join("state")) as f64 / 1e6;
@@ -534,7 +534,7 @@ sinks:
     let stop = Stop::new();
     stop.stop();
     let started = Instant::now();
-    crate::runner::run(fl, host, &m, RunOptions::default(), stop).await?;
+    fl.run(host, &m, RunOptions::default(), stop).await?;
     let rec_ms = started.elapsed().as_secs_f64() * 1e3;
     println!(
         "{:<34} {:>14.0} {:>14.0} {:>12.1}",

@@ -131,7 +131,7 @@ pub(crate) async fn nexmark(a: NexmarkArgs, host: Host, fl: &dyn Runner) -> anyh
     let live = options.live.clone();
     let cpu0 = flowlet_dataflow::bench::process_cpu();
     let started = Instant::now();
-    let report = crate::runner::run(fl, &host, &m, options, Stop::new()).await?;
+    let report = fl.run(&host, &m, options, Stop::new()).await?;
     let secs = started.elapsed().as_secs_f64();
     let cpu = (flowlet_dataflow::bench::process_cpu() - cpu0).as_secs_f64();
     let out = &report.nodes["out"];

@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::bail;
-use flowlet_dataflow::{OperatorFactory, RunOptions, RunReport, Stop};
+use flowlet_dataflow::{BoxFuture, OperatorFactory, RunOptions, RunReport, Stop};
 use flowlet_host::Host;
-use flowlet_manifest::{Manifest, ManifestError, Options};
+use flowlet_manifest::{Manifest, Options};
 
 /// Operator factories by operator name.
 pub type Factories = BTreeMap<String, Arc<dyn OperatorFactory>>;
@@ -21,42 +20,24 @@ pub trait Runner: Send + Sync + 'static {
     fn factories(&self, host: &Host, manifest: &Manifest) -> anyhow::Result<Factories>;
     /// A built-in operator (`builtin:NAME`) with its configuration.
     fn builtin(&self, name: &str, config: serde_json::Value) -> Option<Arc<dyn OperatorFactory>>;
+    /// Run `manifest` to its end (or `stop`) as `flowlet run` does: its factories, flowlet's
+    /// connectors unless `options` has others.
+    fn run<'a>(
+        &'a self,
+        host: &'a Host,
+        manifest: &'a Manifest,
+        options: RunOptions,
+        stop: Arc<Stop>,
+    ) -> BoxFuture<'a, anyhow::Result<RunReport>>;
 }
 
-/// Load and validate a manifest file.
+/// Load and validate a manifest file (an invalid one's error lists every diagnostic).
 pub(crate) fn load(r: &dyn Runner, path: &Path) -> anyhow::Result<Manifest> {
-    match flowlet_manifest::load(path, &r.options()) {
-        Ok(m) => Ok(m),
-        Err(ManifestError::Invalid(d)) => bail!("{d}"),
-        Err(e) => Err(e.into()),
-    }
+    Ok(flowlet_manifest::load(path, &r.options())?)
 }
 
 /// Parse and validate a manifest given as text.
 pub(crate) fn parse(r: &dyn Runner, text: &str) -> anyhow::Result<Manifest> {
     flowlet_manifest::parse_str(text, "bench.yaml".as_ref(), &r.options())
         .map_err(|d| anyhow::anyhow!("{d}"))
-}
-
-/// Run options with flowlet's connectors.
-pub(crate) fn run_options() -> RunOptions {
-    RunOptions {
-        connectors: Some(flowlet_connectors::connectors()),
-        ..RunOptions::default()
-    }
-}
-
-/// Run `manifest` to its end (or `stop`) with `options` (flowlet's connectors unless set).
-pub(crate) async fn run(
-    r: &dyn Runner,
-    host: &Host,
-    manifest: &Manifest,
-    mut options: RunOptions,
-    stop: Arc<Stop>,
-) -> anyhow::Result<RunReport> {
-    let factories = r.factories(host, manifest)?;
-    options
-        .connectors
-        .get_or_insert_with(flowlet_connectors::connectors);
-    Ok(flowlet_dataflow::run(manifest, factories, stop, options).await?)
 }

@@ -83,7 +83,7 @@ pub(crate) async fn swap(args: SwapArgs, host: Host, fl: &dyn Runner) -> anyhow:
     let manifest = crate::runner::load(fl, &path)?;
     let factories = fl.factories(&host, &manifest)?;
     let loaded = host.load(&plugin)?;
-    let options = crate::runner::run_options();
+    let options = flowlet_connectors::run_options();
     let swaps = options.swaps.clone();
     let live = options.live.clone();
     let stop = Stop::new();

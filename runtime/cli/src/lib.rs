@@ -74,33 +74,9 @@ pub fn catalog() -> flowlet_manifest::Catalog {
     }
 }
 
-/// Run options with flowlet's connectors (and defaults for the rest).
-pub fn run_options() -> RunOptions {
-    RunOptions {
-        connectors: Some(flowlet_connectors::connectors()),
-        ..RunOptions::default()
-    }
-}
-
-/// An error already written as `file:line:col: error: …` lines (printed without a prefix).
-#[derive(Debug)]
-pub struct Diagnosed(pub String);
-
-impl std::fmt::Display for Diagnosed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Diagnosed {}
-
 /// Load and validate a manifest; invalid manifests print every diagnostic.
 pub fn load_manifest(path: &Path) -> anyhow::Result<Manifest> {
-    match flowlet_manifest::load(path, &options()) {
-        Ok(m) => Ok(m),
-        Err(ManifestError::Invalid(d)) => Err(Diagnosed(d.to_string()).into()),
-        Err(e) => Err(e.into()),
-    }
+    Ok(flowlet_manifest::load(path, &options())?)
 }
 
 /// Load every operator's plugin and make its instance factory.
@@ -222,8 +198,9 @@ pub fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(cli.command.run(&globals)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) if e.downcast_ref::<Diagnosed>().is_some() => {
-            eprintln!("{e}");
+        // Diagnostics are already `FILE:LINE:COL: error: …` lines: no second prefix.
+        Err(e) if matches!(e.downcast_ref(), Some(ManifestError::Invalid(_))) => {
+            eprintln!("{e:#}");
             std::process::ExitCode::FAILURE
         }
         Err(e) => {
@@ -251,5 +228,15 @@ impl flowlet_bench::Runner for BenchRunner {
 
     fn builtin(&self, name: &str, config: serde_json::Value) -> Option<Arc<dyn OperatorFactory>> {
         builtins::factory(name, config)
+    }
+
+    fn run<'a>(
+        &'a self,
+        host: &'a Host,
+        manifest: &'a Manifest,
+        options: RunOptions,
+        stop: Arc<Stop>,
+    ) -> flowlet_dataflow::BoxFuture<'a, anyhow::Result<RunReport>> {
+        Box::pin(run_manifest_with(host, manifest, options, stop))
     }
 }

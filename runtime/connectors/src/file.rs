@@ -26,9 +26,6 @@ pub struct FileSource {
 }
 
 impl Spec for FileSource {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
     fn resources(&self) -> Vec<Resource> {
         vec![Resource::ReadsFile(self.path.0.clone())]
     }
@@ -89,9 +86,6 @@ pub struct FileSink {
 }
 
 impl Spec for FileSink {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
     fn resources(&self) -> Vec<Resource> {
         vec![Resource::WritesFile(self.path.0.clone())]
     }

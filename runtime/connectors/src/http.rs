@@ -18,6 +18,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{Deserialize, Deserializer, Error as _};
 
 use crate::lines::one_line;
+use crate::retry::{Attempt, GaveUp, with_backoff};
 use crate::{Connector, SinkConnector};
 
 /// POST each batch to a URL as JSON lines; retried with backoff (at-least-once).
@@ -41,9 +42,6 @@ pub struct Http {
 }
 
 impl Spec for Http {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
     fn takes_back(&self) -> bool {
         false
     }
@@ -128,23 +126,21 @@ struct Writer {
     body: Vec<u8>,
 }
 
-/// What one attempt came to.
-enum Attempt {
-    Done,
-    /// Worth trying again (after at least this long, if the server said).
-    Retry(String, Option<Duration>),
-    Refused(String),
-}
-
 impl SinkWriter for Writer {
     fn write(&mut self, batch: &Batch, _: Option<&Epoch>) -> Result<(), String> {
-        let events: Vec<_> = batch.iter().collect();
-        for chunk in events.chunks(self.max_events) {
-            self.body.clear();
-            for event in chunk {
-                self.body.extend_from_slice(&one_line(event.value()));
-                self.body.push(b'\n');
+        self.body.clear();
+        let mut in_body = 0;
+        for event in batch.iter() {
+            self.body.extend_from_slice(&one_line(event.value()));
+            self.body.push(b'\n');
+            in_body += 1;
+            if in_body == self.max_events {
+                self.send()?;
+                self.body.clear();
+                in_body = 0;
             }
+        }
+        if in_body > 0 {
             self.send()?;
         }
         Ok(())
@@ -155,39 +151,27 @@ impl Writer {
     /// POST the body until it is accepted, retrying with backoff (100 ms doubling to 10 s)
     /// for at most `retry_for`.
     fn send(&mut self) -> Result<(), String> {
-        let started = Instant::now();
-        let mut wait = Duration::from_millis(100);
-        for n in 1u64.. {
-            let why = match self.attempt() {
-                Attempt::Done => return Ok(()),
-                Attempt::Refused(why) => {
-                    return Err(format!(
-                        "{} refused a batch: {why} (a server that refuses a request will refuse it again: fix the server or the events)",
-                        self.url
-                    ));
-                }
-                Attempt::Retry(why, after) => {
-                    wait = after.map_or(wait, |a| a.max(wait));
-                    why
-                }
-            };
-            if started.elapsed() + wait > self.retry_for {
-                return Err(format!(
-                    "cannot deliver a batch to {} after {n} attempts in {:.1?}: {why} (raise `retry-for` to wait longer)",
-                    self.url,
-                    started.elapsed()
-                ));
-            }
-            if n <= 3 || n.is_multiple_of(20) {
-                tracing::warn!(sink = %self.sink, "POST {} (attempt {n}): {why}; retrying in {wait:?}", self.url);
-            }
-            std::thread::sleep(wait);
-            wait = (wait * 2).min(Duration::from_secs(10));
-        }
-        unreachable!("the loop returns")
+        let what = format!("sink `{}`: POST {}", self.sink, self.url);
+        let deadline = Instant::now() + self.retry_for;
+        with_backoff(&what, Duration::from_millis(100), Some(deadline), || self.attempt())
+            .map_err(|g| match g {
+                GaveUp::Failed(why) => format!(
+                    "{} refused a batch: {why} (a server that refuses a request will refuse it again: fix the server or the events)",
+                    self.url
+                ),
+                GaveUp::Deadline {
+                    why,
+                    attempts,
+                    elapsed,
+                } => format!(
+                    "cannot deliver a batch to {} after {attempts} attempts in {elapsed:.1?}: {why} (raise `retry-for` to wait longer)",
+                    self.url
+                ),
+            })
     }
 
-    fn attempt(&self) -> Attempt {
+    /// One POST of the body.
+    fn attempt(&self) -> Attempt<()> {
         let mut req = self
             .agent
             .post(&self.url)
@@ -197,11 +181,11 @@ impl Writer {
         }
         let mut r = match req.send(&self.body[..]) {
             Ok(r) => r,
-            Err(e) => return Attempt::Retry(e.to_string(), None),
+            Err(e) => return Attempt::Again(e.to_string(), None),
         };
         let status = r.status();
         if status.is_success() {
-            return Attempt::Done;
+            return Attempt::Done(());
         }
         let after = r
             .headers()
@@ -212,8 +196,8 @@ impl Writer {
         let preview: String = text.chars().take(200).collect();
         let why = format!("{status}: {}", preview.trim());
         match status.as_u16() {
-            408 | 429 | 500..=599 => Attempt::Retry(why, after),
-            _ => Attempt::Refused(why),
+            408 | 429 | 500..=599 => Attempt::Again(why, after),
+            _ => Attempt::Fail(why),
         }
     }
 }

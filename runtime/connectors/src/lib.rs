@@ -15,6 +15,7 @@ pub mod kafka;
 mod lines;
 pub mod nexmark;
 pub mod null;
+mod retry;
 pub mod stdio;
 
 use std::sync::{Arc, Mutex};
@@ -173,6 +174,14 @@ impl Connectors {
 /// The connectors, for `RunOptions::connectors`.
 pub fn connectors() -> Arc<dyn Connect> {
     Arc::new(Connectors::default())
+}
+
+/// Run options with these connectors (and defaults for the rest).
+pub fn run_options() -> flowlet_dataflow::RunOptions {
+    flowlet_dataflow::RunOptions {
+        connectors: Some(connectors()),
+        ..Default::default()
+    }
 }
 
 impl Connect for Connectors {

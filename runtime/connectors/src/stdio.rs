@@ -18,9 +18,6 @@ use crate::{Connector, Env, SinkConnector, SourceConnector};
 pub struct Stdin {}
 
 impl Spec for Stdin {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
     fn resources(&self) -> Vec<Resource> {
         vec![Resource::Stdin]
     }
@@ -62,9 +59,6 @@ impl Source for Reader {
 pub struct Stdout {}
 
 impl Spec for Stdout {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
     fn takes_back(&self) -> bool {
         false
     }

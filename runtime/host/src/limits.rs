@@ -4,12 +4,13 @@
 
 use wasmtime::ResourceLimiter;
 
+/// Core instances per store, at most (a component is several).
+const INSTANCES: usize = 16;
+
 /// The limits of one instance's store.
 pub(crate) struct Limits {
     /// Bytes of linear memory per memory, at most.
     memory: usize,
-    /// Core instances per store, at most (a component is several).
-    instances: usize,
     /// The memory size (bytes) a refused growth asked for, if one was refused.
     refused: Option<usize>,
 }
@@ -18,7 +19,6 @@ impl Limits {
     pub(crate) fn new(memory: u64) -> Self {
         Self {
             memory: usize::try_from(memory).unwrap_or(usize::MAX),
-            instances: 16,
             refused: None,
         }
     }
@@ -59,7 +59,7 @@ impl ResourceLimiter for Limits {
     }
 
     fn instances(&self) -> usize {
-        self.instances
+        INSTANCES
     }
 }
 

@@ -16,10 +16,9 @@ use serde_json::Value;
 
 use crate::diag::{Diagnostics, Pos, did_you_mean};
 
-/// A component's configuration as parsed: what the executor runs it from.
-pub trait Spec: Debug + Send + Sync + 'static {
-    fn as_any(&self) -> &dyn Any;
-
+/// A component's configuration as parsed: what the executor runs it from (back as its own
+/// type with `<dyn Spec>::downcast_ref`).
+pub trait Spec: Any + Debug + Send + Sync {
     /// What the component does with files, standard input and topics (relative paths as
     /// written in the manifest): the graph checks find nodes that would lose data by sharing
     /// one.
@@ -40,15 +39,18 @@ pub trait Spec: Debug + Send + Sync + 'static {
     }
 }
 
+impl dyn Spec {
+    /// The configuration as the type its kind parsed it into.
+    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        (self as &dyn Any).downcast_ref()
+    }
+}
+
 /// A configuration type is a [`Spec`] that uses no resource: `flowlet_manifest::spec!(T);`.
 #[macro_export]
 macro_rules! spec {
     ($t:ty) => {
-        impl $crate::Spec for $t {
-            fn as_any(&self) -> &dyn std::any::Any {
-                self
-            }
-        }
+        impl $crate::Spec for $t {}
     };
 }
 

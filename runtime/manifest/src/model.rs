@@ -189,7 +189,7 @@ pub struct Component {
 impl Component {
     /// The configuration as the type the kind's module parsed it into.
     pub fn spec<T: 'static>(&self) -> Option<&T> {
-        self.spec.as_any().downcast_ref()
+        self.spec.downcast_ref()
     }
 }
 

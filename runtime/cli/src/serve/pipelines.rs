@@ -242,7 +242,7 @@ impl Pipeline {
                         live: handles.live.clone(),
                         savepoints: handles.savepoints.clone(),
                         swaps: handles.swaps.clone(),
-                        ..crate::run_options()
+                        ..flowlet_connectors::run_options()
                     };
                     let run =
                         flowlet_dataflow::run(&self.manifest, f, handles.stop.clone(), options);

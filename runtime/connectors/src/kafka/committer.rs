@@ -15,7 +15,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 use super::config::{KafkaSink, KafkaSource, properties};
-use super::{Context, Producer, config, context, offsets_of, retry};
+use super::{Context, Producer, config, context, offsets_of};
+use crate::retry::retry;
 
 /// Where the checkpoint's offsets go inside the transaction.
 struct OffsetTarget {

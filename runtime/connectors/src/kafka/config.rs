@@ -81,9 +81,6 @@ pub(crate) fn properties(p: &BTreeMap<String, Scalar>) -> BTreeMap<String, Strin
 }
 
 impl Spec for KafkaSource {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
     fn resources(&self) -> Vec<Resource> {
         self.topics()
             .into_iter()
@@ -142,9 +139,6 @@ pub struct KafkaSink {
 }
 
 impl Spec for KafkaSink {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
     fn resources(&self) -> Vec<Resource> {
         vec![Resource::WritesTopic {
             brokers: self.brokers.0.clone(),

@@ -32,7 +32,6 @@ mod source;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use flowlet_dataflow::NodeCounters;
 use flowlet_types::Timestamp;
@@ -142,31 +141,6 @@ pub(crate) fn config(
         c.set(k, v);
     }
     c
-}
-
-/// Retry `attempt` with backoff (0.5 s doubling to 10 s) until it succeeds, logging each
-/// failure; `what` names what is waited for.
-pub(crate) fn retry<T>(
-    what: &str,
-    deadline: Option<Instant>,
-    mut attempt: impl FnMut() -> Result<T, String>,
-) -> Result<T, String> {
-    let mut wait = Duration::from_millis(500);
-    let mut n = 1;
-    loop {
-        match attempt() {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                if deadline.is_some_and(|d| Instant::now() + wait > d) {
-                    return Err(format!("{what}: {e}"));
-                }
-                tracing::warn!("{what} (attempt {n}): {e}; retrying in {wait:?}");
-                std::thread::sleep(wait);
-                wait = (wait * 2).min(Duration::from_secs(10));
-                n += 1;
-            }
-        }
-    }
 }
 
 pub(crate) fn offsets_of(position: &Value) -> BTreeMap<(String, i32), (i64, Timestamp)> {

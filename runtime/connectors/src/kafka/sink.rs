@@ -12,8 +12,9 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer as _};
 
 use super::config::{KafkaSink, properties};
-use super::{Producer, config, context, retry};
+use super::{Producer, config, context};
 use crate::SinkConnector;
+use crate::retry::retry;
 
 /// How a Kafka sink writes.
 pub(crate) struct Writer {

@@ -14,7 +14,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
 use super::config::{Format, KafkaSource, StartFrom, properties};
-use super::{Context, config, context, offsets_of, retry};
+use super::{Context, config, context, offsets_of};
+use crate::retry::retry;
 use crate::{Env, SourceConnector};
 
 type Key = (String, i32);

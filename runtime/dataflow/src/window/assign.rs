@@ -69,6 +69,62 @@ pub(crate) fn ms(d: Duration) -> Timestamp {
 /// the event handed to the aggregate.
 pub(crate) const MAX_WINDOWS_PER_EVENT: u128 = 10_000;
 
+/// How a kind whose windows advance by a step within their size names things in its errors.
+pub(crate) struct Steps {
+    /// The field of the step: `slide`, `step`.
+    pub field: &'static str,
+    /// The kind, as in "a sliding window's slide is at most its size".
+    pub kind: &'static str,
+    /// A size and step that fit, e.g. `size 1m with slide 10s`.
+    pub example: &'static str,
+    /// How many windows an event is in: `{n}` or `up to {n}`.
+    pub up_to: &'static str,
+    /// What to do when an event would be in too many windows.
+    pub too_many: &'static str,
+}
+
+/// Check a window `size` advancing by `step` (a slide, a cumulative step): the step is at most
+/// the size and divides it, and an event is in at most [`MAX_WINDOWS_PER_EVENT`] windows. On
+/// failure the error is reported at the window and `false` returned.
+pub(crate) fn check_steps(
+    c: &flowlet_manifest::Config<'_, '_>,
+    d: &mut flowlet_manifest::Diagnostics,
+    size: Duration,
+    step: Duration,
+    s: &Steps,
+) -> bool {
+    let (what, f) = (c.what(), s.field);
+    let (message, hint) = if step > size {
+        (
+            format!("{what}: `{f}` ({step:?}) is longer than `size` ({size:?})"),
+            format!(
+                "a {} window's {f} is at most its size (equal: tumbling)",
+                s.kind
+            ),
+        )
+    } else if !size.as_millis().is_multiple_of(step.as_millis()) {
+        (
+            format!("{what}: `size` ({size:?}) is not a multiple of `{f}` ({step:?})"),
+            format!("choose a {f} that divides the size, e.g. {}", s.example),
+        )
+    } else if size.as_millis() / step.as_millis() > MAX_WINDOWS_PER_EVENT {
+        (
+            format!(
+                "{what}: each event would be in {}{} windows (`size` {} / `{f}` {}); at most {MAX_WINDOWS_PER_EVENT}",
+                s.up_to,
+                size.as_millis() / step.as_millis(),
+                humantime::format_duration(size),
+                humantime::format_duration(step),
+            ),
+            s.too_many.to_owned(),
+        )
+    } else {
+        return true;
+    };
+    c.error_here(d, &message, Some(&hint));
+    false
+}
+
 /// A window kind: how the manifest parses it, and its assigner.
 pub(crate) struct WindowKind {
     pub kind: flowlet_manifest::Kind,

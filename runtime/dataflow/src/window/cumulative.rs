@@ -7,7 +7,7 @@ use flowlet_manifest::fields::WindowTime;
 use flowlet_types::Timestamp;
 
 use super::assign::Win;
-use super::assign::{Absorbed, Assigner, MAX_WINDOWS_PER_EVENT, WindowKind, ms};
+use super::assign::{Absorbed, Assigner, Steps, WindowKind, check_steps, ms};
 
 /// Windows of up to `size`, all starting at the same time, ending every `step`: each gives the
 /// total from its start so far. An event is in the windows that end after it.
@@ -27,7 +27,7 @@ pub(crate) const KIND: WindowKind = WindowKind {
         flowlet_manifest::schema_of::<Cumulative>,
     ),
     assigner: |spec| {
-        let c: &Cumulative = spec.as_any().downcast_ref().expect("a cumulative window");
+        let c: &Cumulative = spec.downcast_ref().expect("a cumulative window");
         Box::new(Assign {
             size: ms(c.size.0),
             step: ms(c.step.0),
@@ -40,33 +40,14 @@ fn parse(
     d: &mut Diagnostics,
 ) -> Option<std::sync::Arc<dyn flowlet_manifest::Spec>> {
     let w: Cumulative = c.parse(d)?;
-    let (size, step) = (w.size.0, w.step.0);
-    let what = c.what();
-    let (message, hint) = if step > size {
-        (
-            format!("{what}: `step` ({step:?}) is longer than `size` ({size:?})"),
-            "a cumulative window's step is at most its size (equal: tumbling)",
-        )
-    } else if !size.as_millis().is_multiple_of(step.as_millis()) {
-        (
-            format!("{what}: `size` ({size:?}) is not a multiple of `step` ({step:?})"),
-            "choose a step that divides the size, e.g. size 1d with step 1h",
-        )
-    } else if size.as_millis() / step.as_millis() > MAX_WINDOWS_PER_EVENT {
-        (
-            format!(
-                "{what}: each event would be in up to {} windows (`size` {} / `step` {}); at most {MAX_WINDOWS_PER_EVENT}",
-                size.as_millis() / step.as_millis(),
-                humantime::format_duration(size),
-                humantime::format_duration(step),
-            ),
-            "choose a larger step",
-        )
-    } else {
-        return Some(std::sync::Arc::new(w));
+    let steps = Steps {
+        field: "step",
+        kind: "cumulative",
+        example: "size 1d with step 1h",
+        up_to: "up to ",
+        too_many: "choose a larger step",
     };
-    c.error_here(d, &message, Some(hint));
-    None
+    check_steps(c, d, w.size.0, w.step.0, &steps).then(|| std::sync::Arc::new(w) as _)
 }
 
 struct Assign {

@@ -25,7 +25,7 @@ flowlet_manifest::spec!(Session);
 pub(crate) const KIND: WindowKind = WindowKind {
     kind: flowlet_manifest::Kind::of::<Session>("session"),
     assigner: |spec| {
-        let s: &Session = spec.as_any().downcast_ref().expect("a session window");
+        let s: &Session = spec.downcast_ref().expect("a session window");
         Box::new(Sessions::new(ms(s.gap.0)))
     },
 };

@@ -5,7 +5,7 @@ use flowlet_manifest::fields::WindowTime;
 use flowlet_types::Timestamp;
 
 use super::assign::Win;
-use super::assign::{Absorbed, Assigner, MAX_WINDOWS_PER_EVENT, WindowKind, ms};
+use super::assign::{Absorbed, Assigner, Steps, WindowKind, check_steps, ms};
 
 /// Windows of `size` starting every `slide`; an event is in `size / slide` windows.
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
@@ -18,7 +18,7 @@ pub struct Sliding {
 pub(crate) const KIND: WindowKind = WindowKind {
     kind: flowlet_manifest::Kind::new("sliding", parse, flowlet_manifest::schema_of::<Sliding>),
     assigner: |spec| {
-        let s: &Sliding = spec.as_any().downcast_ref().expect("a sliding window");
+        let s: &Sliding = spec.downcast_ref().expect("a sliding window");
         Box::new(Assign {
             size: ms(s.size.0),
             slide: ms(s.slide.0),
@@ -26,44 +26,21 @@ pub(crate) const KIND: WindowKind = WindowKind {
     },
 };
 
-impl flowlet_manifest::Spec for Sliding {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-}
+flowlet_manifest::spec!(Sliding);
 
 fn parse(
     c: &flowlet_manifest::Config<'_, '_>,
     d: &mut Diagnostics,
 ) -> Option<std::sync::Arc<dyn flowlet_manifest::Spec>> {
     let s: Sliding = c.parse(d)?;
-    let (size, slide) = (s.size.0, s.slide.0);
-    let what = c.what();
-    let (message, hint) = if slide > size {
-        (
-            format!("{what}: `slide` ({slide:?}) is longer than `size` ({size:?})"),
-            "a sliding window's slide is at most its size (equal: tumbling)",
-        )
-    } else if !size.as_millis().is_multiple_of(slide.as_millis()) {
-        (
-            format!("{what}: `size` ({size:?}) is not a multiple of `slide` ({slide:?})"),
-            "choose a slide that divides the size, e.g. size 1m with slide 10s",
-        )
-    } else if size.as_millis() / slide.as_millis() > MAX_WINDOWS_PER_EVENT {
-        (
-            format!(
-                "{what}: each event would be in {} windows (`size` {} / `slide` {}); at most {MAX_WINDOWS_PER_EVENT}",
-                size.as_millis() / slide.as_millis(),
-                humantime::format_duration(size),
-                humantime::format_duration(slide),
-            ),
-            "choose a larger slide, or count in tumbling windows of the slide and add them up downstream",
-        )
-    } else {
-        return Some(std::sync::Arc::new(s));
+    let steps = Steps {
+        field: "slide",
+        kind: "sliding",
+        example: "size 1m with slide 10s",
+        up_to: "",
+        too_many: "choose a larger slide, or count in tumbling windows of the slide and add them up downstream",
     };
-    c.error_here(d, &message, Some(hint));
-    None
+    check_steps(c, d, s.size.0, s.slide.0, &steps).then(|| std::sync::Arc::new(s) as _)
 }
 
 struct Assign {

@@ -18,7 +18,7 @@ flowlet_manifest::spec!(Tumbling);
 pub(crate) const KIND: WindowKind = WindowKind {
     kind: flowlet_manifest::Kind::of::<Tumbling>("tumbling"),
     assigner: |spec| {
-        let t: &Tumbling = spec.as_any().downcast_ref().expect("a tumbling window");
+        let t: &Tumbling = spec.downcast_ref().expect("a tumbling window");
         Box::new(Assign { size: ms(t.size.0) })
     },
 };
