@@ -683,6 +683,21 @@ fn flowlet_test_runs_a_component_over_events_and_diffs_its_output() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Bad options are reported as the manifest diagnostics they make, not hidden.
+    let out = flowlet()
+        .args(["test", &plugin("aggregate"), "--input"])
+        .arg(p("clicks.jsonl"))
+        .arg("--expect")
+        .arg(p("counts.jsonl"))
+        .args(["--window", "{kind: tumbling, sise: 1s}"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("unknown field `sise`") && err.contains("did you mean `size`"),
+        "{err}"
+    );
     // An aggregate without a window is refused, naming what is missing.
     let out = flowlet()
         .args(["test", &plugin("aggregate"), "--input"])
