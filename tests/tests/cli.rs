@@ -713,3 +713,120 @@ fn flowlet_test_runs_a_component_over_events_and_diffs_its_output() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn flowlet_test_moves_time_by_the_script_and_checks_the_state_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let run = |plugin: &str, input: &str, args: &[&str]| {
+        std::fs::write(p("in.jsonl"), input).unwrap();
+        flowlet()
+            .args(["test", plugin, "--input"])
+            .arg(p("in.jsonl"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let expect = |name: &str, text: &str| {
+        std::fs::write(p(name), text).unwrap();
+        p(name).display().to_string()
+    };
+    // Dedupe with a 1 s TTL on the virtual clock: the duplicate at 999 ms is dropped, the one
+    // at 1000 ms passes; the state left is what has not expired by the end.
+    let input = "{\"id\":1,\"n\":\"a\"}\n{\"id\":2,\"n\":\"b\"}\n{\"id\":1,\"n\":\"c\"}\n{\"@processing-time\": 999}\n{\"id\":1,\"n\":\"d\"}\n{\"@processing-time\": \"1970-01-01T00:00:01Z\"}\n{\"id\":1,\"n\":\"e\"}\n";
+    let out = expect(
+        "dedupe.jsonl",
+        "{\"id\":1,\"n\":\"a\"}\n{\"id\":2,\"n\":\"b\"}\n{\"id\":1,\"n\":\"e\"}\n",
+    );
+    let state = expect(
+        "state.jsonl",
+        "{\"key\":1,\"kind\":\"value\",\"name\":\"seen\",\"value\":\"\\u0001\"}\n",
+    );
+    let dedupe = plugin("dedupe");
+    let args = [
+        "--config",
+        "{ttl: 1s}",
+        "--key-by",
+        "/id",
+        "--expect",
+        &out,
+        "--expect-state",
+        &state,
+    ];
+    let o = run(&dedupe, input, &args);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(text.contains("ok: 1 state entries as expected"), "{text}");
+    // At the end (1000 ms) the entry of id 2, put at 0 ms, has expired: expecting it fails.
+    std::fs::write(
+        p("state.jsonl"),
+        "{\"key\":1,\"kind\":\"value\",\"name\":\"seen\",\"value\":\"\\u0001\"}\n{\"key\":2,\"kind\":\"value\",\"name\":\"seen\",\"value\":\"\\u0001\"}\n",
+    )
+    .unwrap();
+    let o = run(&dedupe, input, &args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("the operator's state after the run"),
+        "{err}"
+    );
+
+    // Windows: with the watermark after every event, the event at 500 ms comes after the
+    // watermark passed 1500 ms and is late; in one step it is counted. An explicit
+    // `@watermark` fires the first window before the rest of the input is read.
+    let agg = plugin("aggregate");
+    let input = "{\"user\":\"a\",\"ts\":1500}\n{\"user\":\"a\",\"ts\":500}\n";
+    let window = [
+        "--config",
+        "{function: count}",
+        "--key-by",
+        "/user",
+        "--event-time",
+        "/ts",
+        "--window",
+        "{kind: tumbling, size: 1s}",
+        "--expect",
+    ];
+    let one_step = expect(
+        "one.jsonl",
+        "{\"key\":\"a\",\"start\":0,\"end\":1000,\"count\":1}\n{\"key\":\"a\",\"start\":1000,\"end\":2000,\"count\":1}\n",
+    );
+    let o = run(&agg, input, &[&window[..], &[one_step.as_str()]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let each = expect(
+        "each.jsonl",
+        "{\"key\":\"a\",\"start\":1000,\"end\":2000,\"count\":1}\n",
+    );
+    let o = run(
+        &agg,
+        input,
+        &[&window[..], &[each.as_str(), "--watermark-steps", "1"]].concat(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(
+        &agg,
+        "{\"user\":\"a\",\"ts\":500}\n{\"@watermark\": 1000}\n{\"user\":\"a\",\"ts\":600}\n{\"user\":\"a\",\"ts\":1500}\n",
+        &[&window[..], &[one_step.as_str()]].concat(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Time steps that make no sense are refused with the line.
+    for (input, want) in [
+        (
+            "{\"@watermark\": 10}\n{\"@watermark\": 5}\n",
+            "in.jsonl:2: the watermark cannot go back",
+        ),
+        (
+            "{\"@processing-time\": -1}\n",
+            "in.jsonl:1: processing time cannot go back",
+        ),
+        (
+            "{\"a\":1}\n{\"@clock\": 5}\n",
+            "in.jsonl:2: unknown time step `@clock`",
+        ),
+        ("{\"@watermark\": \"noon\"}\n", "in.jsonl:1: `@watermark`"),
+    ] {
+        let o = run(&agg, input, &[&window[..], &[one_step.as_str()]].concat());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(want), "{input}: {err}");
+    }
+}

@@ -778,34 +778,61 @@ pub struct KeyEntry {
 pub(crate) fn entries_of(store: &GroupedStore, key: &[u8], now: Timestamp) -> Vec<KeyEntry> {
     let prefix = key_prefix(key, ns::MAP);
     let base = &prefix[..prefix.len() - 1];
+    store
+        .range(base.to_vec(), next_prefix(base))
+        .filter_map(|(k, v)| entry(&k[base.len()..], v, now))
+        .collect()
+}
+
+/// An entry from what follows the key in a stored key (`rest`: namespace, name, map key) and
+/// its stored value; `None` for timers, expired or unreadable entries.
+fn entry(rest: &[u8], v: &[u8], now: Timestamp) -> Option<KeyEntry> {
+    let (kind, rest) = match rest.split_first() {
+        Some((&ns::VALUE, r)) => ("value", r),
+        Some((&ns::MAP, r)) => ("map", r),
+        _ => return None,
+    };
+    let n = u16::from_be_bytes([*rest.first()?, *rest.get(1)?]) as usize;
+    let name = rest.get(2..2 + n)?;
+    let value = decode_value(v, now)?;
+    Some(KeyEntry {
+        kind,
+        name: String::from_utf8_lossy(name).into_owned(),
+        map_key: (kind == "map").then(|| rest[2 + n..].to_vec()),
+        value: value.to_vec(),
+    })
+}
+
+/// Every key's value and map state of operator `operator` in `db`, by key (what `flowlet test
+/// --expect-state` compares after a run).
+pub fn stored_state(
+    db: &StateDb,
+    operator: &str,
+    now: Timestamp,
+) -> Result<Vec<(Vec<u8>, KeyEntry)>, StateError> {
+    let store = GroupedStore::open(
+        operator,
+        db.tree(operator, "state")?,
+        0..crate::edge::KEY_GROUPS,
+    )?;
     let mut out = Vec::new();
-    for (k, v) in store.range(base.to_vec(), next_prefix(base)) {
-        let rest = &k[base.len()..];
-        let (kind, rest) = match rest.split_first() {
-            Some((&ns::VALUE, r)) => ("value", r),
-            Some((&ns::MAP, r)) => ("map", r),
-            _ => continue,
-        };
-        let Some(n) = rest
-            .get(..2)
-            .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+    for (k, v) in store.range(Vec::new(), vec![0xff; 3]) {
+        // group (2 bytes), key length (4), key, then the entry's own part
+        let Some(n) = k
+            .get(2..6)
+            .map(|b| u32::from_be_bytes(b.try_into().expect("4")) as usize)
         else {
             continue;
         };
-        let Some(name) = rest.get(2..2 + n) else {
+        let (Some(key), Some(rest)) = (k.get(6..6 + n), k.get(6 + n..)) else {
             continue;
         };
-        let Some(value) = decode_value(v, now) else {
-            continue;
-        };
-        out.push(KeyEntry {
-            kind,
-            name: String::from_utf8_lossy(name).into_owned(),
-            map_key: (kind == "map").then(|| rest[2 + n..].to_vec()),
-            value: value.to_vec(),
-        });
+        if let Some(e) = entry(rest, v, now) {
+            out.push((key.to_vec(), e));
+        }
     }
-    out
+    out.sort_by(|a, b| (&a.0, &a.1.name, &a.1.map_key).cmp(&(&b.0, &b.1.name, &b.1.map_key)));
+    Ok(out)
 }
 
 /// The state of `key` of operator `operator` as of the last checkpoint (or commit) in `db`:

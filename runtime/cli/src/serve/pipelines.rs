@@ -676,7 +676,7 @@ fn checkpoint_status(handles: Option<&RunHandles>) -> Option<Value> {
 }
 
 /// State bytes as JSON: the JSON they hold, else their text, else `{"hex": …}`.
-fn bytes_json(b: &[u8]) -> Value {
+pub(crate) fn bytes_json(b: &[u8]) -> Value {
     if let Ok(v) = serde_json::from_slice::<Value>(b) {
         return v;
     }

@@ -233,6 +233,22 @@ impl SourceContext {
         }
     }
 
+    /// Advance the watermark to `w` (if it is ahead): for a source that knows how far its
+    /// input is, or a test's script (`flowlet test`'s `@watermark` lines).
+    pub async fn watermark(&mut self, w: Timestamp) {
+        if w > self.c.sent {
+            self.c.sent = w;
+            self.s.counters.watermark.store(w, Relaxed);
+            self.s.out.broadcast(Message::Watermark(w)).await;
+        }
+    }
+
+    /// Tell the consumers that processing time moved, in line with the events (a test that
+    /// moves its clock: timers due by then fire before the events that follow).
+    pub async fn tick(&mut self) {
+        self.s.out.broadcast(Message::Tick).await;
+    }
+
     /// Tell the consumers the source is idle: it stops holding their watermarks back until it
     /// emits again.
     pub async fn idle(&mut self) {

@@ -2,10 +2,20 @@
 //! language) through the real host and executor over a file of events and compare what it
 //! emits with the expected events, line by line as JSON; `--bless` writes the expected file.
 //! An operator repository's CI then needs only the flowlet binary.
+//!
+//! Time is the test's: processing time is a virtual clock (`--processing-time`, then the
+//! input's `{"@processing-time": T}` lines), and the watermark follows the event times after
+//! every `--watermark-steps` events or jumps at `{"@watermark": T}` lines (script.rs). So
+//! windows, timers and TTLs fire at the same points on every run. `--expect-state` compares
+//! the keyed state the operator leaves.
+
+mod script;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
+use flowlet_dataflow::{Clock, LiveStats, ManualClock, RunOptions};
 
 use super::Globals;
 
@@ -33,7 +43,21 @@ pub struct Args {
     /// The window of an aggregate (YAML), e.g. `{kind: tumbling, size: 1m}`.
     #[arg(long)]
     window: Option<String>,
-    /// Write what the operator emitted to `--expect` instead of comparing.
+    /// The watermark follows the event times after every N events (lines
+    /// `{"@watermark": T}` in the input move it explicitly).
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    watermark_steps: u32,
+    /// Where the virtual processing-time clock starts, in ms (lines `{"@processing-time": T}`
+    /// in the input move it: timers fire and state TTLs expire by it).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    processing_time: i64,
+    /// The keyed state the operator must leave, one JSON line per entry
+    /// (`{"key", "kind", "name", "map-key", "value"}`, sorted); `--bless` writes it too.
+    #[arg(long, value_name = "FILE")]
+    expect_state: Option<PathBuf>,
+    /// Write what the operator emitted to `--expect` (and its state to `--expect-state`)
+    /// instead of comparing.
     #[arg(long)]
     bless: bool,
 }
@@ -49,8 +73,29 @@ impl Args {
         let path = dir.path().join("test.yaml");
         std::fs::write(&path, self.manifest(&plugin, &input, &out))?;
         let m = crate::load_manifest(&path).context("the test's options")?;
-        let report = crate::run_manifest(&g.host()?, &m, Default::default()).await?;
+        let clock = ManualClock::new(self.processing_time);
+        let live = LiveStats::default();
+        let script = script::Script {
+            path: input,
+            clock: clock.clone(),
+            live: live.clone(),
+            step: self.watermark_steps as usize,
+        };
+        let options = RunOptions {
+            clock: clock.clone(),
+            live,
+            connectors: Some(Arc::new(script::TestConnect {
+                inner: flowlet_connectors::connectors(),
+                script: Mutex::new(Some(script)),
+            })),
+            ..Default::default()
+        };
+        let report = crate::run_manifest(&g.host()?, &m, options).await?;
         let got = std::fs::read_to_string(&out).unwrap_or_default();
+        let state = match &self.expect_state {
+            Some(_) => Some(state_lines(&m, clock.now())?),
+            None => None,
+        };
         let stats = &report.nodes["operator"];
         if stats.dead_lettered > 0 {
             eprintln!(
@@ -59,9 +104,15 @@ impl Args {
             );
         }
         if self.bless {
-            std::fs::write(&self.expect, &got)
-                .with_context(|| format!("cannot write {}", self.expect.display()))?;
-            println!("{}: {} events written", self.expect.display(), got.lines().count());
+            for (path, text) in [(Some(&self.expect), &got)]
+                .into_iter()
+                .chain([(self.expect_state.as_ref(), state.as_ref().unwrap_or(&got))])
+            {
+                let Some(path) = path else { continue };
+                std::fs::write(path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                println!("{}: {} lines written", path.display(), text.lines().count());
+            }
             return Ok(());
         }
         let want = std::fs::read_to_string(&self.expect).with_context(|| {
@@ -72,6 +123,13 @@ impl Args {
         })?;
         compare(&got, &want, &self.expect)?;
         println!("ok: {} events as expected", want.lines().count());
+        if let (Some(path), Some(state)) = (&self.expect_state, &state) {
+            let want = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read {} (write it with --bless)", path.display())
+            })?;
+            compare(state, &want, path).context("the operator's state after the run")?;
+            println!("ok: {} state entries as expected", want.lines().count());
+        }
         Ok(())
     }
 
@@ -100,6 +158,24 @@ impl Args {
             quote(out),
         )
     }
+}
+
+/// The keyed state the operator left, one JSON line per entry, sorted by key, name, map key.
+fn state_lines(m: &flowlet_manifest::Manifest, now: i64) -> anyhow::Result<String> {
+    use crate::serve::pipelines::bytes_json;
+    let db = flowlet_dataflow::state::StateDb::open(&m.state_dir())?;
+    let mut out = String::new();
+    for (key, e) in flowlet_dataflow::state::stored_state(&db, "operator", now)? {
+        let mut line = serde_json::json!({
+            "key": bytes_json(&key), "kind": e.kind, "name": e.name, "value": bytes_json(&e.value),
+        });
+        if let Some(k) = e.map_key {
+            line["map-key"] = bytes_json(&k);
+        }
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 /// Compare emitted and expected JSON lines (as JSON values, so key order and spacing do not
