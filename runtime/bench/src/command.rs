@@ -46,19 +46,26 @@ pub enum Bench {
     Swap(crate::swap::SwapArgs),
     /// The enrich-and-filter operator in Rust, C, Python and JavaScript over the same generated
     /// events: events/s per language (build them with `scripts/build-plugins --all`).
-    Languages {
-        /// Events per run (the same for every language).
-        #[arg(long, default_value_t = 200_000)]
-        events: u64,
-        #[arg(long, default_value_t = 256)]
-        batch_size: u32,
-        /// Folder with enrich.wasm, enrich-c.wasm, enrich-python.wasm and enrich-js.wasm.
-        #[arg(long, default_value = "dist/plugins")]
-        plugins: PathBuf,
-        /// Runs per language (the best is reported).
-        #[arg(long, default_value_t = 3)]
-        repeat: u32,
-    },
+    Languages(LanguagesArgs),
+}
+
+#[derive(Args)]
+pub struct LanguagesArgs {
+    /// Events per run (the same for every language).
+    #[arg(long, default_value_t = 200_000)]
+    events: u64,
+    #[arg(long, default_value_t = 256)]
+    batch_size: u32,
+    /// Folder with enrich.wasm, enrich-c.wasm, enrich-python.wasm and enrich-js.wasm.
+    #[arg(long, default_value = "dist/plugins")]
+    plugins: PathBuf,
+    /// Runs per language (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    repeat: u32,
+    /// Only these languages (rust, c, python, js), e.g. to compare two builds of one.
+    #[arg(long, value_delimiter = ',', default_value = "rust,c,python,js",
+          value_parser = ["rust", "c", "python", "js"])]
+    only: Vec<String>,
 }
 
 /// CPU seconds (user + system) used by this process so far.
@@ -109,12 +116,7 @@ pub async fn run(which: Bench, host: Host, fl: Arc<dyn Runner>) -> anyhow::Resul
         Bench::Checkpoint(args) => return crate::kafka::checkpoint(args, host, &*fl).await,
         Bench::Nexmark(args) => return crate::nexmark::nexmark(args, host, &*fl).await,
         Bench::Swap(args) => return crate::swap::swap(args, host, &*fl).await,
-        Bench::Languages {
-            events,
-            batch_size,
-            plugins,
-            repeat,
-        } => return languages(events, batch_size, &plugins, repeat, host, &*fl).await,
+        Bench::Languages(args) => return languages(args, host, &*fl).await,
     };
     let plugins = std::fs::canonicalize(&plugins).map_err(|e| {
         anyhow::anyhow!(
@@ -180,24 +182,21 @@ async fn timed_run(
 }
 
 /// `flowlet bench languages`.
-async fn languages(
-    events: u64,
-    batch: u32,
-    plugins: &std::path::Path,
-    repeat: u32,
-    host: Host,
-    fl: &dyn Runner,
-) -> anyhow::Result<()> {
+async fn languages(args: LanguagesArgs, host: Host, fl: &dyn Runner) -> anyhow::Result<()> {
+    let (events, batch, repeat) = (args.events, args.batch_size, args.repeat);
     println!("| language | plugin | component size | events | passed | events/s | vs Rust |");
     println!("|---|---|---:|---:|---:|---:|---:|");
     let mut rust_rate = None;
-    for (lang, file) in [
-        ("Rust", "enrich.wasm"),
-        ("C", "enrich-c.wasm"),
-        ("Python", "enrich-python.wasm"),
-        ("JavaScript", "enrich-js.wasm"),
+    for (id, lang, file) in [
+        ("rust", "Rust", "enrich.wasm"),
+        ("c", "C", "enrich-c.wasm"),
+        ("python", "Python", "enrich-python.wasm"),
+        ("js", "JavaScript", "enrich-js.wasm"),
     ] {
-        let path = plugins.join(file);
+        if !args.only.iter().any(|o| o == id) {
+            continue;
+        }
+        let path = args.plugins.join(file);
         let size = std::fs::metadata(&path)
             .map_err(|e| {
                 anyhow::anyhow!(
@@ -233,11 +232,13 @@ sinks:
             best = Some(best.map_or(wall, |b: f64| b.min(wall)));
         }
         let rate = events as f64 / best.expect("at least one run");
-        let rust = *rust_rate.get_or_insert(rate);
+        if id == "rust" {
+            rust_rate = Some(rate);
+        }
+        let vs = rust_rate.map_or("–".to_owned(), |r| format!("{:.2}×", rate / r));
         println!(
-            "| {lang} | {file} | {:.1} MB | {events} | {passed} | {rate:.0} | {:.2}× |",
+            "| {lang} | {file} | {:.1} MB | {events} | {passed} | {rate:.0} | {vs} |",
             size as f64 / 1e6,
-            rate / rust
         );
     }
     Ok(())

@@ -6,6 +6,7 @@ pub mod client;
 mod command;
 pub mod control;
 mod new_project;
+mod sdks;
 pub mod serve;
 pub mod toolkit;
 

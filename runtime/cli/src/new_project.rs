@@ -48,6 +48,10 @@ const C: Files = &[
 
 const PYTHON: Files = &[
     ("app.py", include_str!("../templates/python/app.py")),
+    (
+        "test_app.py",
+        include_str!("../templates/python/test_app.py"),
+    ),
     ("Makefile", include_str!("../templates/python/Makefile")),
 ];
 

@@ -32,6 +32,11 @@ pub enum Sdk {
         #[arg(short, long, default_value = "gen")]
         out: std::path::PathBuf,
     },
+    /// Write the SDK of a language (the version of this flowlet's contract) into a directory.
+    Python {
+        #[arg(short, long, default_value = "sdk-python")]
+        out: std::path::PathBuf,
+    },
     /// Make a component of a core Wasm module built for wasm32-wasi (preview 1, reactor) that
     /// links a `*_component_type.o` from `c-bindings`.
     Componentize {
@@ -50,6 +55,7 @@ pub fn run(which: Sdk) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Sdk::Python { out } => write_sdk(crate::sdks::Language::Python, &out),
         Sdk::Componentize { module, out } => {
             let core = std::fs::read(&module)
                 .with_context(|| format!("cannot read {}", module.display()))?;
@@ -61,6 +67,12 @@ pub fn run(which: Sdk) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn write_sdk(language: crate::sdks::Language, out: &Path) -> anyhow::Result<()> {
+    crate::sdks::write(language, out)?;
+    println!("{}", out.display());
+    Ok(())
 }
 
 /// Write the WIT files into `dir` (created if needed).
