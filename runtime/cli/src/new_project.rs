@@ -43,6 +43,10 @@ const RUST: Files = &[
 
 const C: Files = &[
     ("operator.c", include_str!("../templates/c/operator.c")),
+    (
+        "operator_test.c",
+        include_str!("../templates/c/operator_test.c"),
+    ),
     ("Makefile", include_str!("../templates/c/Makefile")),
 ];
 

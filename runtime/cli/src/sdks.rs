@@ -21,15 +21,31 @@ pub const PYTHON: Files = package!("python":
     "flowlet/__init__.py", "flowlet/_core.py", "flowlet/_component.py", "flowlet/testing.py",
 );
 
+/// `sdk/c`: the library (its own tests and their Makefile stay in the source tree).
+pub const C: Files = package!("c":
+    "README.md", "flowlet.h", "flowlet.c", "flowlet_testing.h", "flowlet_testing.c",
+);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Language {
     Python,
+    C,
 }
 
 impl Language {
     pub fn files(self) -> Files {
         match self {
             Language::Python => PYTHON,
+            Language::C => C,
+        }
+    }
+
+    /// Its folder under `sdk/`, and what there is not part of the package.
+    #[cfg(test)]
+    fn source(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            Language::Python => ("python", &[]),
+            Language::C => ("c", &["Makefile"]),
         }
     }
 }
@@ -58,7 +74,8 @@ mod tests {
     #[test]
     fn the_embedded_sdks_are_the_source_trees() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk");
-        for (language, dir) in [(Language::Python, "python")] {
+        for language in [Language::Python, Language::C] {
+            let (dir, left_out) = language.source();
             let base = root.join(dir);
             let mut on_disk = Vec::new();
             let mut stack = vec![base.clone()];
@@ -68,6 +85,7 @@ mod tests {
                     let name = path.file_name().unwrap().to_string_lossy().into_owned();
                     if ["tests", "test", "__pycache__", "node_modules", "build"]
                         .contains(&name.as_str())
+                        || left_out.contains(&name.as_str())
                         || name.starts_with('.')
                     {
                         continue;

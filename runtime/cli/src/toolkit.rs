@@ -32,9 +32,14 @@ pub enum Sdk {
         #[arg(short, long, default_value = "gen")]
         out: std::path::PathBuf,
     },
-    /// Write the SDK of a language (the version of this flowlet's contract) into a directory.
+    /// Write the Python SDK (the `flowlet` package of this flowlet's contract) into a directory.
     Python {
         #[arg(short, long, default_value = "sdk-python")]
+        out: std::path::PathBuf,
+    },
+    /// Write the C SDK (flowlet.h, flowlet.c and the test harness) into a directory.
+    C {
+        #[arg(short, long, default_value = "sdk-c")]
         out: std::path::PathBuf,
     },
     /// Make a component of a core Wasm module built for wasm32-wasi (preview 1, reactor) that
@@ -56,6 +61,7 @@ pub fn run(which: Sdk) -> anyhow::Result<()> {
             Ok(())
         }
         Sdk::Python { out } => write_sdk(crate::sdks::Language::Python, &out),
+        Sdk::C { out } => write_sdk(crate::sdks::Language::C, &out),
         Sdk::Componentize { module, out } => {
             let core = std::fs::read(&module)
                 .with_context(|| format!("cannot read {}", module.display()))?;
