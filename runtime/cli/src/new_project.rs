@@ -61,6 +61,10 @@ const PYTHON: Files = &[
 
 const JS: Files = &[
     ("operator.js", include_str!("../templates/js/operator.js")),
+    (
+        "operator.test.js",
+        include_str!("../templates/js/operator.test.js"),
+    ),
     ("package.json", include_str!("../templates/js/package.json")),
     ("Makefile", include_str!("../templates/js/Makefile")),
 ];

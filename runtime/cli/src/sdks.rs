@@ -21,6 +21,11 @@ pub const PYTHON: Files = package!("python":
     "flowlet/__init__.py", "flowlet/_core.py", "flowlet/_component.py", "flowlet/testing.py",
 );
 
+/// `sdk/js`: the npm package `@flowlet/sdk` (what `npm pack` puts in its tarball).
+pub const JS: Files = package!("js":
+    "package.json", "README.md", "index.js", "index.d.ts", "testing.js", "testing.d.ts", "build.mjs",
+);
+
 /// `sdk/c`: the library (its own tests and their Makefile stay in the source tree).
 pub const C: Files = package!("c":
     "README.md", "flowlet.h", "flowlet.c", "flowlet_testing.h", "flowlet_testing.c",
@@ -29,6 +34,7 @@ pub const C: Files = package!("c":
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Language {
     Python,
+    Js,
     C,
 }
 
@@ -36,6 +42,7 @@ impl Language {
     pub fn files(self) -> Files {
         match self {
             Language::Python => PYTHON,
+            Language::Js => JS,
             Language::C => C,
         }
     }
@@ -45,6 +52,7 @@ impl Language {
     fn source(self) -> (&'static str, &'static [&'static str]) {
         match self {
             Language::Python => ("python", &[]),
+            Language::Js => ("js", &[]),
             Language::C => ("c", &["Makefile"]),
         }
     }
@@ -74,7 +82,7 @@ mod tests {
     #[test]
     fn the_embedded_sdks_are_the_source_trees() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk");
-        for language in [Language::Python, Language::C] {
+        for language in [Language::Python, Language::Js, Language::C] {
             let (dir, left_out) = language.source();
             let base = root.join(dir);
             let mut on_disk = Vec::new();

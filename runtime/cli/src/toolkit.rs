@@ -37,6 +37,12 @@ pub enum Sdk {
         #[arg(short, long, default_value = "sdk-python")]
         out: std::path::PathBuf,
     },
+    /// Write the JavaScript SDK (the npm package `@flowlet/sdk`, with its component build) into a
+    /// directory.
+    Js {
+        #[arg(short, long, default_value = "sdk-js")]
+        out: std::path::PathBuf,
+    },
     /// Write the C SDK (flowlet.h, flowlet.c and the test harness) into a directory.
     C {
         #[arg(short, long, default_value = "sdk-c")]
@@ -61,6 +67,7 @@ pub fn run(which: Sdk) -> anyhow::Result<()> {
             Ok(())
         }
         Sdk::Python { out } => write_sdk(crate::sdks::Language::Python, &out),
+        Sdk::Js { out } => write_sdk(crate::sdks::Language::Js, &out),
         Sdk::C { out } => write_sdk(crate::sdks::Language::C, &out),
         Sdk::Componentize { module, out } => {
             let core = std::fs::read(&module)
