@@ -89,6 +89,27 @@ impl Lang {
         }
     }
 
+    /// The operator's source and its unit test (as templates), and their code fences, for the
+    /// README.
+    fn showcase(self) -> [(&'static str, &'static str); 2] {
+        let find = |name: &str| {
+            self.files()
+                .iter()
+                .find(|(p, _)| *p == name)
+                .map_or("", |(_, t)| *t)
+        };
+        match self {
+            // The Rust unit test is in the same file, below the operator.
+            Lang::Rust => [("rust", find("src/lib.rs")), ("", "")],
+            Lang::C => [("c", find("operator.c")), ("c", find("operator_test.c"))],
+            Lang::Python => [("python", find("app.py")), ("python", find("test_app.py"))],
+            Lang::Js => [
+                ("js", find("operator.js")),
+                ("js", find("operator.test.js")),
+            ],
+        }
+    }
+
     fn title(self) -> &'static str {
         match self {
             Lang::Rust => "Rust",
@@ -158,8 +179,15 @@ pub fn create(
         }
         None => String::new(),
     };
+    let [(fence, source), (test_fence, test)] = lang.showcase();
+    let block = |fence: &str, text: &str| match text {
+        "" => "(in `src/lib.rs`, below the operator: `mod tests`)\n".to_owned(),
+        t => format!("```{fence}\n{}\n```\n", t.trim_end()),
+    };
     let fill = |text: &str| {
         text.replace("{{notes}}", lang.notes())
+            .replace("{{source}}", &block(fence, source))
+            .replace("{{test}}", &block(test_fence, test))
             .replace("{{name}}", name)
             .replace("{{crate}}", &name.replace('-', "_"))
             .replace("{{sdk}}", &sdk)
@@ -195,11 +223,11 @@ pub fn next_steps(name: &str, lang: Lang, dir: &Path) -> String {
         Lang::C => {
             "apt-get install clang lld wasi-libc libclang-rt-dev-wasm32   # or your system's equivalent"
         }
-        Lang::Python => "pip install componentize-py==0.25.1",
+        Lang::Python => "pip install componentize-py==0.25.1 pytest",
         Lang::Js => "npm install",
     };
     format!(
-        "created {} ({} operator `{name}`)\n\n  cd {}\n  {setup}\n  make          # builds {name}.wasm\n  make test     # runs it in topology.yaml over test/input.jsonl and compares the output\n\nSee README.md.",
+        "created {} ({} operator `{name}`)\n\n  cd {}\n  {setup}\n  make          # builds {name}.wasm\n  make test     # unit tests, then the component through flowlet's host, compared with test/expected.jsonl\n\nSee README.md.",
         dir.display(),
         lang.title(),
         dir.display()
