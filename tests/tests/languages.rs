@@ -583,34 +583,9 @@ def process(event, out):
     out.emit(1 / (event.json["n"] % 5))
 "#,
     );
-    let input = dir.path().join("in.jsonl");
-    let lines: Vec<String> = (1..=15).map(|n| json!({"n": n}).to_string()).collect();
-    std::fs::write(&input, lines.join("\n") + "\n\"no n\"\n").unwrap();
-    let out = flowlet_bin()
-        .args(["test", &plugin, "--input"])
-        .arg(&input)
-        .arg("--expect")
-        .arg(dir.path().join("out.jsonl"))
-        .arg("--bless")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     // Events 3, 6, 9, 12, 15 raise ValueError, 5 and 10 ZeroDivisionError, the string a
-    // TypeError; what they emitted before is gone, the others emitted two events each.
-    let got = json_lines(&dir.path().join("out.jsonl"));
-    let kept: Vec<i64> = got.iter().filter_map(|v| v["n"].as_i64()).collect();
-    assert_eq!(kept, [1, 2, 4, 7, 8, 11, 13, 14]);
-    assert_eq!(got.len(), 16);
-    let dead: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .map(|d| d["error"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(dead.len(), 8, "{dead:?}");
+    // TypeError.
+    let dead = rejections_of_a_throwing_operator(dir.path(), Path::new(&plugin));
     assert!(
         dead[0].ends_with("ValueError: 3 is a multiple of three"),
         "{dead:?}"
@@ -623,6 +598,42 @@ def process(event, out):
         dead[7].contains("TypeError: string indices must be integers"),
         "{dead:?}"
     );
+}
+
+/// Run an operator that emits `{"n", "first"}` then throws for multiples of 3 and of 5 (and on
+/// a value without `n`), else emits a second event, over n = 1..=15 and a string: what the
+/// throwing events emitted is gone, the others' two events each remain; the dead letters'
+/// reasons, in order.
+fn rejections_of_a_throwing_operator(dir: &Path, plugin: &Path) -> Vec<String> {
+    let input = dir.join("in.jsonl");
+    let lines: Vec<String> = (1..=15).map(|n| json!({"n": n}).to_string()).collect();
+    std::fs::write(&input, lines.join("\n") + "\n\"no n\"\n").unwrap();
+    let out = flowlet_bin()
+        .arg("test")
+        .arg(plugin)
+        .arg("--input")
+        .arg(&input)
+        .arg("--expect")
+        .arg(dir.join("out.jsonl"))
+        .arg("--bless")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = json_lines(&dir.join("out.jsonl"));
+    let kept: Vec<i64> = got.iter().filter_map(|v| v["n"].as_i64()).collect();
+    assert_eq!(kept, [1, 2, 4, 7, 8, 11, 13, 14]);
+    assert_eq!(got.len(), 16);
+    let dead: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|d| d["error"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(dead.len(), 8, "{dead:?}");
+    dead
 }
 
 #[test]
@@ -664,34 +675,7 @@ export const handler = processor({{
         "build.mjs: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let input = dir.path().join("in.jsonl");
-    let lines: Vec<String> = (1..=15).map(|n| json!({"n": n}).to_string()).collect();
-    std::fs::write(&input, lines.join("\n") + "\n\"no n\"\n").unwrap();
-    let out = flowlet_bin()
-        .arg("test")
-        .arg(&plugin)
-        .arg("--input")
-        .arg(&input)
-        .arg("--expect")
-        .arg(dir.path().join("out.jsonl"))
-        .arg("--bless")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got = json_lines(&dir.path().join("out.jsonl"));
-    let kept: Vec<i64> = got.iter().filter_map(|v| v["n"].as_i64()).collect();
-    assert_eq!(kept, [1, 2, 4, 7, 8, 11, 13, 14]);
-    assert_eq!(got.len(), 16);
-    let dead: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .map(|d| d["error"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(dead.len(), 8, "{dead:?}");
+    let dead = rejections_of_a_throwing_operator(dir.path(), &plugin);
     assert!(
         dead[0].ends_with("RangeError: 3 is a multiple of three"),
         "{dead:?}"

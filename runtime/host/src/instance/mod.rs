@@ -132,6 +132,13 @@ impl WasmFactory {
     }
 }
 
+/// An error of the operating system (memory images, mappings), not a trap of the guest.
+fn is_io(e: &wasmtime::Error) -> bool {
+    e.downcast_ref::<wasmtime::Trap>().is_none()
+        && e.chain()
+            .any(|c| c.downcast_ref::<std::io::Error>().is_some())
+}
+
 fn ticks(d: Duration) -> u64 {
     (d.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1
 }
@@ -144,9 +151,21 @@ impl OperatorFactory for WasmFactory {
         let fail = |e, store: &Store<InstanceState>| {
             explain(e, &output, store, &settings, "init", settings.init_timeout)
         };
-        let exports = match Exports::instantiate(&self.plugin.pre, &mut store) {
-            Ok(e) => e,
-            Err(e) => return Err(fail(e, &store)),
+        let mut attempt = 0;
+        let exports = loop {
+            match Exports::instantiate(&self.plugin.pre, &mut store) {
+                Ok(e) => break e,
+                // The host's resources, not the plugin: the kernel refusing for a moment to
+                // seal the memfd of the memory image (EBUSY while it holds the pages) failed
+                // one instantiation in a test run. A few tries on a fresh store.
+                Err(e) if attempt < 3 && is_io(&e) => {
+                    attempt += 1;
+                    tracing::warn!(operator = %self.operator, "instantiating failed ({e:#}); trying again");
+                    std::thread::sleep(Duration::from_millis(20 * attempt));
+                    store = self.store(ctx, &settings, &output)?;
+                }
+                Err(e) => return Err(fail(e, &store)),
+            }
         };
         let init = match exports.init(&mut store, &settings.config) {
             Ok(r) => r,
@@ -184,5 +203,23 @@ impl Plugin {
     /// A factory of instances of this plugin for operator `operator`.
     pub fn factory(&self, host: &Host, operator: &str, settings: InstanceSettings) -> WasmFactory {
         WasmFactory::new(host.clone(), self.clone(), operator, settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_io;
+
+    #[test]
+    fn only_the_systems_errors_are_tried_again() {
+        let io = std::io::Error::from_raw_os_error(16); // EBUSY
+        let e = wasmtime::Error::new(io).context("cannot add seals to the memfd");
+        assert!(is_io(&e));
+        assert!(!is_io(&wasmtime::Error::new(
+            wasmtime::Trap::UnreachableCodeReached
+        )));
+        assert!(!is_io(&wasmtime::Error::msg(
+            "the component has no export `init`"
+        )));
     }
 }
