@@ -548,7 +548,7 @@ fn dedupe_in_python_and_javascript_gives_the_rust_dedupes_output_and_state() {
 }
 
 /// A Python operator built on the SDK in a temporary directory.
-fn python_operator(dir: &Path, source: &str) -> String {
+fn python_operator(dir: &Path, world: &str, source: &str) -> String {
     std::fs::write(dir.join("app.py"), source).unwrap();
     let out = dir.join("op.wasm");
     let status = Command::new(&toolchains()["COMPONENTIZE_PY"])
@@ -556,7 +556,7 @@ fn python_operator(dir: &Path, source: &str) -> String {
         .current_dir(dir)
         .args(["-d"])
         .arg(root().join("wit"))
-        .args(["-w", "processor", "componentize", "-p", "."])
+        .args(["-w", world, "componentize", "-p", "."])
         .arg("-p")
         .arg(root().join("sdk/python"))
         .args(["app", "-o"])
@@ -572,6 +572,7 @@ fn an_exception_on_one_event_rejects_that_event_only_in_python() {
     let dir = tempfile::tempdir().unwrap();
     let plugin = python_operator(
         dir.path(),
+        "processor",
         r#"
 import flowlet
 
@@ -764,4 +765,80 @@ fn the_sdks_package_as_a_wheel_an_npm_tarball_and_a_c_tarball() {
         .arg(c.join("flowlet_testing.c"))
         .arg("-lm"));
     assert!(run(&mut Command::new(&exe)).contains(" 0 failed"));
+}
+
+/// The Python SDK's stateful glue through the real host: value state as JSON, map state, timers
+/// in both domains (the processing-time ones fire at the clock step, before the next event),
+/// the watermark seen by a timer, and the state left.
+#[test]
+fn a_python_stateful_operator_keeps_state_and_fires_timers_in_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = python_operator(
+        dir.path(),
+        "stateful-processor",
+        r#"
+import flowlet
+
+@flowlet.stateful
+def process(event, out):
+    n = event.state.get_json("count", 0) + 1
+    event.state.put_json("count", n)
+    event.state.map_put("seen", str(event.timestamp).zfill(8), event.value)
+    event.timers.register(event.timestamp + 1000)
+    if n == 1:
+        event.timers.register(event.timers.now() + 500, flowlet.PROCESSING_TIME)
+    flowlet.log.info(f"event {n} of {event.key_text}")
+
+@flowlet.on_timer
+def fired(timer, out):
+    out.emit({"key": timer.key_text, "domain": timer.domain, "at": timer.at,
+              "count": timer.state.get_json("count"), "seen": len(timer.state.map_range("seen")),
+              "wm": timer.timers.watermark()})
+"#,
+    );
+    let p = |n: &str| dir.path().join(n);
+    std::fs::write(
+        p("in.jsonl"),
+        "{\"u\":\"a\",\"ts\":100}\n{\"u\":\"b\",\"ts\":200}\n{\"u\":\"a\",\"ts\":300}\n{\"@processing-time\": 500}\n{\"u\":\"a\",\"ts\":2500}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p("out.jsonl"),
+        r#"{"key":"a","domain":"processing-time","at":500,"count":2,"seen":2,"wm":300}
+{"key":"b","domain":"processing-time","at":500,"count":1,"seen":1,"wm":300}
+{"key":"a","domain":"event-time","at":1100,"count":3,"seen":3,"wm":2500}
+{"key":"b","domain":"event-time","at":1200,"count":1,"seen":1,"wm":2500}
+{"key":"a","domain":"event-time","at":1300,"count":3,"seen":3,"wm":2500}
+{"key":"a","domain":"event-time","at":3500,"count":3,"seen":3,"wm":9223372036854775807}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        p("state.jsonl"),
+        r#"{"key":"a","kind":"value","name":"count","value":3}
+{"key":"a","kind":"map","name":"seen","value":{"u":"a","ts":100},"map-key":"00000100"}
+{"key":"a","kind":"map","name":"seen","value":{"u":"a","ts":300},"map-key":"00000300"}
+{"key":"a","kind":"map","name":"seen","value":{"u":"a","ts":2500},"map-key":"00002500"}
+{"key":"b","kind":"value","name":"count","value":1}
+{"key":"b","kind":"map","name":"seen","value":{"u":"b","ts":200},"map-key":"00000200"}
+"#,
+    )
+    .unwrap();
+    let out = flowlet_bin()
+        .args(["test", &plugin, "--input"])
+        .arg(p("in.jsonl"))
+        .arg("--expect")
+        .arg(p("out.jsonl"))
+        .arg("--expect-state")
+        .arg(p("state.jsonl"))
+        .args(["--key-by", "/u", "--event-time", "/ts"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("event 3 of a"));
 }
