@@ -885,23 +885,23 @@ function mark(handler, kind, definition) {
  */
 export function processor(definition) {
   checkDefinition(definition, 'processor', ['process']);
-  const out = new Output();
-  return mark(
-    {
-      init(config) {
-        initialize(definition, config);
-      },
-      process(input) {
-        try {
-          return runEvents(definition, input, new Batch(currentHost()), out);
-        } catch (e) {
-          throw witError(e, '');
-        }
-      },
+  return mark(eventHandler(definition, new Output()), 'processor', definition);
+}
+
+/** `init` and `process`, the exports every per-event world has. */
+function eventHandler(definition, out) {
+  return {
+    init(config) {
+      initialize(definition, config);
     },
-    'processor',
-    definition,
-  );
+    process(input) {
+      try {
+        return runEvents(definition, input, new Batch(currentHost()), out);
+      } catch (e) {
+        throw witError(e, '');
+      }
+    },
+  };
 }
 
 /**
@@ -914,16 +914,7 @@ export function statefulProcessor(definition) {
   const out = new Output();
   return mark(
     {
-      init(config) {
-        initialize(definition, config);
-      },
-      process(input) {
-        try {
-          return runEvents(definition, input, new Batch(currentHost()), out);
-        } catch (e) {
-          throw witError(e, '');
-        }
-      },
+      ...eventHandler(definition, out),
       onTimer(fired) {
         const host = currentHost();
         out._clear();

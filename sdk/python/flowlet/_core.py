@@ -138,15 +138,16 @@ class Event:
     """One input event. `value` is its bytes, `text` its UTF-8 text, `json` its parsed JSON
     (parsed on first use, then kept); `key` is None when the event has no key."""
 
-    __slots__ = ("_batch", "index", "_start", "_end", "_json", "_host")
+    __slots__ = ("_batch", "index", "_start", "_end", "_json", "_host", "_key")
 
-    def __init__(self, batch, index: int, start: int, end: int, host=None):
+    def __init__(self, batch, index: int, start: int, end: int, host=None, key=None):
         self._batch = batch
         self.index = index
         self._start = start
         self._end = end
         self._json = _UNSET
         self._host = host
+        self._key = key  # the key's bytes when the caller sliced them already
 
     @property
     def value(self) -> bytes:
@@ -184,9 +185,10 @@ class Event:
 
     @property
     def key(self) -> Optional[bytes]:
-        b = self._batch
-        i = self.index
-        k = b.keys[b.key_ends[i - 1] if i else 0:b.key_ends[i]]
+        k = self._key
+        if k is None:
+            b, i = self._batch, self.index
+            k = self._key = b.keys[b.key_ends[i - 1] if i else 0:b.key_ends[i]]
         return k or None
 
     @property
@@ -292,9 +294,10 @@ def process_batch(batch, fn: Callable, host) -> tuple:
     timestamps = batch.timestamps
     start = kstart = 0
     for i, end in enumerate(value_ends):
-        event = Event(batch, i, start, end, host)
         kend = key_ends[i]
-        out._key = keys[kstart:kend]
+        key = keys[kstart:kend]
+        event = Event(batch, i, start, end, host, key)
+        out._key = key
         out._ts = timestamps[i]
         out._event = event
         start, kstart = end, kend
