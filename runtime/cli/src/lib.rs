@@ -186,6 +186,11 @@ pub fn host(cache_dir: Option<PathBuf>) -> anyhow::Result<Host> {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    // Failpoints for fault-injection tests (docs/RELIABILITY.md); none unless the variable is set.
+    if let Err(e) = flowlet_dataflow::fault::from_env() {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -150,6 +150,7 @@ fn resume(
         // What was written after the checkpoint is about to be written again.
         file.set_len(len)
             .map_err(|e| format!("cannot truncate {}: {e}", path.display()))?;
+        let _ = flowlet_dataflow::fault::hit("file-sink.truncated");
         if actual > len {
             tracing::info!(sink = %sink, "cut {} back from {actual} to {len} bytes (the checkpointed output)", path.display());
         }

@@ -669,6 +669,15 @@ impl Coordinator {
         let mut committer = self.committer.take();
         let r = record.clone();
         let (committer, result) = tokio::task::spawn_blocking(move || {
+            if let Err(message) = crate::fault::hit("checkpoint.write") {
+                return (
+                    committer,
+                    Err(DataflowError::Checkpoint {
+                        checkpoint: id,
+                        message,
+                    }),
+                );
+            }
             let result = match committer.as_mut() {
                 None => db.apply(changes).map_err(DataflowError::State),
                 Some(c) if c.after_write() => {
@@ -680,6 +689,9 @@ impl Coordinator {
                 }
                 Some(c) => two_phase(&db, c.as_mut(), &r, changes),
             };
+            if result.is_ok() {
+                let _ = crate::fault::hit("checkpoint.applied");
+            }
             (committer, result)
         })
         .await
@@ -780,6 +792,7 @@ fn two_phase(
         StateDb::meta_key(PENDING),
         Some(encode_pending(&encoded, &changes)),
     )])?;
+    let _ = crate::fault::hit("checkpoint.pending-written");
     committer
         .commit(record)
         .map_err(|message| DataflowError::Checkpoint {
@@ -828,6 +841,7 @@ pub fn write_savepoint(db: &StateDb, path: &Path) -> Result<(), String> {
     w.write_all(&sum.to_be_bytes()).map_err(io)?;
     let file = w.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;
+    let _ = crate::fault::hit("savepoint.written");
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(())
 }

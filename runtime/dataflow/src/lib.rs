@@ -14,6 +14,7 @@ mod connect;
 mod counters;
 mod edge;
 mod error;
+pub mod fault;
 mod keymap;
 pub mod lock;
 mod operator;

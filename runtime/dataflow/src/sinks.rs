@@ -86,6 +86,7 @@ impl Body for SinkBody {
 
     fn snapshot(&mut self, _: Timestamp) -> Result<Snapshot, DataflowError> {
         let meta = self.task.writer.durable().map_err(|e| self.task.fail(e))?;
+        crate::fault::hit("sink.flushed").map_err(|e| self.task.fail(e))?;
         Ok(Snapshot {
             changes: Vec::new(),
             meta,

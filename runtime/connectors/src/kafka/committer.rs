@@ -112,9 +112,12 @@ impl Committer for KafkaCommitter {
                     .send_offsets_to_transaction(&tpl, &cgm, Duration::from_secs(60))
                     .map_err(|e| format!("cannot add the offsets to the transaction: {e}"))?;
             }
+            flowlet_dataflow::fault::hit("kafka.offsets-sent")?;
             self.producer
                 .commit_transaction(Duration::from_secs(120))
-                .map_err(|e| format!("cannot commit the Kafka transaction: {e}"))
+                .map_err(|e| format!("cannot commit the Kafka transaction: {e}"))?;
+            let _ = flowlet_dataflow::fault::hit("kafka.committed");
+            Ok(())
         })();
         if let Err(e) = result {
             let _ = self.producer.abort_transaction(Duration::from_secs(60));

@@ -231,6 +231,7 @@ impl SourceContext {
         if let Some(ck) = &self.s.ckpt {
             ck.snapshot(id, Vec::new(), Some(self.c.meta()));
         }
+        let _ = crate::fault::hit("source.barrier");
     }
 
     /// Advance the watermark to `w` (if it is ahead): for a source that knows how far its

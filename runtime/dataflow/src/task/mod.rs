@@ -188,6 +188,7 @@ impl Task {
         if let Some(c) = &self.ckpt {
             let s = body.snapshot(durable)?;
             c.snapshot(id, s.changes, s.meta);
+            let _ = crate::fault::hit("task.snapshot");
         }
         // A swap armed for this barrier: the new version handles what follows it.
         body.swap_due(Some(id));

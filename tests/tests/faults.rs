@@ -1,0 +1,462 @@
+//! Fault injection at every step of the checkpoint protocol (docs/RELIABILITY.md): flowlet is
+//! made to crash (`kill`: SIGKILL to itself), fail (`error`) or stall at a named failpoint
+//! (runtime/dataflow/src/fault.rs), run again, and the output — read back and compared with a
+//! plain loop over the input, never with flowlet's own log — must be what one clean run gives.
+//!
+//! Every failure prints the seed; `FLOWLET_FAULT_SEED=S` replays it, `FLOWLET_FAULT_ROUNDS=N`
+//! crashes N times per failpoint (the soak, `scripts/soak`, raises both).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use flowlet_tests::kafka::{self, Broker};
+use flowlet_tests::{Child, Rng, flowlet_bin, json_lines, write_manifest};
+
+/// A window count: (user, window start) → count.
+type Counts = BTreeMap<(String, i64), u64>;
+
+/// The seed of this run of the suite: `FLOWLET_FAULT_SEED`, else a fresh one (printed).
+fn seed() -> u64 {
+    std::env::var("FLOWLET_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        })
+}
+
+/// Crashes per failpoint: 3, or `FLOWLET_FAULT_ROUNDS`.
+fn rounds() -> usize {
+    std::env::var("FLOWLET_FAULT_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+}
+
+/// `n` clicks `(user, json)` in time order.
+fn clicks(n: usize, seed: u64) -> Vec<(String, String)> {
+    let mut rng = Rng(seed);
+    let mut ts = 1_700_000_000_000i64;
+    (0..n)
+        .map(|i| {
+            ts += rng.below(4) as i64;
+            let user = format!("u{}", rng.below(500));
+            (
+                user.clone(),
+                format!(r#"{{"i":{i},"user":"{user}","ts":{ts}}}"#),
+            )
+        })
+        .collect()
+}
+
+/// Counts per user and 1-second window, by a plain loop.
+fn reference(clicks: &[(String, String)]) -> Counts {
+    let mut counts = Counts::new();
+    for (user, value) in clicks {
+        let v: serde_json::Value = serde_json::from_str(value).unwrap();
+        let ts = v["ts"].as_i64().unwrap();
+        *counts
+            .entry((user.clone(), ts.div_euclid(1000) * 1000))
+            .or_default() += 1;
+    }
+    counts
+}
+
+/// What a verifier found: windows lost (missing or short) and repeated.
+#[derive(Default, Debug)]
+struct Verdict {
+    lost: usize,
+    duplicated: usize,
+    wrong: usize,
+}
+
+/// Compare output windows (one entry per record, repeats included) with the reference.
+fn verdict(records: &[((String, i64), u64)], expected: &Counts) -> Verdict {
+    let mut v = Verdict::default();
+    let mut seen: BTreeMap<&(String, i64), u64> = BTreeMap::new();
+    for (k, c) in records {
+        if let Some(prev) = seen.insert(k, *c) {
+            v.duplicated += 1;
+            if prev != *c {
+                v.wrong += 1;
+            }
+        }
+        if expected.get(k) != Some(c) {
+            v.wrong += 1;
+        }
+    }
+    v.lost = expected.keys().filter(|k| !seen.contains_key(k)).count();
+    v
+}
+
+/// How one run ended.
+#[derive(Debug, PartialEq)]
+enum Ended {
+    Finished,
+    /// Killed by a failpoint (SIGKILL it sent itself).
+    Crashed,
+    /// Stopped with an error (its stderr).
+    Failed(String),
+}
+
+/// `flowlet run MANIFEST` with `FLOWLET_FAILPOINTS=failpoints`, to its end.
+fn run(manifest: &Path, failpoints: &str) -> Ended {
+    use std::os::unix::process::ExitStatusExt;
+    let out = Child::spawn(
+        flowlet_bin()
+            .args(["run", manifest.to_str().unwrap()])
+            .env("FLOWLET_FAILPOINTS", failpoints)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    )
+    .wait_for(Duration::from_secs(120));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    match (out.status.success(), out.status.signal()) {
+        (true, _) => Ended::Finished,
+        (false, Some(9)) => {
+            assert!(
+                err.contains("failpoint"),
+                "killed, but not by a failpoint: {err}"
+            );
+            Ended::Crashed
+        }
+        _ => Ended::Failed(err),
+    }
+}
+
+/// One fault class's tally, printed for `scripts/soak` as a `FAULTS` line.
+#[derive(Default)]
+struct Tally {
+    runs: usize,
+    faults: usize,
+    events: usize,
+    lost: usize,
+    duplicated: usize,
+}
+
+impl Tally {
+    fn report(&self, class: &str) {
+        eprintln!(
+            "FAULTS class={class} runs={} faults={} events={} lost={} duplicated={}",
+            self.runs, self.faults, self.events, self.lost, self.duplicated
+        );
+    }
+}
+
+/// Crash (or fail) at `point` on a random later hit, `rounds` times, then run to the end
+/// without faults.
+fn crash_at(manifest: &Path, point: &str, action: &str, rng: &mut Rng, tally: &mut Tally) {
+    crash_at_then(manifest, point, action, rng, tally, || {});
+}
+
+// ---------------------------------------------------------------------------------------
+// file → window → file
+
+const FILE_TOPOLOGY: &str = r#"
+version: 1
+name: faults-file
+checkpoint: {interval: 10ms}
+guarantee: GUARANTEE
+batch-size: 64
+sources:
+  clicks: {kind: file, path: clicks.jsonl, event-time: {field: /ts}}
+operators:
+  counts:
+    plugin: {plugins}/aggregate.wasm
+    config: {function: count}
+    key-by: /user
+    window: {kind: tumbling, size: 1s}
+    inputs: [clicks]
+sinks:
+  out: {kind: file, path: counts.jsonl, inputs: [counts]}
+"#;
+
+fn file_records(path: &Path) -> Vec<((String, i64), u64)> {
+    json_lines(path)
+        .into_iter()
+        .map(|v| {
+            (
+                (
+                    v["key"].as_str().unwrap().to_owned(),
+                    v["start"].as_i64().unwrap(),
+                ),
+                v["count"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+const FILE_POINTS: &[(&str, &str)] = &[
+    ("source.barrier", "kill"),
+    ("task.snapshot", "kill"),
+    ("sink.flushed", "kill"),
+    ("sink.flushed", "error"),
+    ("checkpoint.write", "kill"),
+    ("checkpoint.write", "error"),
+    ("checkpoint.applied", "kill"),
+    ("file-sink.truncated", "kill"),
+];
+
+fn file_to_file(guarantee: &str) {
+    let seed = seed();
+    eprintln!("seed {seed} (FLOWLET_FAULT_SEED={seed} replays it)");
+    let mut rng = Rng(seed);
+    let events = clicks(60_000, seed);
+    let expected = reference(&events);
+    let mut tally = Tally::default();
+    for (point, action) in FILE_POINTS {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = events.iter().map(|(_, v)| format!("{v}\n")).collect();
+        std::fs::write(dir.path().join("clicks.jsonl"), text).unwrap();
+        let manifest = write_manifest(dir.path(), &FILE_TOPOLOGY.replace("GUARANTEE", guarantee));
+        crash_at(&manifest, point, action, &mut rng, &mut tally);
+        let got = file_records(&dir.path().join("counts.jsonl"));
+        let v = verdict(&got, &expected);
+        tally.events += events.len();
+        tally.lost += v.lost;
+        let repeats_allowed = guarantee == "at-least-once";
+        if !repeats_allowed {
+            tally.duplicated += v.duplicated;
+        }
+        assert!(
+            v.lost == 0 && v.wrong == 0 && (repeats_allowed || v.duplicated == 0),
+            "{guarantee}, {point}={action}, seed {seed}: {v:?}"
+        );
+    }
+    tally.report(&format!("failpoints/{guarantee}/file/file"));
+}
+
+#[test]
+fn file_to_file_exactly_once_at_every_failpoint() {
+    file_to_file("exactly-once");
+}
+
+#[test]
+fn file_to_file_at_least_once_at_every_failpoint() {
+    file_to_file("at-least-once");
+}
+
+// ---------------------------------------------------------------------------------------
+// Kafka → window → Kafka and Kafka → window → file
+
+fn kafka_topology(brokers: &str, input: &str, sink: &str, guarantee: &str) -> String {
+    format!(
+        r#"
+version: 1
+name: faults-{input}
+checkpoint: {{interval: 100ms}}
+guarantee: {guarantee}
+batch-size: 128
+sources:
+  clicks:
+    kind: kafka
+    brokers: {brokers}
+    topic: {input}
+    bounded: true
+    event-time: {{field: /ts}}
+operators:
+  counts:
+    plugin: {{plugins}}/aggregate.wasm
+    config: {{function: count}}
+    key-by: /user
+    window: {{kind: tumbling, size: 1s}}
+    inputs: [clicks]
+sinks:
+{sink}
+"#
+    )
+}
+
+const KAFKA_POINTS: &[(&str, &str)] = &[
+    ("source.barrier", "kill"),
+    ("task.snapshot", "kill"),
+    ("sink.flushed", "kill"),
+    ("checkpoint.pending-written", "kill"),
+    ("kafka.offsets-sent", "kill"),
+    ("kafka.offsets-sent", "error"),
+    ("kafka.committed", "kill"),
+    ("checkpoint.applied", "kill"),
+];
+
+/// The committed window records of a Kafka topic (see kafka.rs's `committed`).
+fn kafka_records(broker: &Broker, topic: &str) -> Vec<((String, i64), u64)> {
+    let records = broker.read_all(topic, kafka::hides_aborted());
+    let records = if kafka::hides_aborted() {
+        records
+    } else {
+        kafka::committed_by_headers(&records, None)
+    };
+    records
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_str(&r.value).unwrap();
+            (
+                (
+                    v["key"].as_str().unwrap().to_owned(),
+                    v["start"].as_i64().unwrap(),
+                ),
+                v["count"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The last input event, far ahead in event time: the final run always writes a window, so
+/// the records carry the lineage of every committed attempt before it.
+fn flush_event() -> (String, String) {
+    (
+        "flush".into(),
+        r#"{"i":-1,"user":"flush","ts":1750000000000}"#.into(),
+    )
+}
+
+#[test]
+fn kafka_to_kafka_exactly_once_at_every_failpoint() {
+    if !kafka::transactions() {
+        eprintln!("skipped: the test broker has no transactions");
+        return;
+    }
+    let seed = seed();
+    eprintln!("seed {seed} (FLOWLET_FAULT_SEED={seed} replays it)");
+    let mut rng = Rng(seed);
+    let broker = Broker::start();
+    let mut tally = Tally::default();
+    for (point, action) in KAFKA_POINTS {
+        let input = broker.topic("clicks", 2);
+        let output = broker.topic("counts", 2);
+        let mut events = clicks(20_000, rng.next_u64());
+        broker.produce(&input, &events);
+        let dir = tempfile::tempdir().unwrap();
+        let sink = format!(
+            "  out: {{kind: kafka, brokers: {}, topic: {output}, key: /key, inputs: [counts]}}",
+            broker.brokers
+        );
+        let manifest = write_manifest(
+            dir.path(),
+            &kafka_topology(&broker.brokers, &input, &sink, "exactly-once"),
+        );
+        // The last run reads the flush event (after every crash).
+        let rounds_before = tally.runs;
+        crash_at_then(&manifest, point, action, &mut rng, &mut tally, || {
+            broker.produce(&input, &[flush_event()]);
+        });
+        events.push(flush_event());
+        let got = kafka_records(&broker, &output);
+        let v = verdict(&got, &reference(&events));
+        tally.events += events.len();
+        tally.lost += v.lost;
+        tally.duplicated += v.duplicated;
+        assert!(
+            v.lost == 0 && v.wrong == 0 && v.duplicated == 0,
+            "exactly-once, {point}={action}, seed {seed}, {} runs: {v:?}",
+            tally.runs - rounds_before
+        );
+    }
+    tally.report("failpoints/exactly-once/kafka/kafka");
+}
+
+/// [`crash_at`], with `before_last` run before the final, fault-free run.
+fn crash_at_then(
+    manifest: &Path,
+    point: &str,
+    action: &str,
+    rng: &mut Rng,
+    tally: &mut Tally,
+    before_last: impl FnOnce(),
+) {
+    let mut injected = 0;
+    for _ in 0..rounds() {
+        let skip = rng.below(6);
+        let spec = if point == "file-sink.truncated" {
+            // Reached only when a run resumes: the run before crashes at another point.
+            format!("{point}=1*{action};checkpoint.applied={skip}*off->1*kill")
+        } else {
+            format!("{point}={skip}*off->1*{action}")
+        };
+        tally.runs += 1;
+        match run(manifest, &spec) {
+            Ended::Finished => break,
+            Ended::Crashed => injected += 1,
+            Ended::Failed(err) => {
+                assert!(
+                    action == "error" && err.contains(&format!("failpoint `{point}`")),
+                    "{spec}: the run failed, not by the injected fault: {err}"
+                );
+                injected += 1;
+            }
+        }
+    }
+    before_last();
+    tally.runs += 1;
+    assert_eq!(
+        run(manifest, ""),
+        Ended::Finished,
+        "the final run of {point}"
+    );
+    tally.faults += injected;
+}
+
+#[test]
+fn kafka_to_file_exactly_once_at_every_failpoint() {
+    if !kafka::transactions() {
+        eprintln!("skipped: the test broker has no transactions");
+        return;
+    }
+    let seed = seed();
+    eprintln!("seed {seed} (FLOWLET_FAULT_SEED={seed} replays it)");
+    let mut rng = Rng(seed);
+    let broker = Broker::start();
+    let mut tally = Tally::default();
+    let points: BTreeSet<(&str, &str)> = KAFKA_POINTS
+        .iter()
+        .chain(FILE_POINTS)
+        .copied()
+        .filter(|(p, _)| !p.starts_with("kafka.") && *p != "checkpoint.pending-written")
+        .collect();
+    for (point, action) in points {
+        let input = broker.topic("clicks", 2);
+        let events = clicks(20_000, rng.next_u64());
+        broker.produce(&input, &events);
+        let dir = tempfile::tempdir().unwrap();
+        let sink = "  out: {kind: file, path: counts.jsonl, inputs: [counts]}";
+        let manifest = write_manifest(
+            dir.path(),
+            &kafka_topology(&broker.brokers, &input, sink, "exactly-once"),
+        );
+        crash_at(&manifest, point, action, &mut rng, &mut tally);
+        let got = file_records(&dir.path().join("counts.jsonl"));
+        let v = verdict(&got, &reference(&events));
+        tally.events += events.len();
+        tally.lost += v.lost;
+        tally.duplicated += v.duplicated;
+        assert!(
+            v.lost == 0 && v.wrong == 0 && v.duplicated == 0,
+            "exactly-once Kafka → file, {point}={action}, seed {seed}: {v:?}"
+        );
+    }
+    tally.report("failpoints/exactly-once/kafka/file");
+}
+
+/// An unknown failpoint, or one that cannot fail asked to, is refused at start by name.
+#[test]
+fn a_misspelt_failpoint_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("clicks.jsonl"), "").unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &FILE_TOPOLOGY.replace("GUARANTEE", "exactly-once"),
+    );
+    match run(&manifest, "kafka.comitted=kill") {
+        Ended::Failed(err) => {
+            assert!(err.contains("no failpoint `kafka.comitted`"), "{err}");
+            assert!(err.contains("kafka.committed"), "{err}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
