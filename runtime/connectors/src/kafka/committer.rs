@@ -2,6 +2,15 @@
 //! topology, committing each checkpoint's output together with the sources' offsets (the
 //! decision of the two-phase commit), and telling after a crash whether a pending checkpoint
 //! committed.
+//!
+//! The decision is read back from a **checkpoint marker**: every transaction also commits, for
+//! the consumer group `flowlet-<topology>-checkpoints-<run>`, the offset `n` (the checkpoint's
+//! id) of partition 0 of the first sink's topic. A committed offset is exactly what Kafka makes
+//! visible with the transaction and never without it, on every broker; the offset-commit
+//! *metadata* flowlet also writes (`flowlet:<run>:<n>`, for people reading the groups) is not
+//! returned by every broker (the test broker drops it), and deciding from it once rolled back a
+//! checkpoint Kafka had committed — whose offsets the next run then started from, with the
+//! state of before it: the input in between was lost (docs/RELIABILITY.md).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,26 +29,87 @@ use crate::retry::retry;
 
 /// Where the checkpoint's offsets go inside the transaction.
 struct OffsetTarget {
-    /// The source task whose position holds the offsets (`None`: the marker).
+    /// The source task whose position holds the offsets (`None`: the checkpoint marker).
     source: Option<String>,
     group: String,
     consumer: BaseConsumer<Context>,
-    /// The marker partition (no Kafka source).
+    /// The marker's topic (partition 0).
     marker: Option<String>,
 }
 
 struct KafkaCommitter {
     producer: Producer,
     targets: Vec<OffsetTarget>,
+    /// How to reach the checkpoint marker: the group of a run is made when first needed.
+    marker: MarkerSpec,
+    /// This run's marker target (made at the first commit, when the run is known).
+    run_marker: Option<(u64, OffsetTarget)>,
+}
+
+/// The checkpoint marker's place: a partition of the first Kafka sink's topic, in one group
+/// per run of the topology.
+struct MarkerSpec {
+    topology: String,
+    topic: String,
+    brokers: String,
+    properties: BTreeMap<String, String>,
+}
+
+impl MarkerSpec {
+    /// The marker's topic must exist before the first commit: a broker does not keep offsets
+    /// of a topic it does not know (Kafka refuses them; the test broker drops them silently).
+    fn check_topic(&self) -> Result<(), String> {
+        let consumer: BaseConsumer<Context> = config(&self.brokers, &[], &self.properties)
+            .create_with_context(context("checkpoint marker"))
+            .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
+        let md = consumer
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(30))
+            .map_err(|e| format!("cannot read the metadata of topic `{}`: {e}", self.topic))?;
+        let found = md
+            .topics()
+            .iter()
+            .any(|t| t.name() == self.topic && t.error().is_none() && !t.partitions().is_empty());
+        if found {
+            Ok(())
+        } else {
+            Err(format!(
+                "topic `{}` does not exist at {}: under exactly-once each checkpoint commits a marker offset to its partition 0, so create the topic before the first run",
+                self.topic, self.brokers
+            ))
+        }
+    }
+
+    fn group(&self, run: u64) -> String {
+        format!("flowlet-{}-checkpoints-{run}", self.topology)
+    }
+
+    fn target(&self, run: u64) -> Result<OffsetTarget, String> {
+        let group = self.group(run);
+        let defaults = [
+            ("group.id", group.clone()),
+            ("enable.auto.commit", "false".into()),
+        ];
+        let consumer: BaseConsumer<Context> = config(&self.brokers, &defaults, &self.properties)
+            .create_with_context(context("checkpoint marker"))
+            .map_err(|e| format!("cannot create a Kafka consumer for group `{group}`: {e}"))?;
+        let target = OffsetTarget {
+            source: None,
+            group,
+            consumer,
+            marker: Some(self.topic.clone()),
+        };
+        // Ask for the group's offsets once: a broker may keep a transaction's offsets only for
+        // a group it already knows (the test broker drops them otherwise), and Kafka itself
+        // learns of the group here as well.
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.topic, 0);
+        target.decided(&tpl)?;
+        Ok(target)
+    }
 }
 
 fn offsets_metadata(record: &CheckpointRecord) -> String {
     format!("flowlet:{}:{}", record.run, record.id)
-}
-
-fn parse_metadata(m: &str) -> Option<(u64, u64)> {
-    let mut it = m.strip_prefix("flowlet:")?.split(':');
-    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
 impl OffsetTarget {
@@ -60,7 +130,8 @@ impl OffsetTarget {
                 }
             }
             (None, Some(topic)) => {
-                tpl.add_partition_offset(topic, 0, Offset::Offset(0))
+                let id = i64::try_from(record.id).map_err(|e| e.to_string())?;
+                tpl.add_partition_offset(topic, 0, Offset::Offset(id))
                     .map_err(|e| e.to_string())?;
             }
             (None, None) => {}
@@ -78,8 +149,8 @@ impl OffsetTarget {
         Ok(tpl)
     }
 
-    /// The checkpoint Kafka's committed offsets name, if any.
-    fn decided(&self, partitions: &TopicPartitionList) -> Result<Option<(u64, u64)>, String> {
+    /// The last checkpoint of the run that Kafka committed: the marker's committed offset.
+    fn decided(&self, partitions: &TopicPartitionList) -> Result<Option<u64>, String> {
         let tpl = self
             .consumer
             .committed_offsets(partitions.clone(), Duration::from_secs(30))
@@ -89,17 +160,21 @@ impl OffsetTarget {
                     self.group
                 )
             })?;
-        Ok(tpl
-            .elements()
-            .iter()
-            .find_map(|e| parse_metadata(e.metadata())))
+        Ok(tpl.elements().iter().find_map(|e| match e.offset() {
+            Offset::Offset(o) => u64::try_from(o).ok(),
+            _ => None,
+        }))
     }
 }
 
 impl Committer for KafkaCommitter {
     fn commit(&mut self, record: &CheckpointRecord) -> Result<(), String> {
+        if self.run_marker.as_ref().map(|(run, _)| *run) != Some(record.run) {
+            self.run_marker = Some((record.run, self.marker.target(record.run)?));
+        }
         let result = (|| {
-            for t in &self.targets {
+            let marker = self.run_marker.as_ref().map(|(_, t)| t);
+            for t in self.targets.iter().chain(marker) {
                 let tpl = t.offsets(record)?;
                 if tpl.count() == 0 {
                     continue;
@@ -129,14 +204,14 @@ impl Committer for KafkaCommitter {
     }
 
     fn decided(&self, record: &CheckpointRecord) -> Result<bool, String> {
-        let target = &self.targets[0];
+        let target = self.marker.target(record.run)?;
         let tpl = target.offsets(record)?;
         let decided = retry(
             "asking Kafka for the last committed checkpoint",
             None,
             || target.decided(&tpl),
         )?;
-        Ok(decided.is_some_and(|(_, id)| id >= record.id))
+        Ok(decided.is_some_and(|id| id >= record.id))
     }
 }
 
@@ -170,12 +245,8 @@ impl Committer for GroupOffsets {
     }
 }
 
-/// Where checkpointed offsets go: each Kafka source's group; with `marker` (a transactional
-/// sink) and no Kafka source, a marker offset of the sink's topic.
-fn offset_targets(
-    manifest: &Manifest,
-    marker: Option<&KafkaSink>,
-) -> Result<Vec<OffsetTarget>, DataflowError> {
+/// Where checkpointed offsets go: each Kafka source's group.
+fn offset_targets(manifest: &Manifest) -> Result<Vec<OffsetTarget>, DataflowError> {
     let topology = &manifest.name;
     let mut targets = Vec::new();
     for (name, s) in &manifest.sources {
@@ -186,21 +257,11 @@ fn offset_targets(
                 k.group(topology),
                 k.brokers.0.clone(),
                 props,
-                None,
             ));
         }
     }
-    if let (true, Some(first)) = (targets.is_empty(), marker) {
-        targets.push((
-            None,
-            format!("flowlet-{topology}-checkpoints"),
-            first.brokers.0.clone(),
-            properties(&first.properties),
-            Some(first.topic.0.clone()),
-        ));
-    }
     let mut out = Vec::new();
-    for (source, group, brokers, props, marker) in targets {
+    for (source, group, brokers, props) in targets {
         let defaults = [
             ("group.id", group.clone()),
             ("enable.auto.commit", "false".into()),
@@ -215,7 +276,7 @@ fn offset_targets(
             source,
             group,
             consumer,
-            marker,
+            marker: None,
         });
     }
     Ok(out)
@@ -233,7 +294,7 @@ pub fn prepare(manifest: &Manifest) -> BoxFuture<'_, Result<Option<Prepared>, Da
             .filter_map(|(n, s)| Some((n, s.kind.spec::<KafkaSink>()?)))
             .collect();
         if manifest.guarantee != Guarantee::ExactlyOnce || sinks.is_empty() {
-            let targets = offset_targets(manifest, None)?;
+            let targets = offset_targets(manifest)?;
             return Ok((!targets.is_empty()).then(|| Prepared {
                 committer: Some(Box::new(GroupOffsets { targets }) as Box<dyn Committer>),
                 shared: BTreeMap::new(),
@@ -290,29 +351,45 @@ async fn transactions(
     )
     .create_with_context(context("transactions"))
     .map_err(|e| fail(format!("cannot create a Kafka producer: {e}")))?;
-    // Offsets: each Kafka source's group, or a marker.
-    let targets = offset_targets(manifest, Some(first))?;
+    // Offsets: each Kafka source's group, and the checkpoint marker.
+    let targets = offset_targets(manifest)?;
     let brokers = first.brokers.0.clone();
-    let started = tokio::task::spawn_blocking(move || -> Result<_, String> {
-        // Fences an older producer of this topology and aborts its open transaction.
-        retry(
-            &format!("waiting for Kafka at {brokers} to start transactions"),
-            None,
-            || {
-                producer
-                    .init_transactions(Duration::from_secs(30))
-                    .map_err(|e| e.to_string())
-            },
-        )?;
-        producer
-            .begin_transaction()
-            .map_err(|e| format!("cannot begin a Kafka transaction: {e}"))?;
-        Ok(producer)
+    let marker = MarkerSpec {
+        topology: manifest.name.clone(),
+        topic: first.topic.0.clone(),
+        brokers: first.brokers.0.clone(),
+        properties: properties(&first.properties),
+    };
+    let (started, marker) = tokio::task::spawn_blocking(move || {
+        let started = start_transactions(producer, &brokers).and_then(|p| {
+            marker.check_topic()?;
+            Ok(p)
+        });
+        (started, marker)
     })
     .await
     .map_err(|e| DataflowError::Panic(e.to_string()))?;
     Ok(KafkaCommitter {
         producer: started.map_err(fail)?,
         targets,
+        marker,
+        run_marker: None,
     })
+}
+
+/// Fence an older producer of this topology (aborting its open transaction) and begin one.
+fn start_transactions(producer: Producer, brokers: &str) -> Result<Producer, String> {
+    retry(
+        &format!("waiting for Kafka at {brokers} to start transactions"),
+        None,
+        || {
+            producer
+                .init_transactions(Duration::from_secs(30))
+                .map_err(|e| e.to_string())
+        },
+    )?;
+    producer
+        .begin_transaction()
+        .map_err(|e| format!("cannot begin a Kafka transaction: {e}"))?;
+    Ok(producer)
 }

@@ -15,15 +15,15 @@
 //!
 //! **Two-phase commit** (committer.rs; checkpoint `n`, after every task has reported it):
 //! 1. the checkpoint coordinator writes `pending = (record n, all changes)` to the store;
-//! 2. the committer sends the sources' offsets to the transaction with the metadata
-//!    `flowlet:<run>:<n>` (without a Kafka source, a marker offset of the sink topic in the
-//!    group `flowlet-<topology>-checkpoints`), and commits the transaction: this is the
+//! 2. the committer sends the sources' offsets to the transaction, and the checkpoint marker
+//!    (offset `n` of partition 0 of the first sink's topic, in the group
+//!    `flowlet-<topology>-checkpoints-<run>`), and commits the transaction: this is the
 //!    decision;
 //! 3. the coordinator applies the changes and the record, and deletes `pending`, in one write.
 //!
 //! After a crash the new producer's `init_transactions` aborts an unfinished transaction;
-//! then a `pending` checkpoint is rolled forward if Kafka's committed offset metadata names
-//! it, and dropped otherwise. Either way flowlet's state and Kafka's output agree.
+//! then a `pending` checkpoint is rolled forward if the crashed run's marker has reached `n`,
+//! and dropped otherwise. Either way flowlet's state and Kafka's output agree.
 
 mod committer;
 mod config;
