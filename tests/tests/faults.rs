@@ -535,3 +535,148 @@ fn a_missing_sink_topic_under_exactly_once_is_named() {
         other => panic!("{other:?}"),
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// A paused flowlet (SIGSTOP) while a successor takes over
+
+/// Send `signal` to `pid` (the `kill` command: no libc in the tests).
+fn signal(pid: u32, signal: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {signal} {pid}");
+}
+
+/// Copy the directory `from` (manifest, state) to `to`, as a successor on another machine
+/// would get it.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        let kind = e.file_type().unwrap();
+        if kind.is_dir() {
+            copy_dir(&e.path(), &target);
+        } else if kind.is_file() {
+            // (The control socket is not copied: it belongs to the running process.)
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Kafka sinks: flowlet A is paused mid-run; B, with a copy of A's state and the same manifest
+/// (so the same transactional id), takes over and finishes. A, resumed, is fenced: it stops
+/// with an error and commits nothing — the output is exactly once.
+#[test]
+fn a_paused_flowlet_is_fenced_by_its_successor() {
+    if !kafka::transactions() {
+        eprintln!("skipped: the test broker has no transactions");
+        return;
+    }
+    let broker = Broker::start();
+    let input = broker.topic("clicks", 2);
+    let output = broker.topic("counts", 2);
+    let mut events = clicks(60_000, 9);
+    broker.produce(&input, &events);
+    let a_dir = tempfile::tempdir().unwrap();
+    let sink = format!(
+        "  out: {{kind: kafka, brokers: {}, topic: {output}, key: /key, inputs: [counts]}}",
+        broker.brokers
+    );
+    let manifest = write_manifest(
+        a_dir.path(),
+        &kafka_topology(&broker.brokers, &input, &sink, "exactly-once"),
+    );
+    let mut a = Child::spawn(
+        flowlet_bin()
+            .args(["run", manifest.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        a.inner().try_wait().unwrap().is_none(),
+        "A finished before it could be paused: give it more input"
+    );
+    signal(a.id(), "-STOP");
+    let b_dir = tempfile::tempdir().unwrap();
+    copy_dir(a_dir.path(), b_dir.path());
+    broker.produce(&input, &[flush_event()]);
+    events.push(flush_event());
+    let b_manifest = b_dir.path().join(manifest.file_name().unwrap());
+    assert_eq!(run(&b_manifest, ""), Ended::Finished, "the successor B");
+    signal(a.id(), "-CONT");
+    let out = a.wait_for(Duration::from_secs(180));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the paused flowlet went on after its successor took over: {err}"
+    );
+    eprintln!("A, resumed: {}", err.lines().last().unwrap_or_default());
+    let v = verdict(&kafka_records(&broker, &output), &reference(&events));
+    assert!(
+        v.lost == 0 && v.wrong == 0 && v.duplicated == 0,
+        "{v:?}; A said: {err}"
+    );
+    Tally {
+        runs: 2,
+        faults: 1,
+        events: events.len(),
+        lost: v.lost,
+        duplicated: v.duplicated,
+    }
+    .report("zombie/exactly-once/kafka/kafka");
+}
+
+/// File sinks: a second flowlet on the state directory of a paused one refuses to start,
+/// naming the holder; once the first is gone, the next run continues exactly once.
+#[test]
+fn a_second_flowlet_on_a_paused_ones_state_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = clicks(300_000, 10);
+    let text: String = events.iter().map(|(_, v)| format!("{v}\n")).collect();
+    std::fs::write(dir.path().join("clicks.jsonl"), text).unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &FILE_TOPOLOGY.replace("GUARANTEE", "exactly-once"),
+    );
+    let mut a = Child::spawn(
+        flowlet_bin()
+            .args(["run", manifest.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let state = dir.path().join(".flowlet/state/faults-file");
+    let lock = state.join(flowlet_dataflow::lock::LOCK_FILE);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&lock)
+        .unwrap_or_default()
+        .starts_with(&format!("pid {} ", a.id()))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A never locked {}",
+            state.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(a.id(), "-STOP");
+    match run(&manifest, "") {
+        Ended::Failed(err) => assert!(
+            err.contains("in use by another flowlet") && err.contains(&format!("pid {}", a.id())),
+            "{err}"
+        ),
+        other => panic!("a second flowlet ran on a paused one's state directory: {other:?}"),
+    }
+    // The paused one dies without a word (as a frozen machine would be fenced off).
+    signal(a.id(), "-KILL");
+    let _ = a.inner().wait();
+    assert_eq!(run(&manifest, ""), Ended::Finished);
+    let v = verdict(
+        &file_records(&dir.path().join("counts.jsonl")),
+        &reference(&events),
+    );
+    assert!(v.lost == 0 && v.wrong == 0 && v.duplicated == 0, "{v:?}");
+}
