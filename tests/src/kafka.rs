@@ -78,6 +78,8 @@ pub struct Broker {
     child: Option<Child>,
     dir: Option<tempfile::TempDir>,
     port: u16,
+    /// The port clients are told to use (a proxy's, see [`Broker::behind_proxy`]).
+    advertised: u16,
 }
 
 /// A port nothing listens on, never handed out twice in this process: a test whose broker is
@@ -106,6 +108,7 @@ impl Broker {
                 child: None,
                 dir: None,
                 port: 0,
+                advertised: 0,
             },
             Setup::Binary { .. } => {
                 let port = free_port();
@@ -114,6 +117,7 @@ impl Broker {
                     child: None,
                     dir: Some(tempfile::tempdir().unwrap()),
                     port,
+                    advertised: port,
                 };
                 b.spawn();
                 b
@@ -133,9 +137,30 @@ impl Broker {
                     child: None,
                     dir: Some(tempfile::tempdir().unwrap()),
                     port,
+                    advertised: port,
                 })
             }
         }
+    }
+
+    /// A broker that clients reach through a fault-injecting TCP proxy (it advertises the
+    /// proxy's port, so that every connection goes through it); `None` with an external
+    /// cluster.
+    pub fn behind_proxy() -> Option<(Self, crate::proxy::Proxy)> {
+        let Setup::Binary { .. } = setup() else {
+            return None;
+        };
+        let (port, advertised) = (free_port(), free_port());
+        let proxy = crate::proxy::Proxy::start(advertised, port);
+        let mut b = Self {
+            brokers: format!("127.0.0.1:{advertised}"),
+            child: None,
+            dir: Some(tempfile::tempdir().unwrap()),
+            port,
+            advertised,
+        };
+        b.spawn();
+        Some((b, proxy))
     }
 
     /// Start a broker made by [`Broker::not_started`].
@@ -154,6 +179,7 @@ impl Broker {
         };
         let dir = self.dir.as_ref().unwrap().path();
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://127.0.0.1:{}", self.advertised);
         let child = Command::new(bin)
             .current_dir(dir)
             .args([
@@ -161,7 +187,7 @@ impl Broker {
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
             ])
             .args(["--storage-engine", "sqlite://broker.db"])
             .stdout(Stdio::null())

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 pub mod kafka;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 
@@ -245,4 +246,21 @@ impl Drop for Child {
             let _ = c.wait();
         }
     }
+}
+
+/// One line per fault test for `scripts/soak` (docs/RELIABILITY.md): the class (`fault /
+/// guarantee / source / sink`), flowlet runs, faults injected, input events, and what the
+/// verifier found lost and duplicated. Printed after the verifier passed (a failure panics
+/// instead, and the soak counts it with its seed).
+pub fn report_faults(
+    class: &str,
+    runs: usize,
+    faults: usize,
+    events: usize,
+    lost: usize,
+    duplicated: usize,
+) {
+    eprintln!(
+        "FAULTS class={class} runs={runs} faults={faults} events={events} lost={lost} duplicated={duplicated}"
+    );
 }

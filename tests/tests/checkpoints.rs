@@ -159,6 +159,14 @@ fn file_to_file_is_exactly_once_across_kill_9() {
     let expected = reference(&input);
     assert_eq!(lines, expected.len(), "a window is missing or repeated");
     assert_eq!(got, expected);
+    flowlet_tests::report_faults(
+        "sigkill/exactly-once/file/file",
+        killed + 1,
+        killed,
+        input.len(),
+        0,
+        0,
+    );
 }
 
 #[test]
@@ -405,6 +413,7 @@ fn a_full_state_disk_stops_the_run_and_the_next_run_resumes_exactly() {
             "{size}: a window is missing or repeated\n{log}"
         );
         assert_eq!(got, expected, "{size}");
+        flowlet_tests::report_faults("disk-full/exactly-once/file/file", 2, 1, input.len(), 0, 0);
     }
 }
 

@@ -12,6 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use flowlet_tests::kafka::{self, Broker};
+use flowlet_tests::proxy::Mode;
 use flowlet_tests::{Child, Rng, flowlet_bin, json_lines, write_manifest};
 
 /// A window count: (user, window start) → count.
@@ -142,9 +143,13 @@ struct Tally {
 
 impl Tally {
     fn report(&self, class: &str) {
-        eprintln!(
-            "FAULTS class={class} runs={} faults={} events={} lost={} duplicated={}",
-            self.runs, self.faults, self.events, self.lost, self.duplicated
+        flowlet_tests::report_faults(
+            class,
+            self.runs,
+            self.faults,
+            self.events,
+            self.lost,
+            self.duplicated,
         );
     }
 }
@@ -679,4 +684,105 @@ fn a_second_flowlet_on_a_paused_ones_state_is_refused() {
         &reference(&events),
     );
     assert!(v.lost == 0 && v.wrong == 0 && v.duplicated == 0, "{v:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Network faults between flowlet and the broker
+
+/// Kafka → window → Kafka through a TCP proxy that adds latency, resets every connection
+/// (three times) and black-holes all traffic for longer than librdkafka's request timeouts,
+/// while flowlet runs. flowlet rides them out or stops with an error (never hangs); the next
+/// run finishes; the output is exactly once.
+#[test]
+fn network_faults_between_flowlet_and_the_broker_lose_and_repeat_nothing() {
+    if !kafka::transactions() {
+        eprintln!("skipped: the test broker has no transactions");
+        return;
+    }
+    let Some((broker, proxy)) = Broker::behind_proxy() else {
+        eprintln!("skipped: FLOWLET_KAFKA_BROKERS points at a cluster this test cannot proxy");
+        return;
+    };
+    let seed = seed();
+    eprintln!("seed {seed} (FLOWLET_FAULT_SEED={seed} replays it)");
+    let mut rng = Rng(seed);
+    let input = broker.topic("clicks", 2);
+    let output = broker.topic("counts", 2);
+    let mut events = clicks(150_000, rng.next_u64());
+    broker.produce(&input, &events);
+    let dir = tempfile::tempdir().unwrap();
+    let sink = format!(
+        "  out: {{kind: kafka, brokers: {}, topic: {output}, key: /key, inputs: [counts]}}",
+        broker.brokers
+    );
+    let manifest = write_manifest(
+        dir.path(),
+        &kafka_topology(&broker.brokers, &input, &sink, "exactly-once").replace(
+            "bounded: true",
+            // Short timeouts, so that a black hole outlasts them within the test.
+            "bounded: true\n    properties: {socket.timeout.ms: '3000'}",
+        ),
+    );
+    let mut faults = 0;
+    let mut runs = 0;
+    let mut failed = Vec::new();
+    // Run while faults are injected, until a run finishes by itself.
+    loop {
+        runs += 1;
+        let child = Child::spawn(
+            flowlet_bin()
+                .args(["run", manifest.to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
+        let script = [
+            (Mode::Latency(Duration::from_millis(1 + rng.below(30))), 800),
+            (Mode::Pass, 300),
+            (Mode::BlackHole, 4_000 + rng.below(3_000)),
+            (Mode::Pass, 500),
+        ];
+        for (mode, ms) in script {
+            proxy.set(mode);
+            faults += 1;
+            std::thread::sleep(Duration::from_millis(ms));
+            if rng.below(2) == 0 {
+                proxy.drop_connections();
+                faults += 1;
+            }
+        }
+        proxy.set(Mode::Pass);
+        let out = child.wait_for(Duration::from_secs(300));
+        if out.status.success() {
+            break;
+        }
+        failed.push(String::from_utf8_lossy(&out.stderr).into_owned());
+        assert!(
+            runs < 6,
+            "no run got through the faults:\n{}",
+            failed.join("\n---\n")
+        );
+    }
+    broker.produce(&input, &[flush_event()]);
+    events.push(flush_event());
+    runs += 1;
+    assert_eq!(run(&manifest, ""), Ended::Finished, "the final run");
+    let v = verdict(&kafka_records(&broker, &output), &reference(&events));
+    for f in &failed {
+        eprintln!(
+            "a run stopped on the faults: {}",
+            f.lines().last().unwrap_or_default()
+        );
+    }
+    assert!(
+        v.lost == 0 && v.wrong == 0 && v.duplicated == 0,
+        "seed {seed}: {v:?}"
+    );
+    Tally {
+        runs,
+        faults,
+        events: events.len(),
+        lost: v.lost,
+        duplicated: v.duplicated,
+    }
+    .report("network/exactly-once/kafka/kafka");
 }

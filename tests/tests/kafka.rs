@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use flowlet_tests::kafka::{self, Broker, Record};
 use flowlet_tests::{
-    Rng, crash_kills, flowlet_bin, json_lines, run_and_kill, succeed, write_manifest,
+    Rng, crash_kills, flowlet_bin, json_lines, report_faults, run_and_kill, succeed, write_manifest,
 };
 
 /// A window count: (user, window start, count).
@@ -220,6 +220,14 @@ fn kafka_to_kafka_window_counts_are_exactly_once_across_kill_9() {
 
     let records = committed(&broker, &output);
     assert_exactly_once(&counts_in(&records), &events);
+    report_faults(
+        "sigkill/exactly-once/kafka/kafka",
+        killed + 1,
+        killed,
+        events.len(),
+        0,
+        0,
+    );
     // Records are keyed by the user, and carry the checkpoint they belong to.
     let r = &records[0];
     assert_eq!(
@@ -243,7 +251,7 @@ fn kafka_at_least_once_loses_nothing_across_kill_9() {
         &topology(&broker.brokers, &input, &sink, "at-least-once"),
     );
     let kills = crash_kills();
-    crash_until_done(&manifest, kills, 4, 600);
+    let killed = crash_until_done(&manifest, kills, 4, 600);
     finish(&manifest);
     let got = counts_in(&broker.read_all(&output, false));
     let distinct: BTreeSet<Count> = got.iter().cloned().collect();
@@ -253,6 +261,15 @@ fn kafka_at_least_once_loses_nothing_across_kill_9() {
         "at-least-once: {} windows, {} repeated after the crashes",
         distinct.len(),
         got.len() - distinct.len()
+    );
+    // Repeats are allowed under at-least-once: not counted as duplicates.
+    report_faults(
+        "sigkill/at-least-once/kafka/kafka",
+        killed + 1,
+        killed,
+        events.len(),
+        0,
+        0,
     );
 }
 
@@ -273,13 +290,21 @@ fn kafka_to_file_is_exactly_once_across_kill_9() {
         ),
     );
     let kills = crash_kills();
-    crash_until_done(&manifest, kills, 6, 900);
+    let killed = crash_until_done(&manifest, kills, 6, 900);
     finish(&manifest);
     let got: Vec<Count> = json_lines(&dir.path().join("counts.jsonl"))
         .iter()
         .map(count_of)
         .collect();
     assert_exactly_once(&got, &events);
+    report_faults(
+        "sigkill/exactly-once/kafka/file",
+        killed + 1,
+        killed,
+        events.len(),
+        0,
+        0,
+    );
     // Each checkpoint's offsets reach the consumer group (lag monitoring); the final one's
     // are the end of the input.
     let committed = broker.committed_offsets(&format!("flowlet-counts-{input}"), &input);
@@ -413,6 +438,14 @@ fn a_broker_restarted_mid_run_loses_and_repeats_nothing() {
     finish(&manifest);
     let records = committed(&broker, &output);
     assert_exactly_once(&counts_in(&records), &events);
+    report_faults(
+        "broker-restart/exactly-once/kafka/kafka",
+        2,
+        1,
+        events.len(),
+        0,
+        0,
+    );
 }
 
 /// What the verifiers of these tests rely on from the broker they run against (docs/
