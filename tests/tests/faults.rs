@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use flowlet_tests::kafka::{self, Broker};
 use flowlet_tests::proxy::Mode;
-use flowlet_tests::{Child, Rng, flowlet_bin, json_lines, write_manifest};
+use flowlet_tests::{Child, Rng, flowlet_bin, json_lines, succeed, write_manifest};
 
 /// A window count: (user, window start) → count.
 type Counts = BTreeMap<(String, i64), u64>;
@@ -785,4 +785,91 @@ fn network_faults_between_flowlet_and_the_broker_lose_and_repeat_nothing() {
         duplicated: v.duplicated,
     }
     .report("network/exactly-once/kafka/kafka");
+}
+
+/// A crash while a savepoint is written (its `.partial` file complete, not yet renamed): no
+/// savepoint appears half-made, the next run continues exactly once, and a savepoint taken
+/// afterwards (from the stopped topology's last checkpoint) is whole.
+#[test]
+fn a_crash_while_a_savepoint_is_written_leaves_no_half_savepoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = clicks(600_000, 12);
+    let text: String = events.iter().map(|(_, v)| format!("{v}\n")).collect();
+    std::fs::write(dir.path().join("clicks.jsonl"), text).unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        &FILE_TOPOLOGY.replace("GUARANTEE", "exactly-once"),
+    );
+    let run_child = Child::spawn(
+        flowlet_bin()
+            .args(["run", manifest.to_str().unwrap()])
+            .env("FLOWLET_FAILPOINTS", "savepoint.written=kill")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let lock = dir
+        .path()
+        .join(".flowlet/state/faults-file")
+        .join(flowlet_dataflow::lock::LOCK_FILE);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&lock)
+        .unwrap_or_default()
+        .starts_with(&format!("pid {} ", run_child.id()))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never locked its state"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let target = dir.path().join("sp.flowlet");
+    let savepoint = flowlet_bin()
+        .args(["savepoint", manifest.to_str().unwrap(), "--output"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    let out = run_child.wait_for(Duration::from_secs(120));
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "the run was not killed at the failpoint: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The request failed, or (the directory being free again) the client copied the last
+    // checkpoint instead: then the file is whole, and the next run starts from it.
+    let whole = std::fs::read(&target).is_ok_and(|b| b.starts_with(b"flowlet-savepoint-1\n"));
+    assert_eq!(
+        savepoint.status.success(),
+        whole,
+        "savepoint: {}",
+        String::from_utf8_lossy(&savepoint.stderr)
+    );
+    if whole {
+        succeed(
+            flowlet_bin()
+                .args(["run", manifest.to_str().unwrap(), "--from-savepoint"])
+                .arg(&target),
+        );
+    } else {
+        assert_eq!(run(&manifest, ""), Ended::Finished);
+    }
+    let v = verdict(
+        &file_records(&dir.path().join("counts.jsonl")),
+        &reference(&events),
+    );
+    assert!(v.lost == 0 && v.wrong == 0 && v.duplicated == 0, "{v:?}");
+    let again = flowlet_bin()
+        .args(["savepoint", manifest.to_str().unwrap(), "--output"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(target.is_file());
 }

@@ -173,6 +173,42 @@ mod tests {
         assert!(e.contains("kafka.committed"), "{e}");
     }
 
+    /// Every `fault::hit("…")` in the runtime names a listed failpoint, and every listed one
+    /// is used (so FLOWLET_FAILPOINTS's check of names is the truth).
+    #[test]
+    fn every_failpoint_used_is_listed_and_every_listed_one_used() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs")
+                    && !p.ends_with("dataflow/src/fault.rs")
+                {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    for part in text.split("fault::hit(\"").skip(1) {
+                        out.push(part.split('"').next().unwrap().to_owned());
+                    }
+                }
+            }
+        }
+        let runtime = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut used = Vec::new();
+        walk(&runtime, &mut used);
+        for name in &used {
+            assert!(
+                POINTS.iter().any(|(n, ..)| n == name),
+                "failpoint `{name}` is used but not in POINTS"
+            );
+        }
+        for (name, ..) in POINTS {
+            assert!(
+                used.iter().any(|u| u == name),
+                "failpoint `{name}` is never hit"
+            );
+        }
+    }
+
     #[test]
     fn an_error_point_fails_after_its_count() {
         configure("sink.flushed=2*off->1*error").unwrap();
