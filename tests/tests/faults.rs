@@ -32,12 +32,12 @@ fn seed() -> u64 {
         })
 }
 
-/// Crashes per failpoint: 3, or `FLOWLET_FAULT_ROUNDS`.
+/// Crashes per failpoint: 4, or `FLOWLET_FAULT_ROUNDS`.
 fn rounds() -> usize {
     std::env::var("FLOWLET_FAULT_ROUNDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3)
+        .unwrap_or(4)
 }
 
 /// `n` clicks `(user, json)` in time order.
@@ -872,4 +872,75 @@ fn a_crash_while_a_savepoint_is_written_leaves_no_half_savepoint() {
         String::from_utf8_lossy(&again.stderr)
     );
     assert!(target.is_file());
+}
+
+/// The broker killed in the middle of a commit: every transaction stalls 400 ms between adding
+/// the offsets and committing (`kafka.offsets-sent=sleep(400)`), so a kill at a random instant
+/// lands mid-commit most of the time; the broker comes back on the same storage a second
+/// later. flowlet rides it out or stops with an error; the next run finishes exactly once.
+#[test]
+fn the_broker_killed_mid_commit_loses_and_repeats_nothing() {
+    if !kafka::transactions() {
+        eprintln!("skipped: the test broker has no transactions");
+        return;
+    }
+    let mut broker = Broker::start();
+    if !broker.owned() {
+        eprintln!("skipped: FLOWLET_KAFKA_BROKERS points at a cluster this test cannot restart");
+        return;
+    }
+    let seed = seed();
+    eprintln!("seed {seed} (FLOWLET_FAULT_SEED={seed} replays it)");
+    let mut rng = Rng(seed);
+    let input = broker.topic("clicks", 2);
+    let output = broker.topic("counts", 2);
+    let mut events = clicks(100_000, rng.next_u64());
+    broker.produce(&input, &events);
+    let dir = tempfile::tempdir().unwrap();
+    let sink = format!(
+        "  out: {{kind: kafka, brokers: {}, topic: {output}, key: /key, inputs: [counts]}}",
+        broker.brokers
+    );
+    let manifest = write_manifest(
+        dir.path(),
+        &kafka_topology(&broker.brokers, &input, &sink, "exactly-once"),
+    );
+    let mut runs = 0;
+    let mut kills = 0;
+    for _ in 0..rounds().min(3) {
+        runs += 1;
+        let child = Child::spawn(
+            flowlet_bin()
+                .args(["run", manifest.to_str().unwrap()])
+                .env("FLOWLET_FAILPOINTS", "kafka.offsets-sent=sleep(400)")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
+        std::thread::sleep(Duration::from_millis(1_000 + rng.below(1_500)));
+        broker.stop();
+        kills += 1;
+        std::thread::sleep(Duration::from_millis(1_000));
+        broker.restart();
+        let out = child.wait_for(Duration::from_secs(300));
+        if out.status.success() {
+            break;
+        }
+    }
+    broker.produce(&input, &[flush_event()]);
+    events.push(flush_event());
+    runs += 1;
+    assert_eq!(run(&manifest, ""), Ended::Finished, "the final run");
+    let v = verdict(&kafka_records(&broker, &output), &reference(&events));
+    assert!(
+        v.lost == 0 && v.wrong == 0 && v.duplicated == 0,
+        "seed {seed}: {v:?}"
+    );
+    Tally {
+        runs,
+        faults: kills,
+        events: events.len(),
+        lost: v.lost,
+        duplicated: v.duplicated,
+    }
+    .report("broker-kill-mid-commit/exactly-once/kafka/kafka");
 }
