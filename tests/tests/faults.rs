@@ -372,8 +372,9 @@ fn kafka_to_kafka_exactly_once_at_every_failpoint() {
 /// the test broker does not return, so it dropped it; with no checkpoint left it started from
 /// the consumer group's committed offsets — those of the checkpoint it had just dropped — with
 /// empty state, and the input before them was never counted (16,765 of 51,077 windows).
-/// Deterministic: the first checkpoint comes after the source has read (a long interval), and
-/// the crash is at its commit.
+/// Deterministic: the first checkpoint comes after the source has read (a 1.5 s interval; if
+/// the input ends first, the first checkpoint is the final one, with every offset), and the
+/// crash is at its commit.
 #[test]
 fn a_crash_between_kafkas_commit_and_the_state_loses_nothing() {
     if !kafka::transactions() {
@@ -393,7 +394,7 @@ fn a_crash_between_kafkas_commit_and_the_state_loses_nothing() {
     let manifest = write_manifest(
         dir.path(),
         &kafka_topology(&broker.brokers, &input, &sink, "exactly-once")
-            .replace("interval: 100ms", "interval: 700ms"),
+            .replace("interval: 100ms", "interval: 1500ms"),
     );
     for point in ["kafka.committed=1*kill", "kafka.committed=1*kill"] {
         assert_eq!(run(&manifest, point), Ended::Crashed, "{point}");
@@ -583,7 +584,7 @@ fn a_paused_flowlet_is_fenced_by_its_successor() {
     let broker = Broker::start();
     let input = broker.topic("clicks", 2);
     let output = broker.topic("counts", 2);
-    let mut events = clicks(60_000, 9);
+    let mut events = clicks(100_000, 9);
     broker.produce(&input, &events);
     let a_dir = tempfile::tempdir().unwrap();
     let sink = format!(
@@ -600,7 +601,7 @@ fn a_paused_flowlet_is_fenced_by_its_successor() {
             .stdout(Stdio::null())
             .stderr(Stdio::piped()),
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(1000));
     assert!(
         a.inner().try_wait().unwrap().is_none(),
         "A finished before it could be paused: give it more input"
