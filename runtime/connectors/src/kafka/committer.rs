@@ -92,19 +92,12 @@ impl MarkerSpec {
         let consumer: BaseConsumer<Context> = config(&self.brokers, &defaults, &self.properties)
             .create_with_context(context("checkpoint marker"))
             .map_err(|e| format!("cannot create a Kafka consumer for group `{group}`: {e}"))?;
-        let target = OffsetTarget {
+        Ok(OffsetTarget {
             source: None,
             group,
             consumer,
             marker: Some(self.topic.clone()),
-        };
-        // Ask for the group's offsets once: a broker may keep a transaction's offsets only for
-        // a group it already knows (the test broker drops them otherwise), and Kafka itself
-        // learns of the group here as well.
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&self.topic, 0);
-        target.decided(&tpl)?;
-        Ok(target)
+        })
     }
 }
 
