@@ -278,6 +278,48 @@ sinks:
     )
 }
 
+/// A Kafka → window → Kafka exactly-once case: its input topic (holding the events), its
+/// output topic, and its manifest in a temporary directory.
+struct KafkaCase {
+    input: String,
+    output: String,
+    dir: tempfile::TempDir,
+    manifest: std::path::PathBuf,
+}
+
+/// Make a [`KafkaCase`] on `broker` with `partitions` input partitions and `events`; `edit`
+/// changes the manifest's text.
+fn kafka_case(
+    broker: &Broker,
+    partitions: i32,
+    events: &[(String, String)],
+    edit: impl Fn(String) -> String,
+) -> KafkaCase {
+    let input = broker.topic("clicks", partitions);
+    let output = broker.topic("counts", 2);
+    broker.produce(&input, events);
+    let dir = tempfile::tempdir().unwrap();
+    let sink = format!(
+        "  out: {{kind: kafka, brokers: {}, topic: {output}, key: /key, inputs: [counts]}}",
+        broker.brokers
+    );
+    let manifest = write_manifest(
+        dir.path(),
+        &edit(kafka_topology(
+            &broker.brokers,
+            &input,
+            &sink,
+            "exactly-once",
+        )),
+    );
+    KafkaCase {
+        input,
+        output,
+        dir,
+        manifest,
+    }
+}
+
 const KAFKA_POINTS: &[(&str, &str)] = &[
     ("source.barrier", "kill"),
     ("task.snapshot", "kill"),
@@ -333,19 +375,13 @@ fn kafka_to_kafka_exactly_once_at_every_failpoint() {
     let broker = Broker::start();
     let mut tally = Tally::default();
     for (point, action) in KAFKA_POINTS {
-        let input = broker.topic("clicks", 2);
-        let output = broker.topic("counts", 2);
         let mut events = clicks(20_000, rng.next_u64());
-        broker.produce(&input, &events);
-        let dir = tempfile::tempdir().unwrap();
-        let sink = format!(
-            "  out: {{kind: kafka, brokers: {}, topic: {output}, key: /key, inputs: [counts]}}",
-            broker.brokers
-        );
-        let manifest = write_manifest(
-            dir.path(),
-            &kafka_topology(&broker.brokers, &input, &sink, "exactly-once"),
-        );
+        let KafkaCase {
+            input,
+            output,
+            dir: _dir,
+            manifest,
+        } = kafka_case(&broker, 2, &events, |t| t);
         // The last run reads the flush event (after every crash).
         let rounds_before = tally.runs;
         crash_at_then(&manifest, point, action, &mut rng, &mut tally, || {
@@ -382,20 +418,15 @@ fn a_crash_between_kafkas_commit_and_the_state_loses_nothing() {
         return;
     }
     let broker = Broker::start();
-    let input = broker.topic("clicks", 3);
-    let output = broker.topic("counts", 2);
     let mut events = clicks(60_000, 1);
-    broker.produce(&input, &events);
-    let dir = tempfile::tempdir().unwrap();
-    let sink = format!(
-        "  out: {{kind: kafka, brokers: {}, topic: {output}, key: /key, inputs: [counts]}}",
-        broker.brokers
-    );
-    let manifest = write_manifest(
-        dir.path(),
-        &kafka_topology(&broker.brokers, &input, &sink, "exactly-once")
-            .replace("interval: 100ms", "interval: 1500ms"),
-    );
+    let KafkaCase {
+        input,
+        output,
+        dir: _dir,
+        manifest,
+    } = kafka_case(&broker, 3, &events, |t| {
+        t.replace("interval: 100ms", "interval: 1500ms")
+    });
     for point in ["kafka.committed=1*kill", "kafka.committed=1*kill"] {
         assert_eq!(run(&manifest, point), Ended::Crashed, "{point}");
     }
@@ -582,19 +613,13 @@ fn a_paused_flowlet_is_fenced_by_its_successor() {
         return;
     }
     let broker = Broker::start();
-    let input = broker.topic("clicks", 2);
-    let output = broker.topic("counts", 2);
     let mut events = clicks(100_000, 9);
-    broker.produce(&input, &events);
-    let a_dir = tempfile::tempdir().unwrap();
-    let sink = format!(
-        "  out: {{kind: kafka, brokers: {}, topic: {output}, key: /key, inputs: [counts]}}",
-        broker.brokers
-    );
-    let manifest = write_manifest(
-        a_dir.path(),
-        &kafka_topology(&broker.brokers, &input, &sink, "exactly-once"),
-    );
+    let KafkaCase {
+        input,
+        output,
+        dir: a_dir,
+        manifest,
+    } = kafka_case(&broker, 2, &events, |t| t);
     let mut a = Child::spawn(
         flowlet_bin()
             .args(["run", manifest.to_str().unwrap()])
@@ -707,23 +732,19 @@ fn network_faults_between_flowlet_and_the_broker_lose_and_repeat_nothing() {
     let seed = seed();
     eprintln!("seed {seed} (FLOWLET_FAULT_SEED={seed} replays it)");
     let mut rng = Rng(seed);
-    let input = broker.topic("clicks", 2);
-    let output = broker.topic("counts", 2);
     let mut events = clicks(150_000, rng.next_u64());
-    broker.produce(&input, &events);
-    let dir = tempfile::tempdir().unwrap();
-    let sink = format!(
-        "  out: {{kind: kafka, brokers: {}, topic: {output}, key: /key, inputs: [counts]}}",
-        broker.brokers
-    );
-    let manifest = write_manifest(
-        dir.path(),
-        &kafka_topology(&broker.brokers, &input, &sink, "exactly-once").replace(
+    let KafkaCase {
+        input,
+        output,
+        dir: _dir,
+        manifest,
+    } = kafka_case(&broker, 2, &events, |t| {
+        t.replace(
             "bounded: true",
             // Short timeouts, so that a black hole outlasts them within the test.
             "bounded: true\n    properties: {socket.timeout.ms: '3000'}",
-        ),
-    );
+        )
+    });
     let mut faults = 0;
     let mut runs = 0;
     let mut failed = Vec::new();
@@ -893,19 +914,13 @@ fn the_broker_killed_mid_commit_loses_and_repeats_nothing() {
     let seed = seed();
     eprintln!("seed {seed} (FLOWLET_FAULT_SEED={seed} replays it)");
     let mut rng = Rng(seed);
-    let input = broker.topic("clicks", 2);
-    let output = broker.topic("counts", 2);
     let mut events = clicks(100_000, rng.next_u64());
-    broker.produce(&input, &events);
-    let dir = tempfile::tempdir().unwrap();
-    let sink = format!(
-        "  out: {{kind: kafka, brokers: {}, topic: {output}, key: /key, inputs: [counts]}}",
-        broker.brokers
-    );
-    let manifest = write_manifest(
-        dir.path(),
-        &kafka_topology(&broker.brokers, &input, &sink, "exactly-once"),
-    );
+    let KafkaCase {
+        input,
+        output,
+        dir: _dir,
+        manifest,
+    } = kafka_case(&broker, 2, &events, |t| t);
     let mut runs = 0;
     let mut kills = 0;
     for _ in 0..rounds().min(3) {
