@@ -264,3 +264,22 @@ pub fn report_faults(
         "FAULTS class={class} runs={runs} faults={faults} events={events} lost={lost} duplicated={duplicated}"
     );
 }
+
+/// Wait until process `pid` holds the lock of the state directory `state` (its `flowlet.lock`
+/// names it): from then on the directory is its, and a savepoint request must reach it even
+/// before its control socket exists.
+pub fn wait_for_lock(state: &std::path::Path, pid: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let lock = state.join(flowlet_dataflow::lock::LOCK_FILE);
+    while !std::fs::read_to_string(&lock)
+        .unwrap_or_default()
+        .starts_with(&format!("pid {pid} "))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pid {pid} never locked {}",
+            state.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}

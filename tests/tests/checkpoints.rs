@@ -104,24 +104,6 @@ fn spawn_run(manifest: &Path) -> flowlet_tests::Child {
     )
 }
 
-/// Wait until process `pid` holds the lock of the state directory `state`: from then on a
-/// savepoint request must reach it, even before its control socket exists.
-fn wait_for_lock(state: &Path, pid: u32) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let lock = state.join(flowlet_dataflow::lock::LOCK_FILE);
-    while !std::fs::read_to_string(&lock)
-        .unwrap_or_default()
-        .starts_with(&format!("pid {pid} "))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "pid {pid} never locked {}",
-            state.display()
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 /// `flowlet savepoint MANIFEST EXTRA…`, which must succeed; the file it wrote.
 fn take_savepoint(manifest: &Path, extra: &[&OsStr]) -> PathBuf {
     let out = succeed(flowlet_bin().arg("savepoint").arg(manifest).args(extra));
@@ -178,7 +160,7 @@ fn a_savepoint_taken_while_running_restarts_the_same_output() {
     let savepoint = dir.path().join("sp.flowlet");
     // As soon as the run has its state directory (its engine and control socket may still be
     // starting): the savepoint waits for it rather than failing.
-    wait_for_lock(&dir.path().join(".flowlet/state/clicks"), child.id());
+    flowlet_tests::wait_for_lock(&dir.path().join(".flowlet/state/clicks"), child.id());
     let written = take_savepoint(&manifest, &[OsStr::new("--output"), savepoint.as_os_str()]);
     assert_eq!(written, savepoint);
     assert!(child.wait_for(Duration::from_secs(120)).status.success());
@@ -511,7 +493,7 @@ sinks:
     let state = dir.path().join(".flowlet/state/quick");
     for round in 0..15 {
         let child = spawn_run(&manifest);
-        wait_for_lock(&state, child.id());
+        flowlet_tests::wait_for_lock(&state, child.id());
         let path = take_savepoint(&manifest, &[OsStr::new("--stop")]);
         assert!(path.is_file(), "round {round}: {}", path.display());
         assert!(child.wait_for(Duration::from_secs(60)).status.success());

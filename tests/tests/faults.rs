@@ -680,19 +680,7 @@ fn a_second_flowlet_on_a_paused_ones_state_is_refused() {
             .stderr(Stdio::null()),
     );
     let state = dir.path().join(".flowlet/state/faults-file");
-    let lock = state.join(flowlet_dataflow::lock::LOCK_FILE);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(&lock)
-        .unwrap_or_default()
-        .starts_with(&format!("pid {} ", a.id()))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "A never locked {}",
-            state.display()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    flowlet_tests::wait_for_lock(&state, a.id());
     signal(a.id(), "-STOP");
     match run(&manifest, "") {
         Ended::Failed(err) => assert!(
@@ -829,21 +817,10 @@ fn a_crash_while_a_savepoint_is_written_leaves_no_half_savepoint() {
             .stdout(Stdio::null())
             .stderr(Stdio::piped()),
     );
-    let lock = dir
-        .path()
-        .join(".flowlet/state/faults-file")
-        .join(flowlet_dataflow::lock::LOCK_FILE);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(&lock)
-        .unwrap_or_default()
-        .starts_with(&format!("pid {} ", run_child.id()))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run never locked its state"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    flowlet_tests::wait_for_lock(
+        &dir.path().join(".flowlet/state/faults-file"),
+        run_child.id(),
+    );
     let target = dir.path().join("sp.flowlet");
     let savepoint = flowlet_bin()
         .args(["savepoint", manifest.to_str().unwrap(), "--output"])

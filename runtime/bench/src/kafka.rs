@@ -475,27 +475,40 @@ pub(crate) async fn checkpoint(
     Ok(())
 }
 
+/// The manifest of a checkpoint case in `dir`: source `gen` (`source`), operator text `op`
+/// whose node is `node`, a null sink; one checkpoint an hour, state in `dir/state`.
+fn write_checkpoint_manifest(
+    dir: &std::path::Path,
+    source: &str,
+    op: &str,
+    node: &str,
+) -> anyhow::Result<PathBuf> {
+    let text = format!(
+        r#"
+version: 1
+name: bench-checkpoint
+checkpoint: {{interval: 1h}}
+state: {{dir: state}}
+sources:
+  gen: {source}
+operators:{op}
+sinks:
+  out: {{kind: "null", inputs: [{node}]}}
+"#
+    );
+    let path = dir.join("bench.yaml");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
 /// `flowlet bench checkpoint --after-kill`: one case in child processes of this binary.
 fn checkpoint_after_kill(keys: u64, name: &str, op: &str, node: &str) -> anyhow::Result<()> {
     use std::os::unix::process::ExitStatusExt;
     let dir = tempfile::tempdir()?;
     // The generator's `count` ends the first run after every key; its final checkpoint is
     // the only one (1 h interval), and the failpoint kills it once that is durable.
-    let text = format!(
-        r#"
-version: 1
-name: bench-recovery
-checkpoint: {{interval: 1h}}
-state: {{dir: state}}
-sources:
-  gen: {{kind: generator, count: {keys}}}
-operators:{op}
-sinks:
-  out: {{kind: "null", inputs: [{node}]}}
-"#
-    );
-    let path = dir.path().join("bench.yaml");
-    std::fs::write(&path, text)?;
+    let source = format!("{{kind: generator, count: {keys}}}");
+    let path = write_checkpoint_manifest(dir.path(), &source, op, node)?;
     let exe = std::env::current_exe()?;
     let run = |failpoints: &str| {
         std::process::Command::new(&exe)
@@ -576,21 +589,7 @@ async fn checkpoint_case(
     node: &str,
 ) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let text = format!(
-        r#"
-version: 1
-name: bench-checkpoint
-checkpoint: {{interval: 1h}}
-state: {{dir: state}}
-sources:
-  gen: {{kind: generator}}
-operators:{op}
-sinks:
-  out: {{kind: "null", inputs: [{node}]}}
-"#
-    );
-    let path = dir.path().join("bench.yaml");
-    std::fs::write(&path, text)?;
+    let path = write_checkpoint_manifest(dir.path(), "{kind: generator}", op, node)?;
     let m = crate::runner::load(fl, &path)?;
     // One run, stopped once the generator has sent `keys` events: every key is new and
     // no window has closed, so the final checkpoint writes all of them.

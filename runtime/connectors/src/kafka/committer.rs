@@ -46,6 +46,22 @@ struct KafkaCommitter {
     run_marker: Option<(u64, OffsetTarget)>,
 }
 
+/// A consumer of `group` that never commits by itself (it reads and sends offsets).
+fn group_consumer(
+    brokers: &str,
+    group: &str,
+    properties: &BTreeMap<String, String>,
+    client: &str,
+) -> Result<BaseConsumer<Context>, String> {
+    let defaults = [
+        ("group.id", group.to_owned()),
+        ("enable.auto.commit", "false".into()),
+    ];
+    config(brokers, &defaults, properties)
+        .create_with_context(context(client))
+        .map_err(|e| format!("cannot create a Kafka consumer for group `{group}`: {e}"))
+}
+
 /// The checkpoint marker's place: a partition of the first Kafka sink's topic, in one group
 /// per run of the topology.
 struct MarkerSpec {
@@ -58,6 +74,8 @@ struct MarkerSpec {
 impl MarkerSpec {
     /// The marker's topic must exist before the first commit: a broker does not keep offsets
     /// of a topic it does not know (Kafka refuses them; the test broker drops them silently).
+    /// Asked by a consumer: a producer's metadata request makes a broker with auto-creation
+    /// create the topic, which would hide that it is missing.
     fn check_topic(&self) -> Result<(), String> {
         let consumer: BaseConsumer<Context> = config(&self.brokers, &[], &self.properties)
             .create_with_context(context("checkpoint marker"))
@@ -85,13 +103,8 @@ impl MarkerSpec {
 
     fn target(&self, run: u64) -> Result<OffsetTarget, String> {
         let group = self.group(run);
-        let defaults = [
-            ("group.id", group.clone()),
-            ("enable.auto.commit", "false".into()),
-        ];
-        let consumer: BaseConsumer<Context> = config(&self.brokers, &defaults, &self.properties)
-            .create_with_context(context("checkpoint marker"))
-            .map_err(|e| format!("cannot create a Kafka consumer for group `{group}`: {e}"))?;
+        let consumer =
+            group_consumer(&self.brokers, &group, &self.properties, "checkpoint marker")?;
         Ok(OffsetTarget {
             source: None,
             group,
@@ -240,33 +253,24 @@ impl Committer for GroupOffsets {
 
 /// Where checkpointed offsets go: each Kafka source's group.
 fn offset_targets(manifest: &Manifest) -> Result<Vec<OffsetTarget>, DataflowError> {
-    let topology = &manifest.name;
-    let mut targets = Vec::new();
-    for (name, s) in &manifest.sources {
-        if let Some(k) = s.kind.spec::<KafkaSource>() {
-            let props = properties(&k.properties);
-            targets.push((
-                Some(name.clone()),
-                k.group(topology),
-                k.brokers.0.clone(),
-                props,
-            ));
-        }
-    }
     let mut out = Vec::new();
-    for (source, group, brokers, props) in targets {
-        let defaults = [
-            ("group.id", group.clone()),
-            ("enable.auto.commit", "false".into()),
-        ];
-        let consumer: BaseConsumer<Context> = config(&brokers, &defaults, &props)
-            .create_with_context(context("checkpoint offsets"))
-            .map_err(|e| DataflowError::Source {
-                source_name: source.clone().unwrap_or_default(),
-                message: format!("cannot create a Kafka consumer for group `{group}`: {e}"),
-            })?;
+    for (name, s) in &manifest.sources {
+        let Some(k) = s.kind.spec::<KafkaSource>() else {
+            continue;
+        };
+        let group = k.group(&manifest.name);
+        let consumer = group_consumer(
+            &k.brokers.0,
+            &group,
+            &properties(&k.properties),
+            "checkpoint offsets",
+        )
+        .map_err(|message| DataflowError::Source {
+            source_name: name.clone(),
+            message,
+        })?;
         out.push(OffsetTarget {
-            source,
+            source: Some(name.clone()),
             group,
             consumer,
             marker: None,
