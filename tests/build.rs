@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: [(&str, &str); 21] = [
+const PLUGINS: [(&str, &str); 22] = [
     ("flowlet-plugin-enrich", "enrich"),
     ("flowlet-plugin-filter", "filter"),
+    ("flowlet-plugin-router", "router"),
     ("flowlet-plugin-map", "map"),
     ("flowlet-plugin-flat-map", "flat-map"),
     ("flowlet-plugin-aggregate", "aggregate"),

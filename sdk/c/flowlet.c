@@ -1506,7 +1506,76 @@ static void free_header(flowlet__header *h) {
   free(h->value.ptr);
 }
 
+// The setup: the operator's name, its inputs and outputs (NUL-terminated copies).
+static char *g_operator;
+static char **g_inputs, **g_outputs;
+static size_t g_n_inputs, g_n_outputs;
+static const char *g_origin = "";
+
+static char **copy_names(const flowlet__str *names, size_t n) {
+  char **out = xmalloc((n ? n : 1) * sizeof *out);
+  for (size_t i = 0; i < n; i++) out[i] = xstrndup((const char *)names[i].ptr, names[i].len);
+  return out;
+}
+
+static void free_names(char **names, size_t n) {
+  for (size_t i = 0; names && i < n; i++) free(names[i]);
+  free(names);
+}
+
+void flowlet__setup(const flowlet__str *operator_name, const flowlet__str *inputs, size_t n_inputs,
+                    const flowlet__str *outputs, size_t n_outputs) {
+  free(g_operator);
+  free_names(g_inputs, g_n_inputs);
+  free_names(g_outputs, g_n_outputs);
+  g_operator = xstrndup(operator_name ? (const char *)operator_name->ptr : "operator",
+                        operator_name ? operator_name->len : 8);
+  g_inputs = copy_names(inputs, n_inputs);
+  g_n_inputs = n_inputs;
+  g_outputs = copy_names(outputs, n_outputs > 31 ? 31 : n_outputs);
+  g_n_outputs = n_outputs > 31 ? 31 : n_outputs;
+}
+
+const char *flowlet_operator_name(void) { return g_operator ? g_operator : "operator"; }
+size_t flowlet_input_count(void) { return g_n_inputs; }
+const char *flowlet_input_name(size_t i) { return i < g_n_inputs ? g_inputs[i] : NULL; }
+size_t flowlet_output_count(void) { return g_n_outputs; }
+const char *flowlet_output_name(size_t i) { return i < g_n_outputs ? g_outputs[i] : NULL; }
+const char *flowlet_event_input(const flowlet_event *e) {
+  (void)e;
+  return g_origin;
+}
+
+uint32_t flowlet_output_port(const char *name) {
+  if (strcmp(name, "main") == 0) return FLOWLET_MAIN;
+  for (size_t i = 0; i < g_n_outputs; i++) {
+    if (strcmp(g_outputs[i], name) == 0) return 1u << (i + 1);
+  }
+  return 0;
+}
+
+void flowlet_route(flowlet_output *out, uint32_t port) {
+  if (out->n == 0 || out->n == out->mark_n) return;  // nothing emitted (for this event) yet
+  size_t need = out->n;
+  if (need > out->routes_cap) {
+    out->routes_cap = need * 2;
+    out->routes = xrealloc(out->routes, out->routes_cap * sizeof *out->routes);
+  }
+  while (out->routes_len < need - 1) out->routes[out->routes_len++] = FLOWLET_MAIN;
+  out->routes[out->routes_len++] = port;
+}
+
+void flowlet__finish_routes(flowlet_output *out) {
+  if (out->routes_len == 0) return;
+  if (out->n > out->routes_cap) {
+    out->routes_cap = out->n;
+    out->routes = xrealloc(out->routes, out->routes_cap * sizeof *out->routes);
+  }
+  while (out->routes_len < out->n) out->routes[out->routes_len++] = FLOWLET_MAIN;
+}
+
 void flowlet__output_free(flowlet_output *out) {
+  free(out->routes);
   flowlet_buf_free(&out->values);
   flowlet_buf_free(&out->keys);
   free(out->value_ends);
@@ -1531,6 +1600,7 @@ static void out_mark(flowlet_output *out) {
 
 static void out_truncate(flowlet_output *out) {
   out->n = out->mark_n;
+  if (out->routes_len > out->n) out->routes_len = out->n;
   out->values.len = out->mark_values;
   out->keys.len = out->mark_keys;
   while (out->headers_len > out->mark_headers) free_header(&out->headers[--out->headers_len]);
@@ -1585,6 +1655,12 @@ void flowlet_forward(flowlet_output *out) {
   flowlet_emit_with(out, e->key, e->key_len, e->value, e->value_len, e->timestamp);
   flowlet_bytes k, v;
   for (size_t i = 0; flowlet_event_header(e, i, &k, &v); i++) out_header(out, (uint32_t)(out->n - 1), k.ptr, k.len, v.ptr, v.len);
+}
+
+void flowlet_forward_to(flowlet_output *out, uint32_t port) {
+  size_t before = out->n;
+  flowlet_forward(out);
+  if (out->n > before) flowlet_route(out, port);
 }
 
 void flowlet_emit_header(flowlet_output *out, const char *name, const void *value, size_t len) {
@@ -1954,8 +2030,9 @@ static int failed(int rc, flowlet_output *out, flowlet_event *e, const char *wha
 }
 
 #if FLOWLET__HAS_PROCESS
-int flowlet__process(const flowlet__batch *in, flowlet_output *out) {
+int flowlet__process(const flowlet__batch *in, flowlet_output *out, uint32_t origin) {
   if (!DEFINED(flowlet_process)) return flowlet_fail("the operator has no flowlet_process");
+  g_origin = origin < g_n_inputs ? g_inputs[origin] : "";
   struct flowlet__ctx ctx = {0};
   int rc = ctx_begin(&ctx, in);
   out->input = in;
@@ -1983,6 +2060,7 @@ int flowlet__process(const flowlet__batch *in, flowlet_output *out) {
   }
   out->current = NULL;
   ctx_end(&ctx);
+  flowlet__finish_routes(out);
   return rc;
 }
 #endif
@@ -2002,6 +2080,7 @@ int flowlet__timers(const flowlet_timer *timers, size_t n, flowlet_output *out) 
     if (r != FLOWLET_OK) rc = failed(r, out, NULL, "flowlet_on_timer");
     arena_free();
   }
+  flowlet__finish_routes(out);
   return rc;
 }
 #endif
@@ -2257,7 +2336,11 @@ static flowlet_operator_types_rejection_t *take_rejected(flowlet_output *out, si
   return r;
 }
 
-bool WIT_EXPORT(init)(wit_string *config, wit_error *err) {
+bool WIT_EXPORT(init)(wit_string *config, flowlet_operator_types_setup_t *setup, wit_error *err) {
+  _Static_assert(sizeof(flowlet__str) == sizeof(*setup->inputs.ptr), "string layout");
+  flowlet__setup((const flowlet__str *)&setup->operator_, (const flowlet__str *)setup->inputs.ptr, setup->inputs.len,
+                 (const flowlet__str *)setup->outputs.ptr, setup->outputs.len);
+  flowlet_operator_types_setup_free(setup);
   int rc = flowlet__init((const char *)config->ptr, config->len);
   free(config->ptr);
   if (rc == FLOWLET_OK) return true;
@@ -2281,13 +2364,21 @@ void flowlet__host_gauge_set(const char *name, double value) {
 }
 
 #if FLOWLET__HAS_PROCESS
-bool WIT_EXPORT(process)(wit_batch *input, flowlet_operator_types_output_t *ret, wit_error *err) {
+// The output's routes, moved into the WIT output.
+static void move_routes(flowlet_output *out, flowlet_operator_types_output_t *ret) {
+  ret->routes.ptr = owned(out->routes, out->routes_len);
+  ret->routes.len = out->routes_len;
+  out->routes = NULL;
+  out->routes_len = out->routes_cap = 0;
+}
+
+bool WIT_EXPORT(process)(wit_batch *input, uint32_t origin, flowlet_operator_types_output_t *ret, wit_error *err) {
   flowlet_output out;
   flowlet__output_init(&out, input->timestamps.len, input->values.len + input->values.len / 4 + 64);
   int rc = batch_shape_ok(input) ? FLOWLET_OK : flowlet_fail("malformed batch: columns of different lengths");
   if (rc == FLOWLET_OK) {
     flowlet__batch b = batch_view(input);
-    rc = flowlet__process(&b, &out);
+    rc = flowlet__process(&b, &out, origin);
   }
   flowlet_operator_types_batch_free(input);
   if (rc != FLOWLET_OK) {
@@ -2296,6 +2387,7 @@ bool WIT_EXPORT(process)(wit_batch *input, flowlet_operator_types_output_t *ret,
     return false;
   }
   *ret = (flowlet_operator_types_output_t){0};
+  move_routes(&out, ret);
   move_events(&out, &ret->events);
   ret->rejected.ptr = take_rejected(&out, &ret->rejected.len);
   flowlet__output_free(&out);
@@ -2391,6 +2483,7 @@ bool WIT_EXPORT(on_timer)(exports_flowlet_operator_stateful_handler_list_timer_t
     return false;
   }
   *ret = (flowlet_operator_types_output_t){0};
+  move_routes(&out, ret);
   move_events(&out, &ret->events);
   flowlet__output_free(&out);
   return true;

@@ -1,4 +1,4 @@
-// flowlet.h: the C SDK of flowlet operators (WebAssembly components of flowlet:operator@0.1.0).
+// flowlet.h: the C SDK of flowlet operators (WebAssembly components of flowlet:operator@0.2.0).
 //
 // You write a few functions (see "Your functions" below); flowlet.c implements the WIT exports,
 // hides the column layout of a batch behind events and an output builder, and gives you a JSON
@@ -27,8 +27,8 @@
 extern "C" {
 #endif
 
-// The contract this SDK implements: the WIT package flowlet:operator@0.1.0.
-#define FLOWLET_CONTRACT_VERSION "0.1.0"
+// The contract this SDK implements: the WIT package flowlet:operator@0.2.0.
+#define FLOWLET_CONTRACT_VERSION "0.2.0"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FLOWLET_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -250,6 +250,8 @@ flowlet_json flowlet_event_field(const flowlet_event *e, const char *pointer);
 // The value as NUL-terminated text (a copy, made on first use): NULL when it is not UTF-8.
 // *len: its length (the text may hold NUL bytes).
 const char *flowlet_event_text(const flowlet_event *e, size_t *len);
+// The input the event came from, as the manifest's `inputs:` names it (NUL-terminated).
+const char *flowlet_event_input(const flowlet_event *e);
 // Headers of this event, in order.
 size_t flowlet_event_header_count(const flowlet_event *e);
 bool flowlet_event_header(const flowlet_event *e, size_t i, flowlet_bytes *name, flowlet_bytes *value);
@@ -271,6 +273,22 @@ void flowlet_emit_with(flowlet_output *out, const void *key, size_t key_len, con
 void flowlet_forward(flowlet_output *out);
 // A header on the event emitted last.
 void flowlet_emit_header(flowlet_output *out, const char *name, const void *value, size_t len);
+
+// Routing (contract 0.2): an operator's named outputs are its manifest's `outputs:`. A port is a
+// bit mask: FLOWLET_MAIN, or flowlet_output_port("invalid") (resolve it in flowlet_init; 0 when
+// the operator has no such output), or several OR'ed together (the event goes to each).
+#define FLOWLET_MAIN 1u
+uint32_t flowlet_output_port(const char *name);
+// Send the event emitted last to `port` instead of the main output.
+void flowlet_route(flowlet_output *out, uint32_t port);
+// flowlet_forward, then flowlet_route.
+void flowlet_forward_to(flowlet_output *out, uint32_t port);
+// Where the operator sits in the topology: its name, its inputs and its named outputs.
+const char *flowlet_operator_name(void);
+size_t flowlet_input_count(void);
+const char *flowlet_input_name(size_t i);  // NULL past the end
+size_t flowlet_output_count(void);
+const char *flowlet_output_name(size_t i);  // NULL past the end
 // Write a value in place, then flowlet_emit_end (default key and timestamp) or flowlet_emit_end_with.
 flowlet_buf *flowlet_emit_begin(flowlet_output *out);
 flowlet_json_writer *flowlet_emit_json(flowlet_output *out);  // a writer on the same buffer
@@ -513,6 +531,9 @@ struct flowlet_output {
   size_t headers_len, headers_cap;
   flowlet__rejection *rejected;
   size_t rejected_len, rejected_cap;
+  // Route masks up to the last event routed elsewhere than the main output (none: all main).
+  uint32_t *routes;
+  size_t routes_len, routes_cap;
   // The event (or window, timer) being handled: defaults and what a rejection discards.
   const flowlet_event *current;
   const uint8_t *default_key;
@@ -530,7 +551,13 @@ void flowlet__output_init(flowlet_output *out, size_t events_hint, size_t bytes_
 void flowlet__output_free(flowlet_output *out);
 const char *flowlet__error(void);  // message of the last FAILED/INVALID_CONFIG
 int flowlet__init(const char *config, size_t len);  // takes a copy of the config text
-int flowlet__process(const flowlet__batch *in, flowlet_output *out);
+// The setup, before flowlet__init: copies of the operator's name and its inputs' and outputs'.
+void flowlet__setup(const flowlet__str *operator_name, const flowlet__str *inputs, size_t n_inputs,
+                    const flowlet__str *outputs, size_t n_outputs);
+// The routes of `out` for its n events (padded with FLOWLET_MAIN; none when all go there).
+void flowlet__finish_routes(flowlet_output *out);
+// `origin`: the index of the input the batch came from.
+int flowlet__process(const flowlet__batch *in, flowlet_output *out, uint32_t origin);
 int flowlet__timers(const flowlet_timer *timers, size_t n, flowlet_output *out);
 int flowlet__agg_create(flowlet_buf *acc);
 // Fold `in` into packed accumulators; out_bytes/out_ends: malloc'd; rejections into `rej`.

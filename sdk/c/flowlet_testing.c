@@ -232,12 +232,26 @@ void flowlet__host_gauge_set(const char *name, double value) {
 // =============================================================================================
 // The harness
 
-flowlet_harness *flowlet_harness_new(const char *config) {
+static flowlet__str str_of(const char *s) { return (flowlet__str){(uint8_t *)s, strlen(s)}; }
+
+flowlet_harness *flowlet_harness_new(const char *config) { return flowlet_harness_with_setup(config, NULL, 0, NULL, 0); }
+
+flowlet_harness *flowlet_harness_with_setup(const char *config, const char *const *inputs, size_t n_inputs,
+                                            const char *const *outputs, size_t n_outputs) {
   flowlet_harness *h = calloc(1, sizeof *h);
   if (!h) abort();
   h->watermark = INT64_MIN;
   g_h = h;
   if (!config) config = "null";
+  static const char *const one_input[] = {"input"};
+  if (!inputs) inputs = one_input, n_inputs = 1;
+  flowlet__str in[32], outs[32];
+  if (n_inputs > 32) n_inputs = 32;
+  if (n_outputs > 31) n_outputs = 31;
+  for (size_t i = 0; i < n_inputs; i++) in[i] = str_of(inputs[i]);
+  for (size_t i = 0; i < n_outputs; i++) outs[i] = str_of(outputs[i]);
+  flowlet__str op = str_of("operator");
+  flowlet__setup(&op, in, n_inputs, outs, n_outputs);
   h->init_status = flowlet__init(config, strlen(config));
   if (h->init_status != FLOWLET_OK) h->init_error = (char *)copy(flowlet__error(), strlen(flowlet__error()));
   return h;
@@ -264,6 +278,7 @@ static void free_result(flowlet_result *r) {
   free(r->headers);
   free(r->rejected);
   free(r->reasons);
+  free(r->routes);
   free((char *)r->error);
   free(r);
 }
@@ -325,6 +340,8 @@ static const flowlet_result *result(flowlet_harness *h, int rc, flowlet_output *
     r->headers[i] = (flowlet_test_header){x->event, (char *)copy(x->name.ptr, x->name.len),
                                           (char *)copy(x->value.ptr, x->value.len), x->value.len};
   }
+  r->routes = xalloc(n * sizeof *r->routes);
+  for (size_t i = 0; i < n; i++) r->routes[i] = i < out->routes_len ? out->routes[i] : FLOWLET_MAIN;
   size_t rn = rc == FLOWLET_OK && rej ? rej->rejected_len : 0;
   r->rejected_n = rn;
   r->rejected = xalloc(rn * sizeof *r->rejected);
@@ -370,16 +387,21 @@ static void batch_free(flowlet__batch *b) {
   free((void *)b->timestamps);
 }
 
-const flowlet_result *flowlet_harness_process_events(flowlet_harness *h, const flowlet_test_event *events, size_t n) {
+static const flowlet_result *process_from(flowlet_harness *h, uint32_t origin, const flowlet_test_event *events,
+                                          size_t n) {
   g_h = h;
   flowlet__batch b = make_batch(events, n);
   flowlet_output out;
   flowlet__output_init(&out, n, 0);
-  int rc = flowlet__process(&b, &out);
+  int rc = flowlet__process(&b, &out, origin);
   const flowlet_result *r = result(h, rc, &out, &out);
   flowlet__output_free(&out);
   batch_free(&b);
   return r;
+}
+
+const flowlet_result *flowlet_harness_process_events(flowlet_harness *h, const flowlet_test_event *events, size_t n) {
+  return process_from(h, 0, events, n);
 }
 
 static flowlet_test_event *unkeyed(flowlet_harness *h, const char *const *values, size_t n) {
@@ -388,13 +410,21 @@ static flowlet_test_event *unkeyed(flowlet_harness *h, const char *const *values
   return ev;
 }
 
+const flowlet_result *flowlet_harness_process_from(flowlet_harness *h, uint32_t origin, const char *const *values,
+                                                   size_t n) {
+  flowlet_test_event *ev = unkeyed(h, values, n);
+  const flowlet_result *r = process_from(h, origin, ev, n);
+  free(ev);
+  return r;
+}
+
 const flowlet_result *flowlet_harness_process_bytes(flowlet_harness *h, const flowlet_bytes *values, size_t n) {
   flowlet_test_event *ev = unkeyed(h, NULL, n);
   g_h = h;
   flowlet__batch b = make_batch_of(ev, values, n);
   flowlet_output out;
   flowlet__output_init(&out, n, 0);
-  int rc = flowlet__process(&b, &out);
+  int rc = flowlet__process(&b, &out, 0);
   const flowlet_result *r = result(h, rc, &out, &out);
   flowlet__output_free(&out);
   batch_free(&b);

@@ -51,6 +51,7 @@ typedef struct flowlet_result {
   size_t rejected_n;  // rejected input events: their indexes and reasons
   uint32_t *rejected;
   char **reasons;
+  uint32_t *routes;   // one route mask per output event (FLOWLET_MAIN when not routed)
 } flowlet_result;
 
 typedef struct flowlet_harness flowlet_harness;
@@ -60,6 +61,13 @@ typedef struct flowlet_harness flowlet_harness;
 // The operator is one per process (its globals, the SDK's config): a new harness re-runs
 // flowlet_init, and the calls of a harness run the operator as its last init left it.
 flowlet_harness *flowlet_harness_new(const char *config);
+// The same, for an operator with these inputs and named outputs (the manifest's names; NULL: one
+// input named "input", no named outputs).
+flowlet_harness *flowlet_harness_with_setup(const char *config, const char *const *inputs, size_t n_inputs,
+                                            const char *const *outputs, size_t n_outputs);
+// One batch of unkeyed events from input `origin` (an index into the inputs).
+const flowlet_result *flowlet_harness_process_from(flowlet_harness *h, uint32_t origin, const char *const *values,
+                                                   size_t n);
 const char *flowlet_harness_init_error(const flowlet_harness *h);
 int flowlet_harness_init_status(const flowlet_harness *h);
 void flowlet_harness_free(flowlet_harness *h);

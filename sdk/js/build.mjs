@@ -28,7 +28,7 @@ const WORLDS = {
   },
   aggregator: { export: 'aggregate', imports: ['log', 'metrics'], factory: 'aggregator' },
 };
-const CONTRACT = '0.1.0';
+const CONTRACT = '0.2.0';
 const SDK = path.dirname(fileURLToPath(import.meta.url));
 const USAGE = `usage: node build.mjs OPERATOR.js --world ${Object.keys(WORLDS).join('|')} --wit WITDIR -o OUT.wasm [--keep]`;
 

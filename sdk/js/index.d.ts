@@ -1,7 +1,10 @@
 // Types of @flowlet/sdk (index.js): flowlet operators in JavaScript.
 
 /** The contract version (WIT package flowlet:operator) this SDK implements. */
-export const CONTRACT: '0.1.0';
+export const CONTRACT: '0.2.0';
+
+/** Where the operator sits in the topology (set by the host before `init`). */
+export const setup: { operator: string; inputs: string[]; outputs: string[] };
 
 /** Milliseconds since the Unix epoch: a Number, or a BigInt for the exact i64. */
 export type Timestamp = number | bigint;
@@ -36,6 +39,8 @@ export class Failed extends Error {
 export class Event {
   /** The index of the event in its batch. */
   readonly index: number;
+  /** The input the event came from, as the manifest's `inputs:` names it. */
+  readonly input: string;
   /** The raw value (usually JSON), a view into the batch. */
   readonly value: Uint8Array;
   /** The value as text; rejects the event when it is not UTF-8. */
@@ -64,6 +69,8 @@ export interface EmitOptions {
   /** Default: the input event's timestamp (a timer's time, a window's end - 1). */
   timestamp?: Timestamp;
   headers?: ReadonlyArray<{ name: string; value: Bytes }>;
+  /** A named output (one of the manifest's `outputs:`, or `main`), or several. */
+  to?: string | ReadonlyArray<string>;
 }
 
 /** Where an operator puts the events it emits. */
@@ -74,7 +81,7 @@ export interface Output {
    */
   emit(value: unknown, options?: EmitOptions): void;
   /** Passes the input event on unchanged: value, key, timestamp and headers (not in onTimer/finish). */
-  forward(): void;
+  forward(options?: { to?: string | ReadonlyArray<string> }): void;
 }
 
 /** The keyed state of one key: value state and ordered map state, kept by the host. */

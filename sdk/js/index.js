@@ -15,7 +15,41 @@
 // build binds the host's (log, metrics, state, timers) with `bind`, the harness binds its own.
 
 /** The contract version (WIT package flowlet:operator) this SDK implements. */
-export const CONTRACT = '0.1.0';
+export const CONTRACT = '0.2.0';
+
+/**
+ * Where the operator sits in the topology, given by the host before `init`: its name, its
+ * inputs (what `event.input` is one of) and its named outputs (what `emit(v, {to})` may name).
+ */
+export const setup = { operator: 'operator', inputs: ['input'], outputs: [] };
+
+// Route bits by output name: `main` and the operator's `outputs:` (set by `init`).
+const ports = new Map([['main', 1]]);
+
+function setSetup(given) {
+  setup.operator = given?.operator ?? 'operator';
+  setup.inputs = [...(given?.inputs ?? ['input'])];
+  setup.outputs = [...(given?.outputs ?? [])];
+  ports.clear();
+  ports.set('main', 1);
+  setup.outputs.forEach((name, i) => ports.set(name, 2 ** (i + 1)));
+}
+
+/** The route mask of `to`: an output's name or a list of them. */
+function routeOf(to) {
+  const names = typeof to === 'string' ? [to] : to;
+  let mask = 0;
+  for (const name of names) {
+    const bit = ports.get(name);
+    if (bit === undefined) {
+      const declared = setup.outputs.join(', ') || 'none';
+      throw new Failed(`no output "${name}": add it to the operator's \`outputs:\` in the manifest (it has: ${declared})`);
+    }
+    mask |= bit;
+  }
+  if (mask === 0) throw new Failed('`to` names no output');
+  return mask >>> 0;
+}
 
 const HOST = Symbol.for('flowlet.sdk.host');
 /** Marks the SDK's error classes and handlers, across copies of this module. */
@@ -33,6 +67,7 @@ const lossy = new TextDecoder('utf-8', { ignoreBOM: true });
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 const NO_HEADERS = Object.freeze([]);
+const NO_ROUTES = new Uint32Array(0);
 const UNSET = Symbol('unset');
 
 // ---------------------------------------------------------------------------------------------
@@ -429,11 +464,13 @@ class Batch {
     this.host = host;
     this.input = null;
     this.byEvent = null;
+    this.origin = '';
   }
 
-  reset(input) {
+  reset(input, origin = '') {
     this.input = input;
     this.byEvent = null;
+    this.origin = origin;
   }
 
   headersOf(index) {
@@ -458,6 +495,11 @@ export class Event {
     /** The index of the event in its batch. */
     this.index = index;
     this._json = UNSET;
+  }
+
+  /** The input the event came from, as the manifest's `inputs:` names it. */
+  get input() {
+    return this._batch.origin;
   }
 
   /** The raw value (usually JSON), a view into the batch. */
@@ -604,6 +646,8 @@ class Output {
     this._vpos = 0;
     this._kpos = 0;
     this._headers = [];
+    // Route masks up to the last event sent elsewhere than the main output; [] while none is.
+    this._routes = [];
     // The input event being handled (`_input` null: a timer or a window, see `_beginWith`).
     this._input = null;
     this._batch = null;
@@ -643,6 +687,15 @@ class Output {
     this._kpos = n === 0 ? 0 : this._keyEnds[n - 1];
     const h = this._headers;
     while (h.length !== 0 && h[h.length - 1].event >= n) h.pop();
+    if (this._routes.length > n) this._routes.length = n;
+  }
+
+  /** Send the event emitted last to `to` (a name or names) instead of the main output. */
+  _routeLast(to) {
+    const mask = routeOf(to);
+    const r = this._routes;
+    while (r.length < this._n - 1) r.push(1);
+    r.push(mask);
   }
 
   /** The output columns (views of buffers the next call reuses: the host copies them). */
@@ -658,11 +711,20 @@ class Output {
     };
   }
 
+  /** One route mask per event, or none when every event goes to the main output. */
+  _finishedRoutes() {
+    const r = this._routes;
+    if (r.length === 0) return NO_ROUTES;
+    while (r.length < this._n) r.push(1);
+    return Uint32Array.from(r);
+  }
+
   /**
    * Emits an event. `value`: an object, array, number… (written as compact JSON), a string
    * (written as UTF-8 text, as it is) or a Uint8Array (the bytes). `options.key` (a string,
    * bytes, or null for no key) and `options.timestamp` (ms) default to the input event's, or to
-   * the timer's or window's; `options.headers`: `[{name, value}]`.
+   * the timer's or window's; `options.headers`: `[{name, value}]`; `options.to`: a named
+   * output (one of the manifest's `outputs:`, or `main`) or a list of them, default `main`.
    */
   emit(value, options) {
     let text;
@@ -702,7 +764,12 @@ class Output {
     let key; // undefined: the default
     let timestamp; // undefined: the default
     let headers = NO_HEADERS;
+    let to;
     if (options !== undefined && options !== null) {
+      if (options.to !== undefined) {
+        to = options.to;
+        routeOf(to); // checked before anything is written
+      }
       if (options.key !== undefined) key = options.key === null ? EMPTY : bytesOf(options.key, 'a key');
       if (options.timestamp !== undefined) timestamp = toTimestamp(options.timestamp);
       if (options.headers !== undefined) headers = headerList(options.headers);
@@ -718,12 +785,18 @@ class Output {
       this._headers.push({ event: this._n, name: headers[j].name, value: headers[j].value });
     }
     this._push(timestamp);
+    if (to !== undefined) this._routeLast(to);
   }
 
-  /** Passes the input event on unchanged: value, key, timestamp and headers. */
-  forward() {
+  /**
+   * Passes the input event on unchanged: value, key, timestamp and headers; to the main output
+   * or to `options.to` (as in `emit`).
+   */
+  forward(options) {
     const input = this._input;
     if (input === null) throw new TypeError('forward() passes on an input event: there is none here');
+    const to = options?.to;
+    if (to !== undefined) routeOf(to);
     const i = this._index;
     this._copyValue(input.values, i === 0 ? 0 : input.valueEnds[i - 1], input.valueEnds[i]);
     this._copyKey(input.keys, i === 0 ? 0 : input.keyEnds[i - 1], input.keyEnds[i]);
@@ -734,6 +807,7 @@ class Output {
       }
     }
     this._push(input.timestamps[i]);
+    if (to !== undefined) this._routeLast(to);
   }
 
   /** Append `text` as UTF-8 at `at` (where the values end, or a partial write ends). */
@@ -834,9 +908,10 @@ function checkDefinition(definition, what, required) {
   }
 }
 
-/** `init` of every world: the config (null: `{}`) to the definition's `init`. */
-function initialize(definition, config) {
+/** `init` of every world: the setup, and the config (null: `{}`) to the definition's `init`. */
+function initialize(definition, config, given_setup) {
   try {
+    setSetup(given_setup);
     const given = JSON.parse(config);
     if (typeof definition.init === 'function') definition.init(given ?? {});
   } catch (e) {
@@ -845,8 +920,8 @@ function initialize(definition, config) {
 }
 
 /** Handle the events of `input` one by one, each event's output kept or discarded as a whole. */
-function runEvents(definition, input, batch, out) {
-  batch.reset(input);
+function runEvents(definition, input, batch, out, origin = '') {
+  batch.reset(input, origin);
   out._clear();
   out._beginBatch(batch);
   const rejected = [];
@@ -863,7 +938,7 @@ function runEvents(definition, input, batch, out) {
       rejected.push({ event: i, reason: reasonOf(e) });
     }
   }
-  return { events: out._columns(), rejected };
+  return { events: out._columns(), routes: out._finishedRoutes(), rejected };
 }
 
 /** `r`, unless it is a promise: the host calls an operator synchronously. */
@@ -891,12 +966,13 @@ export function processor(definition) {
 /** `init` and `process`, the exports every per-event world has. */
 function eventHandler(definition, out) {
   return {
-    init(config) {
-      initialize(definition, config);
+    init(config, given) {
+      initialize(definition, config, given);
     },
-    process(input) {
+    process(input, origin) {
       try {
-        return runEvents(definition, input, new Batch(currentHost()), out);
+        const name = setup.inputs[origin] ?? '';
+        return runEvents(definition, input, new Batch(currentHost()), out, name);
       } catch (e) {
         throw witError(e, '');
       }
@@ -929,7 +1005,7 @@ export function statefulProcessor(definition) {
         } catch (e) {
           throw witError(e, `on a ${t.domain} timer at ${t.at} of key "${lossy.decode(t.key)}": `);
         }
-        return { events: out._columns(), rejected: [] };
+        return { events: out._columns(), routes: out._finishedRoutes(), rejected: [] };
       },
     },
     'stateful-processor',
@@ -983,8 +1059,8 @@ export function aggregator(definition) {
   const { encode, decode } = codec(definition);
   const out = new Output();
   const handler = {
-    init(config) {
-      initialize(definition, config);
+    init(config, given) {
+      initialize(definition, config, given);
     },
 
     createAccumulator() {

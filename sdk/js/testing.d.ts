@@ -46,6 +46,10 @@ export interface Recorded {
 export class Result {
   events: OutputEvent[];
   rejected: Rejection[];
+  /** One route mask per event (empty: all to the main output). */
+  routes: number[];
+  /** The events sent to `output` (`main` or a named output). */
+  on(output?: string): OutputEvent[];
   logs: Recorded['logs'];
   metrics: Recorded['metrics'];
   /** The values as text. */
@@ -70,11 +74,15 @@ export interface FiredWindow {
  * config)` calls `init` (throwing InvalidConfig or Failed as the host would refuse to start).
  */
 export class Harness {
-  constructor(handler: Handler | StatefulHandler | AggregateHandler, config?: unknown);
+  constructor(
+    handler: Handler | StatefulHandler | AggregateHandler,
+    config?: unknown,
+    options?: { inputs?: string[]; outputs?: string[] },
+  );
   readonly kind: 'processor' | 'stateful-processor' | 'aggregator';
 
   /** One batch through `process`. */
-  process(events: ReadonlyArray<unknown>): Result;
+  process(events: ReadonlyArray<unknown>, options?: { input?: string }): Result;
   /** Advance the watermark and fire the event-time timers due (stateful-processor). */
   advanceWatermark(t: Timestamp): Result;
   /** Set the processing-time clock (TTLs expire by it) and fire the processing-time timers due. */

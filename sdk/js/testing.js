@@ -155,15 +155,29 @@ function unpack(batch) {
 
 /** What one call produced. */
 export class Result {
-  constructor(events, rejected, host) {
+  constructor(events, rejected, host, routes = [], outputs = []) {
     /** `[{value, key, timestamp, timestampBigInt, headers}]`: values and keys as Uint8Arrays. */
     this.events = events;
+    /** One route mask per event (none: every event to the main output); see `on(output)`. */
+    this.routes = Array.from(routes);
+    if (this.routes.length !== 0 && this.routes.length !== events.length) {
+      throw new Error(`malformed output: ${this.routes.length} routes for ${events.length} events`);
+    }
+    this._outputs = outputs;
     /** `[{index, reason}]`: the input events refused. */
     this.rejected = rejected;
     /** `[{level, message}]` logged during the call. */
     this.logs = host.takeLogs();
     /** `{counters: {name: n}, gauges: {name: x}}` recorded during the call. */
     this.metrics = host.takeMetrics();
+  }
+
+  /** The events sent to `output`: `main`, or one of the operator's named outputs. */
+  on(output = 'main') {
+    const i = this._outputs.indexOf(output);
+    if (output !== 'main' && i < 0) throw new TypeError(`no output "${output}" (outputs: ${this._outputs.join(', ')})`);
+    const bit = output === 'main' ? 1 : 2 ** (i + 1);
+    return this.events.filter((_, j) => ((this.routes.length === 0 ? 1 : this.routes[j]) & bit) !== 0);
   }
 
   /** The values as text. */
@@ -349,14 +363,19 @@ function kindOf(handler) {
  * would refuse to start.
  */
 export class Harness {
-  constructor(handler, config = null) {
+  /**
+   * `config`: the manifest's `config:`; `options.inputs` and `options.outputs`: the names of
+   * the operator's inputs and named outputs, as the manifest would give them.
+   */
+  constructor(handler, config = null, options = {}) {
     this.handler = handler;
     this.kind = kindOf(handler);
     this.host = new MemoryHost();
     // What the component of this world imports: state and timers only for stateful-processor.
     this._bound = this.kind === 'stateful-processor' ? this.host : { log: this.host.log, metrics: this.host.metrics };
     this._next = 0;
-    this._call(() => handler.init(JSON.stringify(config)));
+    this.setup = { operator: 'operator', inputs: options.inputs ?? ['input'], outputs: options.outputs ?? [] };
+    this._call(() => handler.init(JSON.stringify(config), this.setup));
     this.host.takeLogs();
     this.host.takeMetrics();
   }
@@ -386,17 +405,19 @@ export class Harness {
    * bytes, anything else is written as JSON; `event(value, {key, timestamp, headers})` sets the
    * rest (timestamps default to 0, 1, 2, … across calls).
    */
-  process(events) {
+  process(events, options = {}) {
     this._expect('processor', 'stateful-processor');
+    const origin = options.input === undefined ? 0 : this.setup.inputs.indexOf(options.input);
+    if (origin < 0) throw new TypeError(`no input "${options.input}" (inputs: ${this.setup.inputs.join(', ')})`);
     const input = this._batch(events);
-    const out = this._call(() => this.handler.process(input));
+    const out = this._call(() => this.handler.process(input, origin));
     const rejected = out.rejected.map((r) => {
       if (!Number.isInteger(r.event) || r.event >= events.length || typeof r.reason !== 'string') {
         throw new Error(`malformed output: rejection ${JSON.stringify(r)} of ${events.length} events`);
       }
       return { index: r.event, reason: r.reason };
     });
-    return new Result(unpack(out.events), rejected, this.host);
+    return new Result(unpack(out.events), rejected, this.host, out.routes, this.setup.outputs);
   }
 
   /** Advance the watermark to `t` and fire the event-time timers due, as the host would. */

@@ -25,9 +25,9 @@ pub mod stateful {
         default_bindings_module: "flowlet_sdk::__wasm::stateful",
         runtime_path: "flowlet_sdk::__wasm::wit_bindgen::rt",
         with: {
-            "flowlet:operator/types@0.1.0": crate::__wasm::bindings::flowlet::operator::types,
-            "flowlet:operator/log@0.1.0": crate::__wasm::bindings::flowlet::operator::log,
-            "flowlet:operator/metrics@0.1.0": crate::__wasm::bindings::flowlet::operator::metrics,
+            "flowlet:operator/types@0.2.0": crate::__wasm::bindings::flowlet::operator::types,
+            "flowlet:operator/log@0.2.0": crate::__wasm::bindings::flowlet::operator::log,
+            "flowlet:operator/metrics@0.2.0": crate::__wasm::bindings::flowlet::operator::metrics,
         },
     });
 }
@@ -41,9 +41,9 @@ pub mod aggregator {
         default_bindings_module: "flowlet_sdk::__wasm::aggregator",
         runtime_path: "flowlet_sdk::__wasm::wit_bindgen::rt",
         with: {
-            "flowlet:operator/types@0.1.0": crate::__wasm::bindings::flowlet::operator::types,
-            "flowlet:operator/log@0.1.0": crate::__wasm::bindings::flowlet::operator::log,
-            "flowlet:operator/metrics@0.1.0": crate::__wasm::bindings::flowlet::operator::metrics,
+            "flowlet:operator/types@0.2.0": crate::__wasm::bindings::flowlet::operator::types,
+            "flowlet:operator/log@0.2.0": crate::__wasm::bindings::flowlet::operator::log,
+            "flowlet:operator/metrics@0.2.0": crate::__wasm::bindings::flowlet::operator::metrics,
         },
     });
 }
@@ -53,6 +53,8 @@ use bindings::flowlet::operator::types as wit;
 thread_local! {
     /// The one operator of this component instance (Wasm instances are single-threaded).
     static INSTANCE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+    /// Its inputs' names (what `process`'s `origin` indexes).
+    static INPUTS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
 fn to_wit_error(e: crate::Error) -> wit::Error {
@@ -66,17 +68,24 @@ fn to_wit_error(e: crate::Error) -> wit::Error {
 /// Build the instance's operator (or aggregate) from its JSON configuration.
 fn install<T: 'static>(
     config: &str,
+    setup: wit::Setup,
     make: impl FnOnce(crate::Config) -> Result<T, crate::Error>,
 ) -> Result<(), wit::Error> {
     let value: serde_json::Value = serde_json::from_str(config)
         .map_err(|e| wit::Error::InvalidConfig(format!("config is not JSON: {e}")))?;
-    let op = make(crate::Config(value)).map_err(to_wit_error)?;
+    let setup = crate::Setup {
+        operator: setup.operator,
+        inputs: setup.inputs,
+        outputs: setup.outputs,
+    };
+    INPUTS.with_borrow_mut(|i| *i = setup.inputs.clone());
+    let op = make(crate::Config::with_setup(value, setup)).map_err(to_wit_error)?;
     INSTANCE.with_borrow_mut(|slot| *slot = Some(Box::new(op)));
     Ok(())
 }
 
-pub fn init<O: crate::Operator>(config: String) -> Result<(), wit::Error> {
-    install(&config, O::init)
+pub fn init<O: crate::Operator>(config: String, setup: wit::Setup) -> Result<(), wit::Error> {
+    install(&config, setup, O::init)
 }
 
 fn from_wit(input: wit::Batch) -> flowlet_types::Batch {
@@ -129,12 +138,17 @@ fn with_instance<T: 'static, R>(
     })
 }
 
-pub fn process<O: crate::Operator>(input: wit::Batch) -> Result<wit::Output, wit::Error> {
+pub fn process<O: crate::Operator>(
+    input: wit::Batch,
+    origin: u32,
+) -> Result<wit::Output, wit::Error> {
     let input = from_wit(input);
+    let name = INPUTS.with_borrow(|i| i.get(origin as usize).cloned().unwrap_or_default());
     with_instance::<O, _>(|op| {
-        let out = crate::run_batch(op, &input).map_err(to_wit_error)?;
+        let out = crate::run_batch(op, &input, &name).map_err(to_wit_error)?;
         Ok(wit::Output {
             events: to_wit(out.events),
+            routes: out.routes,
             rejected: out
                 .rejected
                 .into_iter()
@@ -163,9 +177,10 @@ pub fn on_timer<O: crate::Operator>(
         })
         .collect();
     with_instance::<O, _>(|op| {
-        let events = crate::run_timers(op, &timers).map_err(to_wit_error)?;
+        let out = crate::run_timers(op, &timers).map_err(to_wit_error)?;
         Ok(wit::Output {
-            events: to_wit(events),
+            events: to_wit(out.events),
+            routes: out.routes,
             rejected: Vec::new(),
         })
     })
@@ -173,8 +188,11 @@ pub fn on_timer<O: crate::Operator>(
 
 use aggregator::exports::flowlet::operator::aggregate as agg;
 
-pub fn aggregate_init<A: crate::aggregate::Aggregate>(config: String) -> Result<(), wit::Error> {
-    install(&config, A::init)
+pub fn aggregate_init<A: crate::aggregate::Aggregate>(
+    config: String,
+    setup: wit::Setup,
+) -> Result<(), wit::Error> {
+    install(&config, setup, A::init)
 }
 
 pub fn aggregate_create<A: crate::aggregate::Aggregate>() -> Result<Vec<u8>, wit::Error> {

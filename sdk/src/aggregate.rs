@@ -186,7 +186,7 @@ pub fn add<A: Aggregate>(
         let acc = accs
             .get_mut(slot as usize)
             .ok_or_else(|| Error::Failed(format!("slot {slot} of {}", accumulators.len())))?;
-        match agg.add(acc, &Event::new(event)) {
+        match agg.add(acc, &Event::new(event, "")) {
             Ok(()) => {}
             Err(Error::Reject(reason)) => rejected.push(Rejection {
                 event: event.index() as u32,

@@ -11,11 +11,18 @@ use crate::Error;
 #[derive(Debug, Clone, Copy)]
 pub struct Event<'a> {
     inner: EventRef<'a>,
+    origin: &'a str,
 }
 
 impl<'a> Event<'a> {
-    pub(crate) fn new(inner: EventRef<'a>) -> Self {
-        Self { inner }
+    pub(crate) fn new(inner: EventRef<'a>, origin: &'a str) -> Self {
+        Self { inner, origin }
+    }
+
+    /// The input the event came from, as the manifest names it in the operator's `inputs:`
+    /// (`clicks`, `parse.invalid`).
+    pub fn input(&self) -> &'a str {
+        self.origin
     }
 
     /// The key the host assigned (from the operator's `key-by:`), or `None`.

@@ -66,25 +66,79 @@ pub mod __wasm;
 
 pub use event::Event;
 pub use flowlet_types::json::{Pointer, number_after};
-pub use flowlet_types::{Batch, Timestamp};
+pub use flowlet_types::{Batch, Setup, Timestamp};
 pub use output::{Emitter, Output};
+
 pub use serde_json;
 pub use state::{KeyState, TimeDomain, Timer};
 
 use std::fmt;
 
-/// The configuration an operator receives: its manifest's `config:` as JSON (`null` if absent).
+/// The configuration an operator receives: its manifest's `config:` as JSON (`null` if absent),
+/// and where it sits in the topology (its inputs and named outputs).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Config(pub serde_json::Value);
+pub struct Config {
+    value: serde_json::Value,
+    setup: Setup,
+}
 
 impl Config {
+    /// A configuration for an operator with one input and no named outputs.
+    pub fn new(value: serde_json::Value) -> Self {
+        Self::with_setup(value, Setup::default())
+    }
+
+    pub fn with_setup(value: serde_json::Value, setup: Setup) -> Self {
+        Self { value, setup }
+    }
+
     /// Deserialize the configuration; a mismatch becomes [`Error::InvalidConfig`] naming the field.
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_value(self.0.clone()).map_err(|e| Error::InvalidConfig(e.to_string()))
+        serde_json::from_value(self.value.clone()).map_err(|e| Error::InvalidConfig(e.to_string()))
     }
 
     pub fn value(&self) -> &serde_json::Value {
-        &self.0
+        &self.value
+    }
+
+    /// The operator's name, inputs and named outputs.
+    pub fn setup(&self) -> &Setup {
+        &self.setup
+    }
+
+    /// The named output `name` (one of the manifest's `outputs:`), to route events to with
+    /// [`Output::emit_to`] and [`Output::forward_to`]; resolve it once, in `init`. An output the
+    /// manifest does not declare is an invalid configuration naming the ones it does.
+    pub fn output(&self, name: &str) -> Result<Port, Error> {
+        match self.setup.outputs.iter().position(|o| o == name) {
+            Some(i) => Ok(Port(1 << (i + 1))),
+            None => Err(Error::InvalidConfig(format!(
+                "operator `{}` has no output `{name}`; add it to the operator's `outputs:` in the manifest (it has: {})",
+                self.setup.operator,
+                if self.setup.outputs.is_empty() {
+                    "none".to_owned()
+                } else {
+                    self.setup.outputs.join(", ")
+                }
+            ))),
+        }
+    }
+}
+
+/// One or more outputs of an operator: [`Port::MAIN`], or named outputs from
+/// [`Config::output`]; `a | b` is both (the event goes to each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Port(pub u32);
+
+impl Port {
+    /// The main output (what reads the operator by its name).
+    pub const MAIN: Port = Port(flowlet_types::MAIN_ROUTE);
+}
+
+impl std::ops::BitOr for Port {
+    type Output = Port;
+    fn bitor(self, other: Port) -> Port {
+        Port(self.0 | other.0)
     }
 }
 
@@ -157,9 +211,10 @@ pub trait Operator: Sized + 'static {
     /// Handle a batch. The default calls [`process`](Operator::process) for each event and turns
     /// rejections into per-event rejections, discarding what was emitted for a rejected event.
     fn process_batch<'a>(&mut self, input: &'a Batch, out: &mut Output<'a>) -> Result<(), Error> {
+        let origin = out.origin();
         for event in input.iter() {
             out.begin(event);
-            match self.process(&Event::new(event), out) {
+            match self.process(&Event::new(event, origin), out) {
                 Ok(()) => {}
                 Err(Error::Reject(reason)) => out.reject_current(reason),
                 Err(e) => return Err(e),
@@ -169,22 +224,29 @@ pub trait Operator: Sized + 'static {
     }
 }
 
-/// Run one batch through an operator natively: what the Wasm glue, the test harness and the
-/// host's built-in operators all call.
-pub fn run_batch<O: Operator>(op: &mut O, input: &Batch) -> Result<flowlet_types::Output, Error> {
-    let mut out = Output::new(input);
+/// Run one batch, from the input named `origin`, through an operator natively: what the Wasm
+/// glue, the test harness and the host's built-in operators all call.
+pub fn run_batch<O: Operator>(
+    op: &mut O,
+    input: &Batch,
+    origin: &str,
+) -> Result<flowlet_types::Output, Error> {
+    let mut out = Output::new(input, origin);
     op.process_batch(input, &mut out)?;
     Ok(out.finish())
 }
 
 /// Run fired timers through an operator natively.
-pub fn run_timers<O: Operator>(op: &mut O, timers: &[Timer]) -> Result<Batch, Error> {
+pub fn run_timers<O: Operator>(
+    op: &mut O,
+    timers: &[Timer],
+) -> Result<flowlet_types::Output, Error> {
     let mut out = Emitter::new();
     for t in timers {
         out.set(&t.key, t.at);
         op.on_timer(t, &mut out)?;
     }
-    Ok(out.into_batch())
+    Ok(out.finish())
 }
 
 /// Make the crate a Wasm component of flowlet's `processor` world exporting `$op`.
@@ -201,17 +263,19 @@ macro_rules! export_operator {
             impl $crate::__wasm::bindings::exports::flowlet::operator::handler::Guest for FlowletGuest {
                 fn init(
                     config: ::std::string::String,
+                    setup: $crate::__wasm::bindings::flowlet::operator::types::Setup,
                 ) -> ::std::result::Result<(), $crate::__wasm::bindings::flowlet::operator::types::Error> {
-                    $crate::__wasm::init::<$op>(config)
+                    $crate::__wasm::init::<$op>(config, setup)
                 }
 
                 fn process(
                     input: $crate::__wasm::bindings::flowlet::operator::types::Batch,
+                    origin: u32,
                 ) -> ::std::result::Result<
                     $crate::__wasm::bindings::flowlet::operator::types::Output,
                     $crate::__wasm::bindings::flowlet::operator::types::Error,
                 > {
-                    $crate::__wasm::process::<$op>(input)
+                    $crate::__wasm::process::<$op>(input, origin)
                 }
             }
 
@@ -232,17 +296,19 @@ macro_rules! export_stateful_operator {
             impl $crate::__wasm::stateful::exports::flowlet::operator::stateful_handler::Guest for FlowletGuest {
                 fn init(
                     config: ::std::string::String,
+                    setup: $crate::__wasm::bindings::flowlet::operator::types::Setup,
                 ) -> ::std::result::Result<(), $crate::__wasm::bindings::flowlet::operator::types::Error> {
-                    $crate::__wasm::init::<$op>(config)
+                    $crate::__wasm::init::<$op>(config, setup)
                 }
 
                 fn process(
                     input: $crate::__wasm::bindings::flowlet::operator::types::Batch,
+                    origin: u32,
                 ) -> ::std::result::Result<
                     $crate::__wasm::bindings::flowlet::operator::types::Output,
                     $crate::__wasm::bindings::flowlet::operator::types::Error,
                 > {
-                    $crate::__wasm::process::<$op>(input)
+                    $crate::__wasm::process::<$op>(input, origin)
                 }
 
                 fn on_timer(
@@ -272,8 +338,11 @@ macro_rules! export_aggregate {
             use $crate::__wasm::bindings::flowlet::operator::types as t;
 
             impl wit::Guest for FlowletGuest {
-                fn init(config: ::std::string::String) -> ::std::result::Result<(), t::Error> {
-                    $crate::__wasm::aggregate_init::<$agg>(config)
+                fn init(
+                    config: ::std::string::String,
+                    setup: t::Setup,
+                ) -> ::std::result::Result<(), t::Error> {
+                    $crate::__wasm::aggregate_init::<$agg>(config, setup)
                 }
                 fn create_accumulator() -> ::std::result::Result<::std::vec::Vec<u8>, t::Error> {
                     $crate::__wasm::aggregate_create::<$agg>()

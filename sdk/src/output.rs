@@ -9,7 +9,11 @@ use crate::Error;
 /// [`emit_with`](Output::emit_with) sets them explicitly.
 pub struct Output<'a> {
     input: &'a Batch,
+    origin: &'a str,
     events: Batch,
+    /// Route masks of the events up to the last one routed elsewhere than the main output
+    /// (the rest go to the main output); empty while every event does.
+    routes: Vec<u32>,
     rejected: Vec<Rejection>,
     current: Option<EventRef<'a>>,
     /// Number of output events before the current input event was handled.
@@ -17,14 +21,39 @@ pub struct Output<'a> {
 }
 
 impl<'a> Output<'a> {
-    pub(crate) fn new(input: &'a Batch) -> Self {
+    pub(crate) fn new(input: &'a Batch, origin: &'a str) -> Self {
         Self {
             input,
+            origin,
             events: Batch::with_capacity(input.len(), input.values.len()),
+            routes: Vec::new(),
             rejected: Vec::new(),
             current: None,
             mark: 0,
         }
+    }
+
+    /// The name of the input the batch came from (see [`crate::Event::input`]).
+    pub fn origin(&self) -> &'a str {
+        self.origin
+    }
+
+    /// Send the event emitted last to `port` (one or more outputs) instead of the main output.
+    pub fn route_last(&mut self, port: crate::Port) {
+        route_last(&self.events, &mut self.routes, port);
+    }
+
+    /// Pass the current input event on unchanged to `port` (e.g. a named output from
+    /// [`crate::Config::output`], or `valid | audit` for both).
+    pub fn forward_to(&mut self, port: crate::Port) {
+        self.forward();
+        self.route_last(port);
+    }
+
+    /// Emit `value` with the current event's key and timestamp to `port`.
+    pub fn emit_to(&mut self, port: crate::Port, value: &[u8]) {
+        self.emit(value);
+        self.route_last(port);
     }
 
     /// Start handling `event`: what `emit` and `forward` refer to.
@@ -36,6 +65,7 @@ impl<'a> Output<'a> {
     pub(crate) fn reject_current(&mut self, reason: String) {
         if let Some(event) = self.current {
             self.events.truncate(self.mark);
+            self.routes.truncate(self.mark);
             self.rejected.push(Rejection {
                 event: event.index() as u32,
                 reason,
@@ -110,10 +140,29 @@ impl<'a> Output<'a> {
     pub(crate) fn finish(mut self) -> flowlet_types::Output {
         self.rejected.sort_by_key(|r| r.event);
         flowlet_types::Output {
+            routes: finish_routes(self.routes, self.events.len()),
             events: self.events,
             rejected: self.rejected,
         }
     }
+}
+
+/// Set the route of the last event of `events`, the ones before it keeping theirs (the main
+/// output when they have none).
+fn route_last(events: &Batch, routes: &mut Vec<u32>, port: crate::Port) {
+    let Some(last) = events.len().checked_sub(1) else {
+        return;
+    };
+    routes.resize(last, flowlet_types::MAIN_ROUTE);
+    routes.push(port.0);
+}
+
+/// The routes of `len` events: none when every event goes to the main output.
+fn finish_routes(mut routes: Vec<u32>, len: usize) -> Vec<u32> {
+    if !routes.is_empty() {
+        routes.resize(len, flowlet_types::MAIN_ROUTE);
+    }
+    routes
 }
 
 /// Where a window aggregate's `finish` and a stateful operator's `on_timer` put their events.
@@ -121,6 +170,7 @@ impl<'a> Output<'a> {
 /// (`end - 1`) or the timer's time as timestamp.
 pub struct Emitter {
     events: Batch,
+    routes: Vec<u32>,
     key: Vec<u8>,
     timestamp: Timestamp,
 }
@@ -129,8 +179,23 @@ impl Emitter {
     pub(crate) fn new() -> Self {
         Self {
             events: Batch::new(),
+            routes: Vec::new(),
             key: Vec::new(),
             timestamp: 0,
+        }
+    }
+
+    /// Send the event emitted last to `port` instead of the main output (a stateful
+    /// operator's `on_timer`; a window aggregate's output has only the main output).
+    pub fn route_last(&mut self, port: crate::Port) {
+        route_last(&self.events, &mut self.routes, port);
+    }
+
+    pub(crate) fn finish(self) -> flowlet_types::Output {
+        flowlet_types::Output {
+            routes: finish_routes(self.routes, self.events.len()),
+            events: self.events,
+            rejected: Vec::new(),
         }
     }
 

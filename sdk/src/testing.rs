@@ -18,11 +18,12 @@
 
 use flowlet_types::{Batch, Rejection, Timestamp};
 
-use crate::{Config, Error, Operator, log, metrics};
+use crate::{Config, Error, Operator, Setup, log, metrics};
 
 /// An operator instance driven by a test.
 pub struct Harness<O: Operator> {
     op: O,
+    setup: Setup,
     next_timestamp: Timestamp,
 }
 
@@ -30,6 +31,11 @@ pub struct Harness<O: Operator> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TestOutput {
     pub events: Batch,
+    /// Where each event goes (see [`flowlet_types::Output::routes`]); empty: all to the main
+    /// output. [`TestOutput::on`] reads one output.
+    pub routes: Vec<u32>,
+    /// The operator's named outputs.
+    pub outputs: Vec<String>,
     pub rejected: Vec<Rejection>,
     /// What the operator logged while handling the batch.
     pub logs: Vec<(log::Level, String)>,
@@ -58,25 +64,61 @@ impl TestOutput {
     pub fn rejected_indexes(&self) -> Vec<u32> {
         self.rejected.iter().map(|r| r.event).collect()
     }
+
+    /// The values (as text) routed to output `port`: `""` for the main output, else one of
+    /// the operator's named outputs.
+    pub fn on(&self, port: &str) -> Vec<&str> {
+        let bit = match port {
+            "" => flowlet_types::MAIN_ROUTE,
+            name => {
+                let i = self
+                    .outputs
+                    .iter()
+                    .position(|o| o == name)
+                    .unwrap_or_else(|| panic!("no output `{name}` in {:?}", self.outputs));
+                1 << (i + 1)
+            }
+        };
+        self.events
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.routes.get(*i).map_or(bit == 1, |m| m & bit != 0))
+            .map(|(_, e)| std::str::from_utf8(e.value()).expect("output value is UTF-8"))
+            .collect()
+    }
 }
 
 impl<O: Operator> Harness<O> {
     /// Build the operator from `config`, as `init` would in the host.
     pub fn new(config: serde_json::Value) -> Result<Self, Error> {
+        Self::with_setup(config, Setup::default())
+    }
+
+    /// Build the operator with these inputs and named outputs (as the manifest would give).
+    pub fn with_setup(config: serde_json::Value, setup: Setup) -> Result<Self, Error> {
         Ok(Self {
-            op: O::init(Config(config))?,
+            op: O::init(Config::with_setup(config, setup.clone()))?,
+            setup,
             next_timestamp: 0,
         })
     }
 
-    /// Run one batch.
+    /// Run one batch (from the first input).
     pub fn process(&mut self, input: &Batch) -> Result<TestOutput, Error> {
-        let out = crate::run_batch(&mut self.op, input);
+        self.process_from(0, input)
+    }
+
+    /// Run one batch from input `origin` (an index into the setup's inputs).
+    pub fn process_from(&mut self, origin: usize, input: &Batch) -> Result<TestOutput, Error> {
+        let name = self.setup.inputs.get(origin).cloned().unwrap_or_default();
+        let out = crate::run_batch(&mut self.op, input, &name);
         let logs = log::take();
         let metrics = metrics::take();
         let out = out?;
         Ok(TestOutput {
             events: out.events,
+            routes: out.routes,
+            outputs: self.setup.outputs.clone(),
             rejected: out.rejected,
             logs,
             metrics,
@@ -135,7 +177,7 @@ impl<O: Operator> Harness<O> {
                 .map(|(domain, at, key)| crate::Timer { key, domain, at })
                 .collect()
         });
-        crate::run_timers(&mut self.op, &due)
+        crate::run_timers(&mut self.op, &due).map(|o| o.events)
     }
 
     /// Run one batch of events with these (key, value, timestamp)s.
@@ -167,7 +209,7 @@ pub struct AggregateOutput {
 impl<A: crate::aggregate::Aggregate> AggregateHarness<A> {
     pub fn new(config: serde_json::Value) -> Result<Self, Error> {
         Ok(Self {
-            agg: A::init(Config(config))?,
+            agg: A::init(Config::new(config))?,
         })
     }
 

@@ -30,8 +30,17 @@ fn inspect_prints_the_contract() {
     let out = succeed(flowlet().args(["inspect", &plugin("map")]));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("world:     processor"), "{text}");
+    assert!(text.contains("contract:  0.2.0"), "{text}");
+    assert!(text.contains("flowlet:operator/handler@0.2.0"), "{text}");
+    // A plugin built with the 0.1 SDK still runs, and says so.
+    let fixture = format!(
+        "{}/fixtures/contract-0.1/filter.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = succeed(flowlet().args(["inspect", &fixture]));
+    let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("contract:  0.1.0"), "{text}");
-    assert!(text.contains("flowlet:operator/handler@0.1.0"), "{text}");
+    assert!(text.contains("world:     processor"), "{text}");
 }
 
 #[test]
@@ -135,12 +144,12 @@ fn inspect_names_the_world_of_aggregates_and_stateful_operators() {
         (
             "aggregate",
             "aggregator",
-            "flowlet:operator/aggregate@0.1.0",
+            "flowlet:operator/aggregate@0.2.0",
         ),
         (
             "dedupe",
             "stateful-processor",
-            "flowlet:operator/stateful-handler@0.1.0",
+            "flowlet:operator/stateful-handler@0.2.0",
         ),
     ] {
         let out = flowlet().args(["inspect", &plugin(name)]).output().unwrap();

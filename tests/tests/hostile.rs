@@ -191,7 +191,7 @@ fn imports_a_world_may_not_use_are_refused_at_load_naming_what_it_may_use() {
     };
     let text = refused("imports-state");
     assert!(
-        text.contains("imports flowlet:operator/state@0.1.0, which only a stateful-processor may import; a processor may import only flowlet:operator/{log,metrics} and WASI 0.2"),
+        text.contains("imports flowlet:operator/state@0.2.0, which only a stateful-processor may import; a processor may import only flowlet:operator/{log,metrics} and WASI 0.2"),
         "{text}"
     );
     assert!(text.contains("sha256:"), "it names the plugin: {text}");
@@ -208,11 +208,11 @@ fn imports_a_world_may_not_use_are_refused_at_load_naming_what_it_may_use() {
 fn inspect_shows_world_version_exports_and_imports() {
     let info = host().inspect(plugin("filter").as_ref()).unwrap();
     assert_eq!(info.world.as_deref(), Some("processor"));
-    assert_eq!(info.contract_version.as_deref(), Some("0.1.0"));
+    assert_eq!(info.contract_version.as_deref(), Some("0.2.0"));
     assert!(
         info.exports
             .iter()
-            .any(|e| e == "flowlet:operator/handler@0.1.0"),
+            .any(|e| e == "flowlet:operator/handler@0.2.0"),
         "{info:?}"
     );
     assert!(info.digest.starts_with("sha256:"));

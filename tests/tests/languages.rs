@@ -727,17 +727,17 @@ fn the_sdks_package_as_a_wheel_an_npm_tarball_and_a_c_tarball() {
             "--target",
         ])
         .arg(&site)
-        .arg(dist.join("flowlet-0.1.0-py3-none-any.whl")));
+        .arg(dist.join("flowlet-0.2.0-py3-none-any.whl")));
     let got = run(Command::new("python3")
         .current_dir(dir.path())
         .env("PYTHONPATH", &site)
         .args(["-c", "import flowlet, sys\nfrom flowlet.testing import Harness\n@flowlet.processor\ndef p(e, out): out.emit({'x': e.json['x'] * 2})\nprint(flowlet.CONTRACT, Harness(sys.modules[__name__]).process([{'x': 21}]).json)"]));
-    assert_eq!(got.trim(), "0.1.0 [{'x': 42}]");
+    assert_eq!(got.trim(), "0.2.0 [{'x': 42}]");
     // JavaScript: the tarball's package imports and runs under its harness.
     run(Command::new("tar")
         .current_dir(dir.path())
         .args(["xzf"])
-        .arg(dist.join("flowlet-sdk-0.1.0.tgz")));
+        .arg(dist.join("flowlet-sdk-0.2.0.tgz")));
     let script = dir.path().join("t.mjs");
     std::fs::write(
         &script,
@@ -745,13 +745,13 @@ fn the_sdks_package_as_a_wheel_an_npm_tarball_and_a_c_tarball() {
     )
     .unwrap();
     let got = run(Command::new("node").arg(&script));
-    assert_eq!(got.trim(), "0.1.0 [{\"x\":42}]");
+    assert_eq!(got.trim(), "0.2.0 [{\"x\":42}]");
     // C: enrich-c and its unit test compile against the tarball's library and pass.
     run(Command::new("tar")
         .current_dir(dir.path())
         .args(["xzf"])
-        .arg(dist.join("flowlet-c-sdk-0.1.0.tar.gz")));
-    let c = dir.path().join("flowlet-c-sdk-0.1.0");
+        .arg(dist.join("flowlet-c-sdk-0.2.0.tar.gz")));
+    let c = dir.path().join("flowlet-c-sdk-0.2.0");
     let enrich = root().join("plugins/enrich-c");
     let exe = dir.path().join("enrich-test");
     run(Command::new("cc")

@@ -47,6 +47,9 @@ pub enum Bench {
     /// The enrich-and-filter operator in Rust, C, Python and JavaScript over the same generated
     /// events: events/s per language (build them with `scripts/build-plugins --all`).
     Languages(LanguagesArgs),
+    /// Splitting a stream three ways: one router with three named outputs against three
+    /// filters on the same events, as Wasm and natively.
+    Route(crate::route::RouteArgs),
 }
 
 #[derive(Args)]
@@ -117,6 +120,7 @@ pub async fn run(which: Bench, host: Host, fl: Arc<dyn Runner>) -> anyhow::Resul
         Bench::Nexmark(args) => return crate::nexmark::nexmark(args, host, &*fl).await,
         Bench::Swap(args) => return crate::swap::swap(args, host, &*fl).await,
         Bench::Languages(args) => return languages(args, host, &*fl).await,
+        Bench::Route(args) => return crate::route::route(args, host, &*fl).await,
     };
     let plugins = std::fs::canonicalize(&plugins).map_err(|e| {
         anyhow::anyhow!(
@@ -163,7 +167,7 @@ pub async fn run(which: Bench, host: Host, fl: Arc<dyn Runner>) -> anyhow::Resul
 
 /// Run `manifest` once: the report, wall seconds and process CPU seconds (plugins loaded before
 /// the clock starts).
-async fn timed_run(
+pub(crate) async fn timed_run(
     fl: &dyn Runner,
     host: &Host,
     manifest: &flowlet_manifest::Manifest,

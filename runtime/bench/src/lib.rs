@@ -6,6 +6,7 @@
 mod command;
 mod kafka;
 pub mod nexmark;
+mod route;
 mod runner;
 mod swap;
 

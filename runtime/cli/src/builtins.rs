@@ -10,8 +10,9 @@ use flowlet_dataflow::{
 };
 use flowlet_sdk::{Batch, Config, Error};
 
-pub const NAMES: [&str; 6] = [
+pub const NAMES: [&str; 7] = [
     "filter",
+    "router",
     "map",
     "flat-map",
     "aggregate",
@@ -25,7 +26,7 @@ struct Builtin<O> {
     _op: PhantomData<fn() -> O>,
 }
 
-struct Native<O>(O);
+struct Native<O>(O, Arc<flowlet_dataflow::Setup>);
 
 fn to_operator_error(e: Error) -> OperatorError {
     match e {
@@ -35,15 +36,25 @@ fn to_operator_error(e: Error) -> OperatorError {
 }
 
 impl<O: flowlet_sdk::Operator + Send> Operator for Native<O> {
-    fn process(&mut self, input: &Batch) -> Result<flowlet_dataflow::Output, OperatorError> {
-        flowlet_sdk::run_batch(&mut self.0, input).map_err(to_operator_error)
+    fn process(
+        &mut self,
+        input: &Batch,
+        origin: u32,
+    ) -> Result<flowlet_dataflow::Output, OperatorError> {
+        let name = self
+            .1
+            .inputs
+            .get(origin as usize)
+            .map_or("", String::as_str);
+        flowlet_sdk::run_batch(&mut self.0, input, name).map_err(to_operator_error)
     }
 }
 
 impl<O: flowlet_sdk::Operator + Send> OperatorFactory for Builtin<O> {
-    fn instantiate(&self, _: &InstanceContext) -> Result<Instance, OperatorError> {
-        let op = O::init(Config(self.config.clone())).map_err(to_operator_error)?;
-        Ok(Instance::Processor(Box::new(Native(op))))
+    fn instantiate(&self, ctx: &InstanceContext) -> Result<Instance, OperatorError> {
+        let config = Config::with_setup(self.config.clone(), (*ctx.setup).clone());
+        let op = O::init(config).map_err(to_operator_error)?;
+        Ok(Instance::Processor(Box::new(Native(op, ctx.setup.clone()))))
     }
 
     fn plugin_id(&self) -> String {
@@ -95,7 +106,7 @@ impl<A: flowlet_sdk::aggregate::Aggregate + Send> Aggregator for NativeAggregate
 
 impl<A: flowlet_sdk::aggregate::Aggregate + Send> OperatorFactory for BuiltinAggregate<A> {
     fn instantiate(&self, _: &InstanceContext) -> Result<Instance, OperatorError> {
-        let a = A::init(Config(self.config.clone())).map_err(to_operator_error)?;
+        let a = A::init(Config::new(self.config.clone())).map_err(to_operator_error)?;
         Ok(Instance::Aggregator(Box::new(NativeAggregate(a))))
     }
 
@@ -123,6 +134,7 @@ fn make<O: flowlet_sdk::Operator + Send>(
 pub fn factory(name: &str, config: serde_json::Value) -> Option<Arc<dyn OperatorFactory>> {
     Some(match name {
         "filter" => make::<flowlet_plugin_filter::Filter>("filter", config),
+        "router" => make::<flowlet_plugin_router::Router>("router", config),
         "map" => make::<flowlet_plugin_map::Mapper>("map", config),
         "flat-map" => make::<flowlet_plugin_flat_map::FlatMap>("flat-map", config),
         "nexmark-queries" => {

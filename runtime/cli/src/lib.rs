@@ -77,7 +77,11 @@ pub fn catalog() -> flowlet_manifest::Catalog {
 
 /// Load and validate a manifest; invalid manifests print every diagnostic.
 pub fn load_manifest(path: &Path) -> anyhow::Result<Manifest> {
-    Ok(flowlet_manifest::load(path, &options())?)
+    let m = flowlet_manifest::load(path, &options())?;
+    for w in &m.warnings {
+        eprintln!("{w}");
+    }
+    Ok(m)
 }
 
 /// Load every operator's plugin and make its instance factory.

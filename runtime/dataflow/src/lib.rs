@@ -37,7 +37,7 @@ pub use error::DataflowError;
 pub use flowlet_operator::{
     Accumulators, Added, Aggregator, Batch, CheckpointId, Clock, Envelope, FiredRef, FiredWindows,
     Instance, InstanceContext, ManualClock, Message, Operator, OperatorError, OperatorFactory,
-    Output, PluginKind, SystemClock, Timestamp,
+    Output, PluginKind, Setup, SystemClock, Timestamp,
 };
 pub use options::{RunOptions, Savepoints};
 pub use run::{CHANNEL_CAPACITY, key_groups_of, run};

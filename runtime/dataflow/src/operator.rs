@@ -18,13 +18,18 @@ pub(crate) struct OperatorBody {
     /// The instance's keyed state (stateful processors), as the executor uses it.
     pub state: Option<StateHandle>,
     pub main: Outputs,
+    /// The named outputs (`outputs:`), in order: route bit `i + 1` is `named[i]`.
+    pub named: Vec<Outputs>,
     pub dead_letter: Outputs,
+    /// For each upstream producer instance (an envelope's `input`), the manifest input it is.
+    pub from: Arc<[u32]>,
     pub clock: Arc<dyn Clock>,
 }
 
 impl Body for OperatorBody {
-    fn batch(&mut self, batch: Batch, _: Timestamp) -> Result<bool, DataflowError> {
-        self.handle(batch)
+    fn batch(&mut self, batch: Batch, input: usize, _: Timestamp) -> Result<bool, DataflowError> {
+        let from = self.from.get(input).copied().unwrap_or(0);
+        self.handle(batch, from)
     }
 
     fn restore_watermark(&mut self, w: Timestamp) {
@@ -66,11 +71,17 @@ impl Body for OperatorBody {
 
     fn forward(&mut self, message: Message) {
         self.main.broadcast_blocking(message.clone());
+        for port in &mut self.named {
+            port.broadcast_blocking(message.clone());
+        }
         self.dead_letter.broadcast_blocking(message);
     }
 
     fn forward_idle(&mut self) {
         self.main.broadcast_blocking(Message::Idle);
+        for port in &mut self.named {
+            port.broadcast_blocking(Message::Idle);
+        }
     }
 }
 
@@ -116,15 +127,11 @@ impl OperatorBody {
                 }
                 r => r.map_err(|error| self.slot.policy.fatal(error, what()))?,
             };
-            out.validate().map_err(|e| {
-                let error = OperatorError::Malformed(e.to_string());
-                self.slot.policy.fatal(error, what())
-            })?;
+            self.check(&out)
+                .map_err(|error| self.slot.policy.fatal(error, what()))?;
             let c = &self.slot.policy.counters;
-            c.events_out.fetch_add(out.len() as u64, Relaxed);
-            if !out.is_empty() {
-                self.main.send_blocking(out);
-            }
+            c.events_out.fetch_add(out.events.len() as u64, Relaxed);
+            self.send(out);
         }
     }
 
@@ -136,12 +143,43 @@ impl OperatorBody {
         Ok(())
     }
 
-    /// Run the instance on `batch` and check what it returns.
-    fn call(&mut self, batch: &Batch) -> Result<flowlet_types::Output, OperatorError> {
-        let out = self.slot.instance.process(batch)?;
+    /// Whether an output's events and routes are well formed.
+    fn check(&self, out: &flowlet_types::Output) -> Result<(), OperatorError> {
         out.events
             .validate()
             .map_err(|e| OperatorError::Malformed(e.to_string()))?;
+        match out.route_error(self.named.len()) {
+            Some(e) => Err(OperatorError::Malformed(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Send an output's events to the outputs they are routed to. Returns false when no
+    /// consumer is left.
+    fn send(&mut self, out: flowlet_types::Output) -> bool {
+        if out.events.is_empty() {
+            return true;
+        }
+        if out.routes.is_empty() {
+            return self.main.is_empty() || self.main.send_blocking(out.events);
+        }
+        let mut alive = true;
+        for (port, events) in out.split(self.named.len() + 1).into_iter().enumerate() {
+            let to = match port {
+                0 => &mut self.main,
+                i => &mut self.named[i - 1],
+            };
+            if !events.is_empty() && !to.is_empty() {
+                alive &= to.send_blocking(events);
+            }
+        }
+        alive
+    }
+
+    /// Run the instance on `batch` (from input `from`) and check what it returns.
+    fn call(&mut self, batch: &Batch, from: u32) -> Result<flowlet_types::Output, OperatorError> {
+        let out = self.slot.instance.process(batch, from)?;
+        self.check(&out)?;
         if let Some(r) = out
             .rejected
             .iter()
@@ -162,6 +200,7 @@ impl OperatorBody {
     fn on_probation(
         &mut self,
         batch: &Batch,
+        from: u32,
     ) -> Result<Option<flowlet_types::Output>, DataflowError> {
         if let Some(why) = self.slot.swaps.rolled_back_elsewhere() {
             self.roll_back(&why)?;
@@ -170,7 +209,7 @@ impl OperatorBody {
             return Ok(None);
         }
         self.with_state(|s| s.begin_journal());
-        match self.call(batch) {
+        match self.call(batch, from) {
             Ok(out) => {
                 self.with_state(|s| s.end_journal());
                 self.slot.swaps.passed();
@@ -184,25 +223,25 @@ impl OperatorBody {
     }
 
     /// Handle one input batch. Returns false when no consumer is left.
-    fn handle(&mut self, batch: Batch) -> Result<bool, DataflowError> {
+    fn handle(&mut self, batch: Batch, from: u32) -> Result<bool, DataflowError> {
         let started = Instant::now();
         let counters = self.slot.policy.counters.clone();
         let mut dead = Batch::new();
-        let result = match self.on_probation(&batch)? {
+        let result = match self.on_probation(&batch, from)? {
             Some(out) => Ok(out),
-            None => self.call(&batch),
+            None => self.call(&batch, from),
         };
         let output = match result {
-            Ok(out) => {
-                for r in &out.rejected {
+            Ok(mut out) => {
+                for r in std::mem::take(&mut out.rejected) {
                     counters.rejected.fetch_add(1, Relaxed);
                     let error = OperatorError::Failed(format!("rejected: {}", r.reason));
                     let event = batch.get(r.event as usize);
                     self.slot.policy.bad_event(&event, error, &mut dead)?;
                 }
-                out.events
+                out
             }
-            Err(error) => self.isolate(&batch, error, &mut dead)?,
+            Err(error) => self.isolate(&batch, from, error, &mut dead)?,
         };
         if let Some(s) = &self.state {
             let e = s.lock().expect("state lock").error.take();
@@ -214,11 +253,10 @@ impl OperatorBody {
         counters.events_in.fetch_add(batch.len() as u64, Relaxed);
         counters.batches.fetch_add(1, Relaxed);
         counters.batch_latency.record(started.elapsed());
-        counters.events_out.fetch_add(output.len() as u64, Relaxed);
-        let mut alive = true;
-        if !output.is_empty() && !self.main.is_empty() {
-            alive &= self.main.send_blocking(output);
-        }
+        counters
+            .events_out
+            .fetch_add(output.events.len() as u64, Relaxed);
+        let mut alive = self.send(output);
         if !dead.is_empty() {
             alive &= self.dead_letter.send_blocking(dead);
         }
@@ -230,29 +268,30 @@ impl OperatorBody {
     fn isolate(
         &mut self,
         batch: &Batch,
+        from: u32,
         error: OperatorError,
         dead: &mut Batch,
-    ) -> Result<Batch, DataflowError> {
+    ) -> Result<flowlet_types::Output, DataflowError> {
         if matches!(error, OperatorError::Trap(_)) {
             self.slot.restart(&error)?;
         }
+        let mut output = flowlet_types::Output::default();
         if batch.len() == 1 {
             self.slot.policy.bad_event(&batch.get(0), error, dead)?;
-            return Ok(Batch::new());
+            return Ok(output);
         }
-        let mut output = Batch::new();
         let mut single = Batch::new();
         for event in batch.iter() {
             single.clear();
             single.push_event(&event);
-            match self.call(&single) {
+            match self.call(&single, from) {
                 Ok(out) => match out.rejected.first() {
                     Some(r) => {
                         self.slot.policy.counters.rejected.fetch_add(1, Relaxed);
                         let error = OperatorError::Failed(format!("rejected: {}", r.reason));
                         self.slot.policy.bad_event(&event, error, dead)?;
                     }
-                    None => output.extend_from(&out.events),
+                    None => output.append_events(&out),
                 },
                 Err(error) => {
                     if matches!(error, OperatorError::Trap(_)) {

@@ -74,7 +74,7 @@ impl SinkBody {
 impl Body for SinkBody {
     const WATERMARKED: bool = false;
 
-    fn batch(&mut self, batch: Batch, _: Timestamp) -> Result<bool, DataflowError> {
+    fn batch(&mut self, batch: Batch, _: usize, _: Timestamp) -> Result<bool, DataflowError> {
         let c = &self.task.counters;
         c.events_in.fetch_add(batch.len() as u64, Relaxed);
         c.batches.fetch_add(1, Relaxed);

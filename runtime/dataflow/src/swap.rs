@@ -48,6 +48,14 @@ pub enum SwapError {
         instance: usize,
         error: OperatorError,
     },
+    #[error(
+        "operator `{operator}` routes to named outputs ({outputs}) and {plugin} was built for contract 0.1.0, which cannot; rebuild it with a current SDK"
+    )]
+    CannotRoute {
+        operator: String,
+        plugin: String,
+        outputs: String,
+    },
     #[error("operator `{0}` has a swap in progress; try again when it is done")]
     Busy(String),
     #[error("the topology is not running")]
@@ -340,6 +348,21 @@ fn check_swappable(
             plugin: to.to_owned(),
             running: slot.kind,
             offered: factory.kind(),
+        });
+    }
+    let outputs = slot
+        .ctxs
+        .lock()
+        .expect("slot lock")
+        .first()
+        .map(|c| c.setup.outputs.join(", "));
+    if let Some(outputs) = outputs.filter(|o| !o.is_empty())
+        && factory.contract() == "0.1.0"
+    {
+        return Err(SwapError::CannotRoute {
+            operator: operator.to_owned(),
+            plugin: to.to_owned(),
+            outputs,
         });
     }
     if slot.armed.lock().expect("slot lock").is_some() {

@@ -10,8 +10,9 @@ use wasmtime::component::types::{ComponentExtern, ComponentItem};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
+use crate::instance::versions::{v1, v2};
 use crate::plugin::{Pre, WORLDS, compatible};
-use crate::{HostError, Inspection, Plugin, PluginKind, bindings, cache, capability, store};
+use crate::{HostError, Inspection, Plugin, cache, capability, store};
 
 /// How often the epoch advances; call deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -196,21 +197,16 @@ impl Host {
             digest: digest.clone(),
             message: format!("{e:#}"),
         };
-        let pre = match kind {
-            PluginKind::Processor => {
-                Pre::Processor(bindings::ProcessorPre::new(pre).map_err(wrong)?)
-            }
-            PluginKind::StatefulProcessor => {
-                Pre::Stateful(bindings::stateful::StatefulProcessorPre::new(pre).map_err(wrong)?)
-            }
-            PluginKind::Aggregator => {
-                Pre::Aggregator(bindings::aggregator::AggregatorPre::new(pre).map_err(wrong)?)
-            }
+        let contract = info.contract.expect("a kind implies a contract version");
+        let pre = match contract {
+            "0.1.0" => Pre::V1(v1::Pre::new(kind, pre).map_err(wrong)?),
+            _ => Pre::V2(v2::Pre::new(kind, pre).map_err(wrong)?),
         };
         Ok(Plugin {
             path: path.to_owned(),
             digest: format!("sha256:{digest}"),
             kind,
+            contract,
             pre,
         })
     }
@@ -236,18 +232,22 @@ impl Host {
             .filter_map(|n| n.strip_prefix("flowlet:operator/"))
             .filter_map(|n| n.split_once('@').map(|(_, v)| v.to_owned()))
             .next();
-        let kind = WORLDS.iter().find_map(|(interface, kind)| {
-            exports
-                .iter()
-                .filter_map(|e| e.strip_prefix(interface))
-                .filter_map(|e| e.strip_prefix('@'))
-                .any(compatible)
-                .then_some(*kind)
-        });
+        let (kind, contract) = WORLDS
+            .iter()
+            .find_map(|(interface, kind)| {
+                exports
+                    .iter()
+                    .filter_map(|e| e.strip_prefix(interface))
+                    .filter_map(|e| e.strip_prefix('@'))
+                    .find_map(compatible)
+                    .map(|c| (Some(*kind), Some(c)))
+            })
+            .unwrap_or_default();
         Inspection {
             digest: format!("sha256:{digest}"),
             world: kind.map(|k| k.to_string()),
             kind,
+            contract,
             contract_version: flowlet_version,
             exports,
             imports,

@@ -23,7 +23,7 @@ pub use flowlet_operator::PluginKind;
 pub use error::HostError;
 pub use host::{EPOCH_TICK, Host};
 pub use instance::{InstanceSettings, WasmFactory};
-pub use plugin::{CONTRACT_VERSION, HANDLER_INTERFACE, Inspection, Plugin};
+pub use plugin::{CONTRACT_VERSION, CONTRACT_VERSIONS, HANDLER_INTERFACE, Inspection, Plugin};
 pub use store::GuestMetrics;
 
 pub(crate) use plugin::Pre;

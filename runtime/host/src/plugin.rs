@@ -2,10 +2,13 @@
 
 use std::path::PathBuf;
 
-use crate::{PluginKind, bindings, store};
+use crate::PluginKind;
+use crate::instance::versions::{v1, v2};
 
-/// The WIT package version this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The WIT package version the SDKs build for (the newest this host implements).
+pub const CONTRACT_VERSION: &str = flowlet_operator::CONTRACT_VERSION;
+/// Every contract version this host runs, oldest first.
+pub const CONTRACT_VERSIONS: [&str; 2] = ["0.1.0", "0.2.0"];
 /// The export that makes a component a flowlet `processor`.
 pub const HANDLER_INTERFACE: &str = "flowlet:operator/handler";
 
@@ -19,6 +22,9 @@ pub struct Inspection {
     pub kind: Option<PluginKind>,
     /// The contract version of the flowlet interfaces it uses.
     pub contract_version: Option<String>,
+    /// The version this host runs it as (`None`: not an operator this flowlet runs).
+    #[serde(skip)]
+    pub contract: Option<&'static str>,
     pub exports: Vec<String>,
     pub imports: Vec<String>,
 }
@@ -31,11 +37,13 @@ impl Inspection {
         }
         Some(match &self.contract_version {
             Some(v) => format!(
-                "it was built for flowlet contract {v}, and this flowlet implements {CONTRACT_VERSION}; rebuild it against this flowlet's wit/"
+                "it was built for flowlet contract {v}, and this flowlet runs {}; rebuild it against this flowlet's wit/",
+                CONTRACT_VERSIONS.join(" and ")
             ),
             None => format!(
-                "it exports none of {} at version {CONTRACT_VERSION} (it exports: {}); build it with flowlet-sdk or against a world of wit/",
+                "it exports none of {} at version {} (it exports: {}); build it with flowlet-sdk or against a world of wit/",
                 WORLDS.map(|(i, _)| i).join(", "),
+                CONTRACT_VERSIONS.join(" or "),
                 if self.exports.is_empty() {
                     "nothing".to_owned()
                 } else {
@@ -53,14 +61,16 @@ pub struct Plugin {
     /// `sha256:<hex>` of the component file.
     pub digest: String,
     pub kind: PluginKind,
+    /// The contract version it was built for (one of [`CONTRACT_VERSIONS`]).
+    pub contract: &'static str,
     pub(crate) pre: Pre,
 }
 
+/// A component checked against a world of its contract version.
 #[derive(Clone)]
 pub(crate) enum Pre {
-    Processor(bindings::ProcessorPre<store::InstanceState>),
-    Stateful(bindings::stateful::StatefulProcessorPre<store::InstanceState>),
-    Aggregator(bindings::aggregator::AggregatorPre<store::InstanceState>),
+    V1(v1::Pre),
+    V2(v2::Pre),
 }
 
 /// The exported interface that makes a component implement each world.
@@ -73,10 +83,12 @@ pub(crate) const WORLDS: [(&str, PluginKind); 3] = [
     ("flowlet:operator/aggregate", PluginKind::Aggregator),
 ];
 
-/// Whether a contract version is one this host speaks: same major and minor (0.x: minor is
-/// breaking), any patch.
-pub(crate) fn compatible(version: &str) -> bool {
-    let mine: Vec<&str> = CONTRACT_VERSION.split('.').collect();
+/// The contract version this host runs that `version` is compatible with: same major and minor
+/// (0.x: minor is breaking), any patch.
+pub(crate) fn compatible(version: &str) -> Option<&'static str> {
     let theirs: Vec<&str> = version.split('.').collect();
-    theirs.len() == 3 && theirs[..2] == mine[..2]
+    CONTRACT_VERSIONS.into_iter().find(|mine| {
+        let mine: Vec<&str> = mine.split('.').collect();
+        theirs.len() == 3 && theirs[..2] == mine[..2]
+    })
 }

@@ -18,9 +18,9 @@ pub enum ManifestError {
 
 /// Parse and validate manifest text; `file` names it in messages and anchors relative paths.
 pub fn parse_str(text: &str, file: &Path, opts: &Options) -> Result<Manifest, Diagnostics> {
-    let (manifest, mut d) = parse::parse(text, file, &opts.catalog);
-    if let Some(m) = &manifest {
-        validate::check(m, &mut d, opts);
+    let (mut manifest, mut d) = parse::parse(text, file, &opts.catalog);
+    if let Some(m) = &mut manifest {
+        m.warnings = validate::check(m, &mut d, opts);
     }
     d.sort();
     match manifest {

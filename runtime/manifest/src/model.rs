@@ -46,6 +46,11 @@ pub struct Manifest {
     #[serde(skip)]
     #[schemars(skip)]
     pub positions: BTreeMap<String, Pos>,
+    /// What validation found that is allowed but probably not meant (`FILE:LINE:COL: warning:
+    /// …`), e.g. a named output nobody reads.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// Where events come from: a connector (`generator`, `file`, `kafka`, …) and what every
@@ -162,6 +167,11 @@ pub struct Operator {
     /// Make this a window aggregate: the plugin implements the `aggregator` world.
     #[serde(default)]
     pub window: Option<Window>,
+    /// Named outputs besides the main one (at most 31), e.g. `[valid, invalid]`: the plugin
+    /// routes each event to the main output, to some of these, or to several; a node reads one
+    /// as `OPERATOR.NAME`. Plugins of contract 0.2 only.
+    #[serde(default)]
+    pub outputs: Vec<String>,
 }
 
 /// The windows of a window aggregate.
@@ -337,7 +347,8 @@ union_schema!(Source, "Source");
 union_schema!(Sink, "Sink");
 union_schema!(Window, "Window");
 
-/// An input: a source, an operator, or an operator's side output (`OPERATOR.dead-letter`).
+/// An input: a source, an operator, an operator's side output (`OPERATOR.dead-letter`) or one
+/// of its named outputs (`OPERATOR.invalid`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, JsonSchema)]
 #[schemars(with = "String")]
 pub struct Input {
@@ -347,24 +358,29 @@ pub struct Input {
     pub pos: Pos,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Port {
     Main,
     DeadLetter,
     /// Events too late for their windows (window aggregates only).
     Late,
+    /// One of the operator's `outputs:`.
+    Named(String),
 }
 
 impl Port {
     pub const SIDE_OUTPUTS: [&'static str; 2] = ["dead-letter", "late"];
+    /// Most named outputs an operator may declare: bits 1..=31 of a route mask.
+    pub const MAX_NAMED: usize = 31;
 }
 
 impl std::fmt::Display for Input {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.port {
+        match &self.port {
             Port::Main => f.write_str(&self.node),
             Port::DeadLetter => write!(f, "{}.dead-letter", self.node),
             Port::Late => write!(f, "{}.late", self.node),
+            Port::Named(n) => write!(f, "{}.{n}", self.node),
         }
     }
 }

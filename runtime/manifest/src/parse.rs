@@ -240,14 +240,14 @@ fn inputs(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Vec<Input>> {
             None => (text.as_str(), Port::Main),
             Some((node, "dead-letter")) => (node, Port::DeadLetter),
             Some((node, "late")) => (node, Port::Late),
+            Some((node, other)) if name_ok(other) => (node, Port::Named(other.to_owned())),
             Some((node, other)) => {
-                let hint = did_you_mean(other, Port::SIDE_OUTPUTS)
-                    .unwrap_or_else(|| "side outputs: dead-letter, late".into());
                 d.error_hint(
                     pos(item),
-                    format!("`{node}` has no side output `{other}`"),
-                    hint,
+                    format!("`{text}` is not an input: `{other}` is not an output name"),
+                    "write `NODE`, `NODE.dead-letter`, `NODE.late` or `NODE.OUTPUT` with one of NODE's `outputs:` (letters, digits, - and _)",
                 );
+                let _ = node;
                 continue;
             }
         };
@@ -280,6 +280,7 @@ const OPERATOR: &[&str] = &[
     "on-error",
     "limits",
     "grants",
+    "outputs",
     "window",
 ];
 
@@ -582,6 +583,10 @@ fn operator(name: &str, n: &Node<'_>, catalog: &Catalog, d: &mut Diagnostics) ->
         None => Some(Grants::default()),
         Some(n) => grants(n, &what, d),
     };
+    let outputs = match o.take("outputs") {
+        None => Some(Vec::new()),
+        Some(n) => outputs(n, &what, d),
+    };
     o.finish(OPERATOR, d);
     Some(Operator {
         plugin: plugin?,
@@ -593,7 +598,61 @@ fn operator(name: &str, n: &Node<'_>, catalog: &Catalog, d: &mut Diagnostics) ->
         limits: limits?,
         grants: grants?,
         window: window?,
+        outputs: outputs?,
     })
+}
+
+/// `outputs:` of an operator: distinct names, none of them a side output's, at most 31.
+fn outputs(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Vec<String>> {
+    let YamlData::Sequence(items) = &n.data else {
+        d.error_hint(
+            pos(n),
+            format!("`outputs` of {what} must be a list, not {}", describe(n)),
+            "write `outputs: [valid, invalid]`",
+        );
+        return None;
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut ok = true;
+    for item in items {
+        let Some(name) = string(item, &format!("an output of {what}"), d) else {
+            ok = false;
+            continue;
+        };
+        let problem = if !name_ok(&name) {
+            Some("use letters, digits, - and _")
+        } else if Port::SIDE_OUTPUTS.contains(&name.as_str()) {
+            Some(
+                "`dead-letter` and `late` are side outputs every operator may have; pick another name",
+            )
+        } else if out.contains(&name) {
+            Some("list each output once")
+        } else {
+            None
+        };
+        if let Some(hint) = problem {
+            d.error_hint(
+                pos(item),
+                format!("{what} has an invalid output `{name}`"),
+                hint,
+            );
+            ok = false;
+        }
+        out.push(name);
+    }
+    if out.len() > Port::MAX_NAMED {
+        d.error_hint(
+            pos(n),
+            format!(
+                "{what} declares {} outputs; at most {} are allowed",
+                out.len(),
+                Port::MAX_NAMED
+            ),
+            "route by a field to fewer outputs, or chain two routers",
+        );
+        ok = false;
+    }
+    ok.then_some(out)
 }
 
 fn limits(n: &Node<'_>, of: &str, d: &mut Diagnostics) -> Option<Limits> {
@@ -930,6 +989,7 @@ pub(crate) fn parse(text: &str, file: &Path, catalog: &Catalog) -> (Option<Manif
         guarantee,
         base_dir: file.parent().map(Path::to_owned).unwrap_or_default(),
         positions: components.positions,
+        warnings: Vec::new(),
     };
     (Some(manifest), d)
 }

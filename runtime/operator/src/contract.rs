@@ -24,15 +24,17 @@ pub enum OperatorError {
 
 /// One instance of an operator.
 pub trait Operator: Send {
-    /// Transform one batch.
-    fn process(&mut self, input: &Batch) -> Result<Output, OperatorError>;
+    /// Transform one batch, which came from input `from` (an index into [`Setup::inputs`]).
+    fn process(&mut self, input: &Batch, from: u32) -> Result<Output, OperatorError>;
 
-    /// Handle timers that fired (stateful operators).
-    fn on_timer(&mut self, timers: &[Timer]) -> Result<Batch, OperatorError> {
+    /// Handle timers that fired (stateful operators). The output's rejections are ignored.
+    fn on_timer(&mut self, timers: &[Timer]) -> Result<Output, OperatorError> {
         let _ = timers;
-        Ok(Batch::new())
+        Ok(Output::default())
     }
 }
+
+pub use flowlet_types::Setup;
 
 /// What [`Aggregator::add`] returns.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -82,10 +84,11 @@ pub enum Instance {
     Aggregator(Box<dyn Aggregator>),
 }
 
-/// What an instance is given by the executor: the keyed state of its key groups (stateful
-/// processors).
+/// What an instance is given by the executor: its place in the topology, and the keyed state
+/// of its key groups (stateful processors).
 #[derive(Clone, Default)]
 pub struct InstanceContext {
+    pub setup: Arc<Setup>,
     pub state: Option<SharedState>,
 }
 
@@ -96,7 +99,15 @@ pub trait OperatorFactory: Send + Sync {
     /// What runs: `sha256:…` of a component, or `builtin:NAME`.
     fn plugin_id(&self) -> String;
     fn kind(&self) -> PluginKind;
+    /// The contract version the plugin was built for (`0.1.0` plugins cannot route to named
+    /// outputs; built-ins speak the current one).
+    fn contract(&self) -> &'static str {
+        CONTRACT_VERSION
+    }
 }
+
+/// The contract version flowlet's SDKs and built-ins implement (the WIT package's).
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// A factory shared by the tasks of one operator.
 pub type SharedFactory = Arc<dyn OperatorFactory>;

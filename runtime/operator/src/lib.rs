@@ -15,8 +15,8 @@ mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock, now_ms};
 pub use contract::{
-    Added, Aggregator, Instance, InstanceContext, Operator, OperatorError, OperatorFactory,
-    PluginKind, SharedFactory,
+    Added, Aggregator, CONTRACT_VERSION, Instance, InstanceContext, Operator, OperatorError,
+    OperatorFactory, PluginKind, Setup, SharedFactory,
 };
 pub use flowlet_types::{Accumulators, Batch, FiredRef, FiredWindows, Output, Timestamp};
 pub use message::{CheckpointId, Envelope, Message};

@@ -33,8 +33,36 @@ pub struct Rejection {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Output {
     pub events: Batch,
+    /// Where each event goes (see the WIT `output` record): empty, every event to the main
+    /// output; else one mask per event, bit 0 the main output, bit `i` named output `i - 1`.
+    pub routes: Vec<u32>,
     pub rejected: Vec<Rejection>,
 }
+
+/// Where an operator sits in the topology (the WIT `setup` record), given to every instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setup {
+    /// The operator's name.
+    pub operator: String,
+    /// Its inputs as the manifest writes them (`clicks`, `parse.invalid`), in order.
+    pub inputs: Vec<String>,
+    /// Its named outputs (`outputs:`), in order: route bit `i + 1` is `outputs[i]`.
+    pub outputs: Vec<String>,
+}
+
+impl Default for Setup {
+    /// One input named `input`, no named outputs (what a test harness assumes).
+    fn default() -> Self {
+        Self {
+            operator: "operator".into(),
+            inputs: vec!["input".into()],
+            outputs: Vec::new(),
+        }
+    }
+}
+
+/// Route mask of the main output.
+pub const MAIN_ROUTE: u32 = 1;
 
 /// A batch whose columns do not fit together; returned by [`Batch::validate`].
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -311,6 +339,80 @@ impl Output {
     /// An output that passes nothing on and rejects nothing.
     pub fn empty() -> Self {
         Self::default()
+    }
+
+    /// Why the routes do not fit the events or the `named` outputs there are (`None`: they do).
+    pub fn route_error(&self, named: usize) -> Option<String> {
+        if self.routes.is_empty() {
+            return None;
+        }
+        if self.routes.len() != self.events.len() {
+            return Some(format!(
+                "it returned {} routes for {} events",
+                self.routes.len(),
+                self.events.len()
+            ));
+        }
+        let allowed = if named >= 31 {
+            u32::MAX
+        } else {
+            (1u32 << (named + 1)) - 1
+        };
+        let (i, mask) = self
+            .routes
+            .iter()
+            .enumerate()
+            .find(|(_, m)| **m == 0 || **m & !allowed != 0)?;
+        Some(if *mask == 0 {
+            format!("it routed event {i} to no output")
+        } else {
+            let port = 31 - (mask & !allowed).leading_zeros();
+            format!(
+                "it routed event {i} to output {port}, but the operator declares {named} named output{} (`outputs:` in the manifest)",
+                if named == 1 { "" } else { "s" }
+            )
+        })
+    }
+
+    /// Append `other`'s events and routes (rejections are the caller's: their indexes are
+    /// relative to an input batch).
+    pub fn append_events(&mut self, other: &Output) {
+        if !other.routes.is_empty() && self.routes.is_empty() {
+            self.routes = vec![MAIN_ROUTE; self.events.len()];
+        }
+        if !self.routes.is_empty() {
+            if other.routes.is_empty() {
+                self.routes
+                    .extend(std::iter::repeat_n(MAIN_ROUTE, other.events.len()));
+            } else {
+                self.routes.extend_from_slice(&other.routes);
+            }
+        }
+        self.events.extend_from(&other.events);
+    }
+
+    /// The events of each output: index 0 the main one, `i` named output `i - 1`, for `ports`
+    /// outputs in all. Events routed nowhere that exists are left out (checked before, see
+    /// [`Output::route_error`]).
+    pub fn split(self, ports: usize) -> Vec<Batch> {
+        if self.routes.is_empty() {
+            let mut out = vec![self.events];
+            out.resize_with(ports.max(1), Batch::new);
+            return out;
+        }
+        let mut out: Vec<Batch> = (0..ports.max(1)).map(|_| Batch::new()).collect();
+        for (i, mask) in self.routes.iter().enumerate() {
+            let event = self.events.get(i);
+            let mut m = *mask;
+            while m != 0 {
+                let port = m.trailing_zeros() as usize;
+                m &= m - 1;
+                if let Some(b) = out.get_mut(port) {
+                    b.push_event(&event);
+                }
+            }
+        }
+        out
     }
 }
 

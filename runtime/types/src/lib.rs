@@ -11,7 +11,7 @@ mod batch;
 pub mod json;
 
 pub use aggregate::{Accumulators, FiredRef, FiredWindows};
-pub use batch::{Batch, BatchError, EventRef, Header, Output, Rejection};
+pub use batch::{Batch, BatchError, EventRef, Header, MAIN_ROUTE, Output, Rejection, Setup};
 
 /// Milliseconds since the Unix epoch.
 pub type Timestamp = i64;

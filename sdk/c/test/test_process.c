@@ -215,7 +215,7 @@ static void headers(void) {
   flowlet_harness *h = flowlet_harness_new(NULL);
   flowlet_output out;
   flowlet__output_init(&out, 0, 0);
-  FLOWLET_CHECK_INT(flowlet__process(&b, &out), FLOWLET_OK);
+  FLOWLET_CHECK_INT(flowlet__process(&b, &out, 0), FLOWLET_OK);
   FLOWLET_CHECK_INT(out.n, 2);
   FLOWLET_CHECK_INT(out.headers_len, 3);
   FLOWLET_CHECK(out.headers[0].event == 0 && out.headers[0].name.ptr[0] == 'a');
@@ -226,7 +226,7 @@ static void headers(void) {
   uint32_t bad_ends[] = {7, 99};
   b.value_ends = bad_ends;
   flowlet__output_init(&out, 0, 0);
-  FLOWLET_CHECK_INT(flowlet__process(&b, &out), FLOWLET_FAILED);
+  FLOWLET_CHECK_INT(flowlet__process(&b, &out, 0), FLOWLET_FAILED);
   flowlet__output_free(&out);
   flowlet_harness_free(h);
 }

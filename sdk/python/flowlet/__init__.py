@@ -46,18 +46,35 @@ from ._core import (
     Window,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 #: The contract (WIT package flowlet:operator) this SDK implements.
-CONTRACT = "0.1.0"
+CONTRACT = "0.2.0"
 
 __all__ = [
     "EVENT_TIME", "PROCESSING_TIME", "Event", "Failed", "InvalidConfig", "Output", "Reject",
-    "State", "Timer", "Timers", "Window", "aggregate", "config", "init", "log", "metrics",
-    "on_timer", "processor", "settings", "stateful",
+    "Setup", "State", "Timer", "Timers", "Window", "aggregate", "config", "init", "log", "metrics",
+    "on_timer", "processor", "settings", "setup", "stateful",
 ]
 
 #: The operator's `config:` from the manifest (a dict; empty when absent), set before `init`.
 config: dict = {}
+
+
+class Setup:
+    """Where the operator sits in the topology: its name, its inputs (what `event.input` is one
+    of) and its named outputs (what `out.emit(..., to=NAME)` may name)."""
+
+    def __init__(self, operator: str = "operator", inputs=("input",), outputs=()):
+        self.operator = operator
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+
+    def __repr__(self) -> str:
+        return f"Setup(operator={self.operator!r}, inputs={self.inputs!r}, outputs={self.outputs!r})"
+
+
+#: The operator's setup, given by the host before `init`.
+setup = Setup()
 
 
 class Spec:
@@ -167,8 +184,14 @@ def aggregate(cls=None, *, accumulator: str = "json"):
     return wrap(cls) if cls is not None else wrap
 
 
-def configure(spec: Spec, text: str):
-    """Run the operator's setup with the config's JSON text; the aggregate instance, if any."""
+def configure(spec: Spec, text: str, given_setup: Optional[Setup] = None):
+    """Run the operator's setup with the config's JSON text (and where it sits in the topology);
+    the aggregate instance, if any."""
+    from ._core import set_outputs
+
+    global setup
+    setup = given_setup or Setup()
+    set_outputs(setup.outputs)
     try:
         given = json.loads(text)
     except ValueError as e:

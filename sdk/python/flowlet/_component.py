@@ -86,11 +86,11 @@ def _batch(types, out):
                        key_ends=out.key_ends, timestamps=out.timestamps, headers=headers)
 
 
-def _init(spec, config, invalid, failed):
+def _init(spec, config, setup, invalid, failed):
     import flowlet
 
     try:
-        return flowlet.configure(spec, config)
+        return flowlet.configure(spec, config, flowlet.Setup(setup.operator, setup.inputs, setup.outputs))
     except InvalidConfig as e:
         raise invalid(e) from None
     except Exception as e:
@@ -100,12 +100,15 @@ def _init(spec, config, invalid, failed):
 def _process(types, spec, host, failed):
     fn = spec.process
 
-    def process(self, input):
+    def process(self, input, origin):
+        import flowlet
+
+        inputs = flowlet.setup.inputs
         try:
-            out, rejected = process_batch(input, fn, host)
+            out, rejected = process_batch(input, fn, host, inputs[origin] if origin < len(inputs) else "")
         except Failed as e:
             raise failed(e) from None
-        return types.Output(events=_batch(types, out),
+        return types.Output(events=_batch(types, out), routes=out.finished_routes(),
                             rejected=[types.Rejection(event=i, reason=r) for i, r in rejected])
 
     return process
@@ -115,8 +118,8 @@ def _handler(exports, types, spec, host):
     invalid, failed = _errors(types)
 
     class Handler(exports.Handler):
-        def init(self, config: str) -> None:
-            _init(spec, config, invalid, failed)
+        def init(self, config: str, setup) -> None:
+            _init(spec, config, setup, invalid, failed)
 
         process = _process(types, spec, host, failed)
 
@@ -127,8 +130,8 @@ def _stateful_handler(exports, types, spec, host):
     invalid, failed = _errors(types)
 
     class StatefulHandler(exports.StatefulHandler):
-        def init(self, config: str) -> None:
-            _init(spec, config, invalid, failed)
+        def init(self, config: str, setup) -> None:
+            _init(spec, config, setup, invalid, failed)
 
         process = _process(types, spec, host, failed)
 
@@ -138,7 +141,7 @@ def _stateful_handler(exports, types, spec, host):
                 out = fire_timers(fired, spec.on_timer, host)
             except Exception as e:
                 raise failed(e) from None
-            return types.Output(events=_batch(types, out), rejected=[])
+            return types.Output(events=_batch(types, out), routes=out.finished_routes(), rejected=[])
 
     return "StatefulHandler", StatefulHandler
 
@@ -150,8 +153,8 @@ def _aggregate(exports, types, spec, host):
     agg: list = [None]
 
     class Aggregate(exports.Aggregate):
-        def init(self, config: str) -> None:
-            agg[0] = Aggregation(_init(spec, config, invalid, failed), spec.codec)
+        def init(self, config: str, setup) -> None:
+            agg[0] = Aggregation(_init(spec, config, setup, invalid, failed), spec.codec)
 
         def create_accumulator(self) -> bytes:
             try:

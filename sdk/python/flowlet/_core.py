@@ -138,9 +138,9 @@ class Event:
     """One input event. `value` is its bytes, `text` its UTF-8 text, `json` its parsed JSON
     (parsed on first use, then kept); `key` is None when the event has no key."""
 
-    __slots__ = ("_batch", "index", "_start", "_end", "_json", "_host", "_key")
+    __slots__ = ("_batch", "index", "_start", "_end", "_json", "_host", "_key", "input")
 
-    def __init__(self, batch, index: int, start: int, end: int, host=None, key=None):
+    def __init__(self, batch, index: int, start: int, end: int, host=None, key=None, input=""):
         self._batch = batch
         self.index = index
         self._start = start
@@ -148,6 +148,8 @@ class Event:
         self._json = _UNSET
         self._host = host
         self._key = key  # the key's bytes when the caller sliced them already
+        # The input the event came from, as the manifest's `inputs:` names it.
+        self.input = input
 
     @property
     def value(self) -> bytes:
@@ -224,10 +226,36 @@ class Event:
 _UNSET = object()
 
 
+MAIN_ROUTE = 1
+# Route bits by output name: "main" and the operator's `outputs:` (set at init).
+_ports: dict = {"main": MAIN_ROUTE}
+
+
+def set_outputs(outputs) -> None:
+    _ports.clear()
+    _ports["main"] = MAIN_ROUTE
+    for i, name in enumerate(outputs):
+        _ports[name] = 1 << (i + 1)
+
+
+def _route(to) -> int:
+    names = [to] if isinstance(to, str) else list(to)
+    mask = 0
+    for name in names:
+        bit = _ports.get(name)
+        if bit is None:
+            declared = ", ".join(n for n in _ports if n != "main") or "none"
+            raise Failed(f"no output {name!r}: add it to the operator's `outputs:` in the manifest (it has: {declared})")
+        mask |= bit
+    if not mask:
+        raise Failed("`to` names no output")
+    return mask
+
+
 class Output:
     """Where an operator emits events. Built column-wise in one pass, as the host reads it."""
 
-    __slots__ = ("values", "value_ends", "keys", "key_ends", "timestamps", "headers", "_key", "_ts", "_event")
+    __slots__ = ("values", "value_ends", "keys", "key_ends", "timestamps", "headers", "routes", "_key", "_ts", "_event")
 
     def __init__(self):
         self.values = bytearray()
@@ -236,13 +264,31 @@ class Output:
         self.key_ends: list = []
         self.timestamps: list = []
         self.headers: list = []  # (event index, name, value)
+        # Route masks up to the last event sent elsewhere than the main output; [] while none is.
+        self.routes: list = []
         self._key = b""
         self._ts = 0
         self._event: Optional[Event] = None
 
-    def emit(self, value, key=None, timestamp: Optional[int] = None, headers: Iterable = ()) -> None:
+    def finished_routes(self) -> list:
+        """One route mask per event, or [] when every event goes to the main output."""
+        r = self.routes
+        if r and len(r) < len(self.value_ends):
+            r.extend([MAIN_ROUTE] * (len(self.value_ends) - len(r)))
+        return r
+
+    def emit(self, value, key=None, timestamp: Optional[int] = None, headers: Iterable = (), to=None) -> None:
         """Emit one event. `value`: bytes, str, or anything JSON can hold (a dict, a list, a
-        number…); `key` and `timestamp` default to the input event's (or the window's/timer's)."""
+        number…); `key` and `timestamp` default to the input event's (or the window's/timer's);
+        `to`: a named output (one of the manifest's `outputs:`, or "main"), or a list of them
+        (the event goes to each); default the main output."""
+        if to is not None:
+            mask = _route(to)
+            n = len(self.value_ends)
+            r = self.routes
+            if len(r) < n:
+                r.extend([MAIN_ROUTE] * (n - len(r)))
+            r.append(mask)
         if isinstance(value, (dict, list)):
             self.values += _encode(value).encode()
         elif isinstance(value, (bytes, bytearray, memoryview)):
@@ -260,17 +306,18 @@ class Output:
             for name, hv in headers:
                 self.headers.append((at, name, _bytes(hv, "a header value")))
 
-    def forward(self) -> None:
-        """Emit the input event unchanged: value, key, timestamp and headers."""
+    def forward(self, to=None) -> None:
+        """Emit the input event unchanged (value, key, timestamp and headers), to the main
+        output or to `to` (as in `emit`)."""
         e = self._event
         if e is None:
             raise Failed("forward() is only for process(): there is no input event here")
-        self.emit(e.value, e.key or b"", e.timestamp, e.headers)
+        self.emit(e.value, e.key or b"", e.timestamp, e.headers, to)
 
     # The SDK's own bookkeeping: a roll-back to the mark taken before an event that failed.
     def _roll_back(self, mark) -> None:
         n, h = mark
-        del self.value_ends[n:], self.key_ends[n:], self.timestamps[n:], self.headers[h:]
+        del self.value_ends[n:], self.key_ends[n:], self.timestamps[n:], self.headers[h:], self.routes[n:]
         del self.values[self.value_ends[-1] if n else 0:]
         del self.keys[self.key_ends[-1] if n else 0:]
 
@@ -283,8 +330,9 @@ def reason_of(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
-def process_batch(batch, fn: Callable, host) -> tuple:
-    """Run `fn(event, out)` over every event of `batch`; (output, [(index, reason)])."""
+def process_batch(batch, fn: Callable, host, origin: str = "") -> tuple:
+    """Run `fn(event, out)` over every event of `batch`, which came from input `origin`;
+    (output, [(index, reason)])."""
     out = Output()
     out_ends = out.value_ends
     rejected = []
@@ -296,7 +344,7 @@ def process_batch(batch, fn: Callable, host) -> tuple:
     for i, end in enumerate(value_ends):
         kend = key_ends[i]
         key = keys[kstart:kend]
-        event = Event(batch, i, start, end, host, key)
+        event = Event(batch, i, start, end, host, key, origin)
         out._key = key
         out._ts = timestamps[i]
         out._event = event

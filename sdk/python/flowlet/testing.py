@@ -94,6 +94,15 @@ class Result:
 
     events: list
     rejected: list
+    #: One route mask per event ([]: all to the main output); `on(name)` reads one output.
+    routes: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+
+    def on(self, output: str = "main") -> list:
+        """The events sent to `output`: "main", or one of the operator's named outputs."""
+        bit = 1 if output == "main" else 1 << (self.outputs.index(output) + 1)
+        return [e for i, e in enumerate(self.events)
+                if (self.routes[i] if i < len(self.routes) else 1) & bit]
 
     @property
     def values(self) -> list:
@@ -113,6 +122,7 @@ class Result:
 
 
 def _result(out, rejected=()) -> Result:
+    routes = out.finished_routes()
     events = []
     start = kstart = 0
     for i, end in enumerate(out.value_ends):
@@ -120,7 +130,7 @@ def _result(out, rejected=()) -> Result:
         events.append(Emitted(bytes(out.values[start:end]), bytes(out.keys[kstart:kend]) or None,
                               out.timestamps[i], [(n, v) for j, n, v in out.headers if j == i]))
         start, kstart = end, kend
-    return Result(events, list(rejected))
+    return Result(events, list(rejected), list(routes), list(flowlet.setup.outputs))
 
 
 class LogHost:
@@ -228,21 +238,27 @@ class _HostScope:
 class Harness:
     """Drive a `@flowlet.processor` or `@flowlet.stateful` operator: `target` is its module, or
     its decorated function. `config` is what the manifest's `config:` would hold; an invalid one
-    raises `flowlet.InvalidConfig` here, as `init` refuses it in the host."""
+    raises `flowlet.InvalidConfig` here, as `init` refuses it in the host. `inputs` and
+    `outputs` are the manifest's names of the operator's inputs and named outputs."""
 
-    def __init__(self, target, config: Any = None):
+    def __init__(self, target, config: Any = None, inputs=("input",), outputs=()):
         self.spec = flowlet.spec_of(target)
         if self.spec.kind == "aggregate":
             raise TypeError("an @flowlet.aggregate class is tested with AggregateHarness")
         # A processor gets no keyed state or timers, as in its world.
         self.host = MemoryHost() if self.spec.kind == "stateful" else LogHost()
+        self.setup = flowlet.Setup("operator", inputs, outputs)
         with _HostScope(self.host):
-            flowlet.configure(self.spec, json.dumps(config))
+            flowlet.configure(self.spec, json.dumps(config), self.setup)
 
-    def process(self, events: Iterable) -> Result:
-        """One batch of events: values (bytes/str as is, anything else as JSON) or `event(...)`."""
+    def process(self, events: Iterable, input: Optional[str] = None) -> Result:
+        """One batch of events: values (bytes/str as is, anything else as JSON) or `event(...)`,
+        from `input` (default: the first input)."""
+        origin = self.setup.inputs[0] if input is None else input
+        if origin not in self.setup.inputs:
+            raise ValueError(f"no input {origin!r}: the harness has {self.setup.inputs}")
         with _HostScope(self.host):
-            out, rejected = process_batch(batch_of(events), self.spec.process, self.host)
+            out, rejected = process_batch(batch_of(events), self.spec.process, self.host, origin)
         return _result(out, rejected)
 
     def _fire(self, domain, upto) -> Result:

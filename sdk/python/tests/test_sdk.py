@@ -352,3 +352,48 @@ def test_batches_are_packed_as_the_host_packs_them():
     b = batch_of([event("ab", key="k", timestamp=1), event(b"", timestamp=2), event({"x": 1}, key="kk")])
     assert b.values == b'ab{"x":1}' and b.value_ends == [2, 2, 9]
     assert b.keys == b"kkk" and b.key_ends == [1, 1, 3] and b.timestamps == [1, 2, 0]
+
+
+ROUTE = operator("""
+@flowlet.processor
+def process(event, out):
+    doc = event.json
+    if "amount" not in doc:
+        out.forward(to="invalid")
+    elif doc["amount"] > 1000:
+        out.emit({"input": event.input, **doc}, to=["large", "audit"])
+    elif doc["amount"] < 0:
+        out.emit(doc, to="nowhere")
+    else:
+        out.forward()
+""")
+
+
+def test_events_are_routed_to_named_outputs_and_told_their_input():
+    h = Harness(ROUTE, inputs=["orders", "refunds"], outputs=["invalid", "large", "audit"])
+    out = h.process([{"id": 1}, {"id": 2, "amount": 5}, {"id": 3, "amount": 5000}], input="refunds")
+    assert [e.json for e in out.on("invalid")] == [{"id": 1}]
+    assert [e.json for e in out.on("main")] == [{"id": 2, "amount": 5}]
+    big = {"input": "refunds", "id": 3, "amount": 5000}
+    assert [e.json for e in out.on("large")] == [big] and [e.json for e in out.on("audit")] == [big]
+    assert out.routes == [2, 1, 4 | 8]
+    with pytest.raises(ValueError):
+        h.process([], input="nope")
+
+
+def test_a_route_to_an_undeclared_output_fails_naming_it():
+    h = Harness(ROUTE, outputs=["invalid", "large", "audit"])
+    with pytest.raises(flowlet.Failed, match="no output 'nowhere'.*invalid, large, audit"):
+        h.process([{"amount": -1}])
+
+
+def test_routes_of_a_rejected_event_are_dropped_with_its_events():
+    h = Harness(operator("""
+@flowlet.processor
+def process(event, out):
+    out.forward(to="side")
+    if event.json.get("bad"):
+        raise flowlet.Reject("bad")
+"""), outputs=["side"])
+    out = h.process([{"a": 1}, {"bad": True}, {"a": 2}])
+    assert out.routes == [2, 2] and out.rejected == [(1, "bad")]

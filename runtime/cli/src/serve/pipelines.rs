@@ -381,7 +381,9 @@ impl Pipeline {
             .await
             .map_err(|e| match e {
                 E::NoOperator(_) => ApiError::NotFound(e.to_string()),
-                E::WrongKind { .. } | E::Init { .. } => ApiError::Unprocessable(e.to_string()),
+                E::WrongKind { .. } | E::Init { .. } | E::CannotRoute { .. } => {
+                    ApiError::Unprocessable(e.to_string())
+                }
                 E::Busy(_) | E::NotRunning => ApiError::Conflict(e.to_string()),
             })?;
         if let PluginRef::Registry { name, version } = PluginRef::parse(id) {

@@ -117,6 +117,13 @@ fn check_kinds(
             kind: factory.kind(),
             problem,
         };
+        if !op.outputs.is_empty() && factory.contract() == "0.1.0" {
+            return Err(wrong(format!(
+                "was built for contract 0.1.0, which cannot route events to named outputs (`outputs: [{}]`); rebuild it with a current SDK (contract {}), or remove `outputs:`",
+                op.outputs.join(", "),
+                flowlet_operator::CONTRACT_VERSION
+            )));
+        }
         match (factory.kind(), &op.window) {
             (PluginKind::Aggregator, None) => {
                 let kinds = crate::window::kinds()

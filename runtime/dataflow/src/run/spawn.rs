@@ -55,9 +55,17 @@ pub(super) async fn instantiate<'m>(
     let mut out = Vec::new();
     for (name, op) in &manifest.operators {
         let factory = factories[name].clone();
+        let setup = Arc::new(flowlet_operator::Setup {
+            operator: name.clone(),
+            inputs: op.inputs.iter().map(ToString::to_string).collect(),
+            outputs: op.outputs.clone(),
+        });
         for index in 0..op.parallelism as usize {
             let groups = key_groups_of(index, op.parallelism as usize);
-            let mut ctx = InstanceContext::default();
+            let mut ctx = InstanceContext {
+                setup: setup.clone(),
+                state: None,
+            };
             let (mut keyed, mut store) = (None, None);
             match (db, factory.kind()) {
                 (Some(db), PluginKind::StatefulProcessor) => {
@@ -186,7 +194,13 @@ pub(super) fn operators(
                     },
                     state: s.keyed,
                     main,
+                    named: spec
+                        .outputs
+                        .iter()
+                        .map(|p| o.wiring.outputs(name, Port::Named(p.clone()), index))
+                        .collect(),
                     dead_letter,
+                    from: o.wiring.from[name].clone(),
                     clock: o.options.clock.clone(),
                 };
                 tasks.spawn_blocking(move || task.run(&mut body, rx));

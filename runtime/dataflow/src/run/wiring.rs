@@ -17,6 +17,9 @@ pub(super) struct Wiring<'m> {
     pub sink_rx: BTreeMap<&'m str, mpsc::Receiver<Envelope>>,
     /// Per consumer, how many producer instances feed it (its inputs, by index).
     pub upstream: BTreeMap<&'m str, usize>,
+    /// Per consumer, for each producer instance feeding it, which of its manifest inputs that
+    /// is (the index an operator's `process` is told).
+    pub from: BTreeMap<&'m str, std::sync::Arc<[u32]>>,
     /// Per operator, a handle on each instance's channel that does not keep it open (clock
     /// ticks).
     pub weak: BTreeMap<&'m str, Vec<mpsc::WeakSender<Envelope>>>,
@@ -43,7 +46,8 @@ impl<'m> Wiring<'m> {
             sink_tx.insert(name.as_str(), vec![tx]);
             sink_rx.insert(name.as_str(), rx);
         }
-        let (outputs, upstream) = edges(manifest, &op_tx, &sink_tx);
+        let (outputs, from) = edges(manifest, &op_tx, &sink_tx);
+        let upstream = from.iter().map(|(k, v)| (*k, v.len())).collect();
         let weak = op_tx
             .iter()
             .map(|(k, v)| (*k, v.iter().map(|t| t.downgrade()).collect()))
@@ -52,6 +56,7 @@ impl<'m> Wiring<'m> {
             op_rx,
             sink_rx,
             upstream,
+            from,
             weak,
             outputs,
         }
@@ -61,7 +66,7 @@ impl<'m> Wiring<'m> {
     pub fn outputs(&self, producer: &str, port: Port, index: usize) -> edge::Outputs {
         let edges = self
             .outputs
-            .get(&(producer, port))
+            .get(&(producer, port.clone()))
             .cloned()
             .unwrap_or_default();
         edge::Outputs::new(edges, index)
@@ -70,12 +75,13 @@ impl<'m> Wiring<'m> {
 
 type Edges<'m> = BTreeMap<(&'m str, Port), Vec<edge::Edge>>;
 
-/// The edges out of every (producer, port), and how many producer instances feed each consumer.
+/// The edges out of every (producer, port), and for each consumer the manifest input each
+/// producer instance feeding it is.
 fn edges<'m>(
     manifest: &'m Manifest,
     op_tx: &BTreeMap<&'m str, Vec<mpsc::Sender<Envelope>>>,
     sink_tx: &BTreeMap<&'m str, Vec<mpsc::Sender<Envelope>>>,
-) -> (Edges<'m>, BTreeMap<&'m str, usize>) {
+) -> (Edges<'m>, BTreeMap<&'m str, std::sync::Arc<[u32]>>) {
     let mut outputs: Edges<'m> = BTreeMap::new();
     let mut upstream = BTreeMap::new();
     let consumers = manifest
@@ -89,16 +95,16 @@ fn edges<'m>(
                 .map(|(n, s)| (n.as_str(), &s.inputs, None, &sink_tx[n.as_str()])),
         );
     for (name, inputs, key_by, senders) in consumers {
-        let mut count = 0;
-        for input in inputs {
+        let mut from = Vec::new();
+        for (i, input) in inputs.iter().enumerate() {
             let producer_instances = manifest
                 .operators
                 .get(&input.node)
                 .map_or(1, |o| o.parallelism as usize);
-            let first_index = count;
-            count += producer_instances;
+            let first_index = from.len();
+            from.extend(std::iter::repeat_n(i as u32, producer_instances));
             outputs
-                .entry((input.node.as_str(), input.port))
+                .entry((input.node.as_str(), input.port.clone()))
                 .or_default()
                 .push(edge::Edge::new(
                     senders.clone(),
@@ -106,7 +112,7 @@ fn edges<'m>(
                     key_by.clone(),
                 ));
         }
-        upstream.insert(name, count);
+        upstream.insert(name, from.into());
     }
     (outputs, upstream)
 }

@@ -44,9 +44,14 @@ pub(crate) trait Body {
     /// Whether the task has a watermark of its own (operators do; sinks do not).
     const WATERMARKED: bool = true;
 
-    /// Handle one batch; the watermark is the task's current one. `Ok(false)`: every consumer
-    /// is gone (the topology is stopping).
-    fn batch(&mut self, batch: Batch, watermark: Timestamp) -> Result<bool, DataflowError>;
+    /// Handle one batch from upstream producer instance `input`; the watermark is the task's
+    /// current one. `Ok(false)`: every consumer is gone (the topology is stopping).
+    fn batch(
+        &mut self,
+        batch: Batch,
+        input: usize,
+        watermark: Timestamp,
+    ) -> Result<bool, DataflowError>;
 
     /// The run starts from a checkpoint whose watermark was `w`.
     fn restore_watermark(&mut self, w: Timestamp) {
@@ -141,7 +146,7 @@ impl Task {
             let change = match env.message {
                 Message::Batch(batch) => {
                     let change = marks.activity(env.input);
-                    if !body.batch(batch, marks.current())? {
+                    if !body.batch(batch, env.input, marks.current())? {
                         return Ok(());
                     }
                     change

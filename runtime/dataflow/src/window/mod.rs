@@ -169,7 +169,12 @@ struct Core {
 }
 
 impl Body for WindowBody {
-    fn batch(&mut self, batch: Batch, watermark: Timestamp) -> Result<bool, DataflowError> {
+    fn batch(
+        &mut self,
+        batch: Batch,
+        _: usize,
+        watermark: Timestamp,
+    ) -> Result<bool, DataflowError> {
         let now = if self.core.processing {
             self.core.clock.now()
         } else {

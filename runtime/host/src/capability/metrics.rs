@@ -4,16 +4,25 @@
 use wasmtime::component::HasSelf;
 
 use super::{ALL, Capability};
-use crate::bindings::flowlet::operator::metrics;
 use crate::store::{Ctx, InstanceState};
 
 pub(super) const CAPABILITY: Capability = Capability {
     name: "metrics",
     worlds: ALL,
-    link: |l| metrics::add_to_linker::<_, HasSelf<Ctx>>(l, InstanceState::caps),
+    link: |l| {
+        use crate::bindings::{v1, v2};
+        v1::processor::flowlet::operator::metrics::add_to_linker::<_, HasSelf<Ctx>>(
+            l,
+            InstanceState::caps,
+        )?;
+        v2::processor::flowlet::operator::metrics::add_to_linker::<_, HasSelf<Ctx>>(
+            l,
+            InstanceState::caps,
+        )
+    },
 };
 
-impl metrics::Host for Ctx {
+impl Ctx {
     fn counter_add(&mut self, name: String, delta: u64) {
         *self
             .metrics
@@ -30,3 +39,20 @@ impl metrics::Host for Ctx {
             .insert(name, value);
     }
 }
+
+/// The interface is the same in every contract version.
+macro_rules! metrics_host {
+    ($v:ident) => {
+        impl crate::bindings::$v::processor::flowlet::operator::metrics::Host for Ctx {
+            fn counter_add(&mut self, name: String, delta: u64) {
+                Ctx::counter_add(self, name, delta)
+            }
+            fn gauge_set(&mut self, name: String, value: f64) {
+                Ctx::gauge_set(self, name, value)
+            }
+        }
+    };
+}
+
+metrics_host!(v1);
+metrics_host!(v2);

@@ -13,7 +13,7 @@ mod metrics;
 mod state;
 mod timers;
 
-pub(crate) use timers::wit_domain;
+pub(crate) use timers::{wit_domain_v1, wit_domain_v2};
 
 use flowlet_operator::PluginKind;
 use wasmtime::component::Linker;
@@ -45,14 +45,15 @@ const ALL: &[PluginKind] = &[
     PluginKind::Aggregator,
 ];
 
-impl crate::bindings::types::Host for Ctx {}
+impl crate::bindings::v1::types::Host for Ctx {}
+impl crate::bindings::v2::types::Host for Ctx {}
 
-/// Link every capability (and the `types` interface they share) into `linker`.
+/// Link every capability (and the `types` interface they share), of every contract version,
+/// into `linker`.
 pub(crate) fn link_all(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    crate::bindings::types::add_to_linker::<_, wasmtime::component::HasSelf<Ctx>>(
-        linker,
-        InstanceState::caps,
-    )?;
+    use wasmtime::component::HasSelf;
+    crate::bindings::v1::types::add_to_linker::<_, HasSelf<Ctx>>(linker, InstanceState::caps)?;
+    crate::bindings::v2::types::add_to_linker::<_, HasSelf<Ctx>>(linker, InstanceState::caps)?;
     for c in CAPABILITIES {
         (c.link)(linker)?;
     }

@@ -4,22 +4,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowlet_operator::{
-    Accumulators, Added, Aggregator, FiredWindows, Operator, OperatorError, Timer,
+    Accumulators, Added, Aggregator, FiredWindows, Operator, OperatorError, Setup, Timer,
 };
 use flowlet_types::{Batch, Output};
 use wasmtime::{Store, Trap};
 
-use super::convert::{from_wit, from_wit_output, from_wit_rejections, guest_error, to_wit};
+use super::versions::{Call, v1, v2};
 use super::{InstanceSettings, InstanceState, ticks};
 use crate::Pre;
-use crate::bindings::{self, types as wit};
 use crate::guest_output::GuestOutput;
 
-/// The exports of an instance, by world.
+/// The exports of an instance, by contract version.
 pub(super) enum Exports {
-    Processor(bindings::Processor),
-    Stateful(bindings::stateful::StatefulProcessor),
-    Aggregator(bindings::aggregator::Aggregator),
+    V1(v1::Exports),
+    V2(v2::Exports),
+}
+
+/// Call `$method` on the version's exports.
+macro_rules! dispatch {
+    ($e:expr, $store:expr, $method:ident($($arg:expr),*)) => {
+        match $e {
+            Exports::V1(x) => x.$method($store, $($arg),*),
+            Exports::V2(x) => x.$method($store, $($arg),*),
+        }
+    };
 }
 
 impl Exports {
@@ -28,25 +36,18 @@ impl Exports {
         store: &mut Store<InstanceState>,
     ) -> wasmtime::Result<Self> {
         Ok(match pre {
-            Pre::Processor(p) => Self::Processor(p.instantiate(store)?),
-            Pre::Stateful(p) => Self::Stateful(p.instantiate(store)?),
-            Pre::Aggregator(p) => Self::Aggregator(p.instantiate(store)?),
+            Pre::V1(p) => Self::V1(p.instantiate(store)?),
+            Pre::V2(p) => Self::V2(p.instantiate(store)?),
         })
     }
 
-    /// Every world's `init` has the same signature.
     pub(super) fn init(
         &self,
         store: &mut Store<InstanceState>,
         config: &str,
-    ) -> wasmtime::Result<Result<(), wit::Error>> {
-        match self {
-            Self::Processor(p) => p.flowlet_operator_handler().call_init(store, config),
-            Self::Stateful(p) => p
-                .flowlet_operator_stateful_handler()
-                .call_init(store, config),
-            Self::Aggregator(p) => p.flowlet_operator_aggregate().call_init(store, config),
-        }
+        setup: &Setup,
+    ) -> Call<()> {
+        dispatch!(self, store, init(config, setup))
     }
 }
 
@@ -104,12 +105,15 @@ impl WasmInstance {
     /// Call into the guest with the call deadline, explaining traps.
     fn call<T>(
         &mut self,
-        f: impl FnOnce(&Exports, &mut Store<InstanceState>) -> wasmtime::Result<Result<T, wit::Error>>,
+        f: impl FnOnce(&Exports, &mut Store<InstanceState>) -> Call<T>,
     ) -> Result<T, OperatorError> {
         self.store
             .set_epoch_deadline(ticks(self.settings.call_timeout));
         match f(&self.exports, &mut self.store) {
-            Ok(result) => result.map_err(guest_error),
+            Ok(result) => result.map_err(|e| match e {
+                OperatorError::InvalidConfig(m) => OperatorError::Failed(m),
+                e => e,
+            }),
             Err(e) => Err(explain(
                 e,
                 &self.output,
@@ -123,49 +127,18 @@ impl WasmInstance {
 }
 
 impl Operator for WasmInstance {
-    fn process(&mut self, input: &Batch) -> Result<Output, OperatorError> {
-        let batch = to_wit(input);
-        let out = self.call(|e, store| match e {
-            Exports::Processor(p) => p.flowlet_operator_handler().call_process(store, &batch),
-            Exports::Stateful(p) => p
-                .flowlet_operator_stateful_handler()
-                .call_process(store, &batch),
-            Exports::Aggregator(_) => unreachable!("aggregators are not processors"),
-        })?;
-        Ok(from_wit_output(out))
+    fn process(&mut self, input: &Batch, from: u32) -> Result<Output, OperatorError> {
+        self.call(|e, store| dispatch!(e, store, process(input, from)))
     }
 
-    fn on_timer(&mut self, timers: &[Timer]) -> Result<Batch, OperatorError> {
-        use crate::bindings::stateful::exports::flowlet::operator::stateful_handler as sh;
-        let fired: Vec<sh::Timer> = timers
-            .iter()
-            .map(|t| sh::Timer {
-                key: t.key.clone(),
-                domain: crate::capability::wit_domain(t.domain),
-                at: t.at,
-            })
-            .collect();
-        let out = self.call(|e, store| match e {
-            Exports::Stateful(p) => p
-                .flowlet_operator_stateful_handler()
-                .call_on_timer(store, &fired),
-            _ => Ok(Ok(wit::Output {
-                events: to_wit(&Batch::new()),
-                rejected: Vec::new(),
-            })),
-        })?;
-        Ok(from_wit(out.events))
+    fn on_timer(&mut self, timers: &[Timer]) -> Result<Output, OperatorError> {
+        self.call(|e, store| dispatch!(e, store, on_timer(timers)))
     }
 }
 
 impl Aggregator for WasmInstance {
     fn create_accumulator(&mut self) -> Result<Vec<u8>, OperatorError> {
-        self.call(|e, store| match e {
-            Exports::Aggregator(a) => a
-                .flowlet_operator_aggregate()
-                .call_create_accumulator(store),
-            _ => unreachable!("only aggregators are aggregators"),
-        })
+        self.call(|e, store| dispatch!(e, store, create_accumulator()))
     }
 
     fn add(
@@ -174,49 +147,14 @@ impl Aggregator for WasmInstance {
         input: &Batch,
         slots: &[u32],
     ) -> Result<Added, OperatorError> {
-        use crate::bindings::aggregator::exports::flowlet::operator::aggregate as ag;
-        let batch = to_wit(input);
-        let packed = ag::Accumulators {
-            bytes: accumulators.bytes,
-            ends: accumulators.ends,
-        };
-        let added = self.call(|e, store| match e {
-            Exports::Aggregator(a) => a
-                .flowlet_operator_aggregate()
-                .call_add(store, &packed, &batch, slots),
-            _ => unreachable!("only aggregators are aggregators"),
-        })?;
-        Ok(Added {
-            accumulators: Accumulators {
-                bytes: added.accumulators.bytes,
-                ends: added.accumulators.ends,
-            },
-            rejected: from_wit_rejections(added.rejected),
-        })
+        self.call(|e, store| dispatch!(e, store, add(accumulators, input, slots)))
     }
 
     fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, OperatorError> {
-        self.call(|e, store| match e {
-            Exports::Aggregator(x) => x.flowlet_operator_aggregate().call_merge(store, a, b),
-            _ => unreachable!("only aggregators are aggregators"),
-        })
+        self.call(|e, store| dispatch!(e, store, merge(a, b)))
     }
 
     fn finish(&mut self, fired: FiredWindows) -> Result<Batch, OperatorError> {
-        use crate::bindings::aggregator::exports::flowlet::operator::aggregate as ag;
-        let fired = ag::Fired {
-            starts: fired.starts,
-            ends: fired.ends,
-            keys: fired.keys,
-            key_ends: fired.key_ends,
-            accumulators: fired.accumulators,
-            accumulator_ends: fired.accumulator_ends,
-            firings: fired.firings,
-        };
-        let out = self.call(|e, store| match e {
-            Exports::Aggregator(a) => a.flowlet_operator_aggregate().call_finish(store, &fired),
-            _ => unreachable!("only aggregators are aggregators"),
-        })?;
-        Ok(from_wit(out))
+        self.call(|e, store| dispatch!(e, store, finish(fired)))
     }
 }

@@ -2,7 +2,7 @@
 //! host capabilities ([`crate::capability`]) acting on its [`Ctx`].
 
 mod call;
-mod convert;
+pub(crate) mod versions;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,7 +14,6 @@ use wasmtime::Store;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::WasiCtxBuilder;
 
-use crate::bindings::types as wit;
 use crate::guest_output::GuestOutput;
 use crate::limits::Limits;
 use crate::store::{Ctx, GuestMetrics, InstanceState};
@@ -167,16 +166,16 @@ impl OperatorFactory for WasmFactory {
                 Err(e) => return Err(fail(e, &store)),
             }
         };
-        let init = match exports.init(&mut store, &settings.config) {
+        let init = match exports.init(&mut store, &settings.config, &ctx.setup) {
             Ok(r) => r,
             Err(e) => return Err(fail(e, &store)),
         };
         match init {
             Ok(()) => {}
-            Err(wit::Error::InvalidConfig(m)) => return Err(OperatorError::InvalidConfig(m)),
-            Err(wit::Error::Failed(m)) => {
+            Err(OperatorError::Failed(m)) => {
                 return Err(OperatorError::Failed(format!("init failed: {m}")));
             }
+            Err(e) => return Err(e),
         }
         let instance = WasmInstance {
             store,
@@ -196,6 +195,10 @@ impl OperatorFactory for WasmFactory {
 
     fn kind(&self) -> PluginKind {
         self.plugin.kind
+    }
+
+    fn contract(&self) -> &'static str {
+        self.plugin.contract
     }
 }
 

@@ -23,7 +23,7 @@ pub(super) fn check(cx: &Ctx<'_>, d: &mut Diagnostics) {
     for (name, kind, inputs) in consumers {
         let mut seen = BTreeSet::new();
         for input in inputs {
-            if !seen.insert((&input.node, input.port)) {
+            if !seen.insert((&input.node, &input.port)) {
                 d.error_hint(
                     input.pos,
                     format!("{kind} `{name}` lists the input `{input}` twice"),
@@ -81,6 +81,10 @@ fn exists(
 
 /// A side output read must be one its producer has.
 fn side_output(m: &Manifest, (kind, name): (&str, &str), input: &Input, d: &mut Diagnostics) {
+    if let Port::Named(port) = &input.port {
+        named_output(m, (kind, name), input, port, d);
+        return;
+    }
     if input.port == Port::DeadLetter
         && let Some((producer, policy)) = on_error_of(m, &input.node)
         && policy != OnError::DeadLetter
@@ -128,4 +132,52 @@ fn on_error_of(m: &Manifest, node: &str) -> Option<(&'static str, OnError)> {
         (_, Some(o)) => Some(("operator", o.on_error)),
         _ => None,
     }
+}
+
+/// A named output read must be one of its producer's `outputs:`.
+fn named_output(
+    m: &Manifest,
+    (kind, name): (&str, &str),
+    input: &Input,
+    port: &str,
+    d: &mut Diagnostics,
+) {
+    let producer = &input.node;
+    if m.sources.contains_key(producer) {
+        d.error_hint(
+            input.pos,
+            format!("{kind} `{name}` reads `{input}`, but `{producer}` is a source"),
+            format!("a source has one output (and `.dead-letter`); read it as `{producer}`"),
+        );
+        return;
+    }
+    // An operator whose entry did not parse has its own error already.
+    let Some(op) = m.operators.get(producer) else {
+        return;
+    };
+    if op.outputs.iter().any(|o| o == port) {
+        return;
+    }
+    let candidates = op
+        .outputs
+        .iter()
+        .map(String::as_str)
+        .chain(Port::SIDE_OUTPUTS);
+    let hint = match did_you_mean(port, candidates) {
+        Some(h) => h,
+        None if op.outputs.is_empty() => format!(
+            "operator `{producer}` declares no `outputs:`; add `outputs: [{port}]` to it (its plugin must route events there)"
+        ),
+        None => format!(
+            "operator `{producer}` has the outputs: {}, dead-letter, late",
+            op.outputs.join(", ")
+        ),
+    };
+    d.error_hint(
+        input.pos,
+        format!(
+            "{kind} `{name}` reads `{input}`, but operator `{producer}` has no output `{port}`"
+        ),
+        hint,
+    );
 }

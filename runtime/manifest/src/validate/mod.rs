@@ -24,12 +24,24 @@ pub(crate) struct Ctx<'m> {
     /// Whether every entry parsed: otherwise who reads what is not known, and the "unread"
     /// checks are skipped rather than report errors that are not there.
     pub complete: bool,
+    file: std::path::PathBuf,
+    /// Allowed but probably not meant (a named output nobody reads).
+    pub warnings: std::cell::RefCell<Vec<String>>,
 }
 
 impl Ctx<'_> {
     /// Where node `name` is named in the manifest.
     pub fn at(&self, name: &str) -> Pos {
         self.m.position(name)
+    }
+
+    /// A warning at `pos`, written like an error line.
+    pub fn warn(&self, pos: Pos, message: String) {
+        let file = self.file.display();
+        self.warnings.borrow_mut().push(format!(
+            "{file}:{}:{}: warning: {message}",
+            pos.line, pos.col
+        ));
     }
 }
 
@@ -44,14 +56,14 @@ const PASSES: &[(&str, Pass)] = &[
     ("cycles", cycles::check),
 ];
 
-/// Run every pass over `m`.
-pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
+/// Run every pass over `m`; the warnings.
+pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) -> Vec<String> {
     let read = m
         .operators
         .values()
         .flat_map(|o| &o.inputs)
         .chain(m.sinks.values().flat_map(|s| &s.inputs))
-        .map(|i| (i.node.clone(), i.port))
+        .map(|i| (i.node.clone(), i.port.clone()))
         .collect();
     let complete = m.positions.len() == m.sources.len() + m.operators.len() + m.sinks.len();
     let ctx = Ctx {
@@ -59,10 +71,13 @@ pub(crate) fn check(m: &Manifest, d: &mut Diagnostics, opts: &Options) {
         opts,
         read,
         complete,
+        file: d.file.clone(),
+        warnings: Default::default(),
     };
     for (_, pass) in PASSES {
         pass(&ctx, d);
     }
+    ctx.warnings.take()
 }
 
 /// Why `path`, which is not a regular file, cannot be read as one.

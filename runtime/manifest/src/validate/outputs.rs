@@ -1,5 +1,6 @@
-//! Pass `outputs`: every source and operator is read, and so is every dead-letter output;
-//! a window without a key runs as one instance.
+//! Pass `outputs`: every source and operator is read (an operator with named outputs may leave
+//! its main output unread), and so is every dead-letter output; a named output nobody reads is a
+//! warning; a window without a key runs as one instance.
 
 use super::Ctx;
 use crate::diag::{Diagnostics, Pos};
@@ -13,6 +14,21 @@ pub(super) fn check(cx: &Ctx<'_>, d: &mut Diagnostics) {
             && !cx.read.contains(&(name.clone(), Port::DeadLetter))
         {
             unread_dead_letters(d, cx.at(name), "operator", name, "rejected events");
+        }
+        for port in &op.outputs {
+            if cx.complete && !cx.read.contains(&(name.clone(), Port::Named(port.clone()))) {
+                cx.warn(
+                    cx.at(name),
+                    format!("operator `{name}` routes events to `{name}.{port}`, which nothing reads: they are dropped"),
+                );
+            }
+        }
+        if op.window.is_some() && !op.outputs.is_empty() {
+            d.error_hint(
+                cx.at(name),
+                format!("operator `{name}` is a window aggregate and declares `outputs:`, which its world (`aggregator`) cannot emit to"),
+                "route the fired windows with a processor (e.g. builtin:router) reading this operator",
+            );
         }
         if op.window.is_some() && op.key_by.is_none() && op.parallelism > 1 {
             d.error_hint(
@@ -33,7 +49,8 @@ pub(super) fn check(cx: &Ctx<'_>, d: &mut Diagnostics) {
     }
     let producers = m.sources.keys().chain(m.operators.keys());
     for name in producers {
-        if cx.complete && !cx.read.contains(&(name.to_owned(), Port::Main)) {
+        let routes = m.operators.get(name).is_some_and(|o| !o.outputs.is_empty());
+        if cx.complete && !routes && !cx.read.contains(&(name.to_owned(), Port::Main)) {
             let kind = if m.sources.contains_key(name) {
                 "source"
             } else {

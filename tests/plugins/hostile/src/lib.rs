@@ -27,6 +27,8 @@ struct Settings {
 struct Command<'a> {
     #[serde(default, rename = "do")]
     action: Option<&'a str>,
+    #[serde(default)]
+    port: Option<u32>,
 }
 
 #[inline(never)]
@@ -78,6 +80,10 @@ impl Operator for Hostile {
                     std::hint::black_box(&hoard);
                 }
             }
+            // Contract 0.2: which input the event came from; a route mask as given (the host
+            // must refuse one past the operator's outputs).
+            "input" => out.emit(format!(r#"{{"input":"{}"}}"#, event.input()).as_bytes()),
+            "route" => out.forward_to(flowlet_sdk::Port(cmd.port.unwrap_or(1))),
             "log" => {
                 flowlet_sdk::log::info("hostile operator logs as asked");
                 flowlet_sdk::metrics::counter_add("logged", 1);

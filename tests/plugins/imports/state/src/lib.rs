@@ -9,8 +9,8 @@ mod component {
             package test:imports;
 
             world processor-with-state {
-                import flowlet:operator/state@0.1.0;
-                export flowlet:operator/handler@0.1.0;
+                import flowlet:operator/state@0.2.0;
+                export flowlet:operator/handler@0.2.0;
             }
         "#,
         world: "test:imports/processor-with-state",
@@ -18,20 +18,21 @@ mod component {
     });
 
     use exports::flowlet::operator::handler::Guest;
-    use flowlet::operator::types::{Batch, Error, Output};
+    use flowlet::operator::types::{Batch, Error, Output, Setup};
 
     struct Plugin;
 
     impl Guest for Plugin {
-        fn init(_: String) -> Result<(), Error> {
+        fn init(_: String, _: Setup) -> Result<(), Error> {
             // Used, so that the component really imports it.
             flowlet::operator::state::value_get(&[], "x");
             Ok(())
         }
 
-        fn process(input: Batch) -> Result<Output, Error> {
+        fn process(input: Batch, _: u32) -> Result<Output, Error> {
             Ok(Output {
                 events: input,
+                routes: Vec::new(),
                 rejected: Vec::new(),
             })
         }

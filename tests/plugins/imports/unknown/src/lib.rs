@@ -14,7 +14,7 @@ mod component {
 
             world processor-with-socket {
                 import socket;
-                export flowlet:operator/handler@0.1.0;
+                export flowlet:operator/handler@0.2.0;
             }
         "#,
         world: "test:imports/processor-with-socket",
@@ -22,19 +22,20 @@ mod component {
     });
 
     use exports::flowlet::operator::handler::Guest;
-    use flowlet::operator::types::{Batch, Error, Output};
+    use flowlet::operator::types::{Batch, Error, Output, Setup};
 
     struct Plugin;
 
     impl Guest for Plugin {
-        fn init(_: String) -> Result<(), Error> {
+        fn init(_: String, _: Setup) -> Result<(), Error> {
             test::imports::socket::connect("127.0.0.1:1");
             Ok(())
         }
 
-        fn process(input: Batch) -> Result<Output, Error> {
+        fn process(input: Batch, _: u32) -> Result<Output, Error> {
             Ok(Output {
                 events: input,
+                routes: Vec::new(),
                 rejected: Vec::new(),
             })
         }
