@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use flowlet_host::Host;
@@ -69,11 +68,6 @@ pub struct LanguagesArgs {
     #[arg(long, value_delimiter = ',', default_value = "rust,c,python,js",
           value_parser = ["rust", "c", "python", "js"])]
     only: Vec<String>,
-}
-
-/// CPU seconds (user + system) used by this process so far.
-fn cpu_seconds() -> f64 {
-    flowlet_dataflow::bench::process_cpu().as_secs_f64()
 }
 
 fn chain_manifest(events: u64, batch: u32, filter: &str, map: &str) -> String {
@@ -144,7 +138,7 @@ pub async fn run(which: Bench, host: Host, fl: Arc<dyn Runner>) -> anyhow::Resul
             let manifest = crate::runner::parse(&*fl, &text)?;
             let mut best: Option<(f64, f64)> = None;
             for _ in 0..repeat {
-                let (report, wall, cpu) = timed_run(&*fl, &host, &manifest).await?;
+                let (report, wall, cpu) = crate::runner::timed_run(&*fl, &host, &manifest).await?;
                 let out = report.nodes["out"].events_in;
                 anyhow::ensure!(
                     out > 0 && out < n,
@@ -163,26 +157,6 @@ pub async fn run(which: Bench, host: Host, fl: Arc<dyn Runner>) -> anyhow::Resul
         }
     }
     Ok(())
-}
-
-/// Run `manifest` once: the report, wall seconds and process CPU seconds (plugins loaded before
-/// the clock starts).
-pub(crate) async fn timed_run(
-    fl: &dyn Runner,
-    host: &Host,
-    manifest: &flowlet_manifest::Manifest,
-) -> anyhow::Result<(flowlet_dataflow::RunReport, f64, f64)> {
-    let factories = fl.factories(host, manifest)?;
-    let cpu0 = cpu_seconds();
-    let t0 = Instant::now();
-    let report = flowlet_dataflow::run(
-        manifest,
-        factories,
-        flowlet_dataflow::Stop::new(),
-        flowlet_connectors::run_options(),
-    )
-    .await?;
-    Ok((report, t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0))
 }
 
 /// `flowlet bench languages`.
@@ -231,7 +205,7 @@ sinks:
         let mut best: Option<f64> = None;
         let mut passed = 0;
         for _ in 0..repeat {
-            let (report, wall, _) = timed_run(fl, &host, &manifest).await?;
+            let (report, wall, _) = crate::runner::timed_run(fl, &host, &manifest).await?;
             passed = report.nodes["out"].events_in;
             best = Some(best.map_or(wall, |b: f64| b.min(wall)));
         }

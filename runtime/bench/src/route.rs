@@ -118,7 +118,7 @@ pub async fn route(args: RouteArgs, host: Host, fl: &dyn Runner) -> anyhow::Resu
     for _ in 0..args.repeat {
         for (i, (_, _, text)) in configs.iter().enumerate() {
             let manifest = crate::runner::parse(fl, text)?;
-            let (report, wall, cpu) = crate::command::timed_run(fl, &host, &manifest).await?;
+            let (report, wall, cpu) = crate::runner::timed_run(fl, &host, &manifest).await?;
             let out: u64 = report
                 .nodes
                 .iter()

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use flowlet_dataflow::{BoxFuture, OperatorFactory, RunOptions, RunReport, Stop};
 use flowlet_host::Host;
@@ -40,4 +41,28 @@ pub(crate) fn load(r: &dyn Runner, path: &Path) -> anyhow::Result<Manifest> {
 pub(crate) fn parse(r: &dyn Runner, text: &str) -> anyhow::Result<Manifest> {
     flowlet_manifest::parse_str(text, "bench.yaml".as_ref(), &r.options())
         .map_err(|d| anyhow::anyhow!("{d}"))
+}
+
+/// Run `manifest` once: the report, wall seconds and process CPU seconds (plugins loaded before
+/// the clock starts).
+pub(crate) async fn timed_run(
+    fl: &dyn Runner,
+    host: &Host,
+    manifest: &flowlet_manifest::Manifest,
+) -> anyhow::Result<(flowlet_dataflow::RunReport, f64, f64)> {
+    let factories = fl.factories(host, manifest)?;
+    let cpu0 = flowlet_dataflow::bench::process_cpu().as_secs_f64();
+    let t0 = Instant::now();
+    let report = flowlet_dataflow::run(
+        manifest,
+        factories,
+        flowlet_dataflow::Stop::new(),
+        flowlet_connectors::run_options(),
+    )
+    .await?;
+    Ok((
+        report,
+        t0.elapsed().as_secs_f64(),
+        flowlet_dataflow::bench::process_cpu().as_secs_f64() - cpu0,
+    ))
 }

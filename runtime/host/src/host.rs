@@ -10,8 +10,8 @@ use wasmtime::component::types::{ComponentExtern, ComponentItem};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
-use crate::instance::versions::{v1, v2};
 use crate::plugin::{Pre, WORLDS, compatible};
+use crate::versions::{v1, v2};
 use crate::{HostError, Inspection, Plugin, cache, capability, store};
 
 /// How often the epoch advances; call deadlines are counted in these ticks.

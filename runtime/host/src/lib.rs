@@ -17,6 +17,7 @@ mod instance;
 mod limits;
 mod plugin;
 mod store;
+mod versions;
 
 pub use flowlet_operator::PluginKind;
 

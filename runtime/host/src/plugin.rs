@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::PluginKind;
-use crate::instance::versions::{v1, v2};
+use crate::versions::{v1, v2};
 
 /// The WIT package version the SDKs build for (the newest this host implements).
 pub const CONTRACT_VERSION: &str = flowlet_operator::CONTRACT_VERSION;

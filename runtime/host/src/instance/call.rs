@@ -9,10 +9,10 @@ use flowlet_operator::{
 use flowlet_types::{Batch, Output};
 use wasmtime::{Store, Trap};
 
-use super::versions::{Call, v1, v2};
 use super::{InstanceSettings, InstanceState, ticks};
 use crate::Pre;
 use crate::guest_output::GuestOutput;
+use crate::versions::{Call, v1, v2};
 
 /// The exports of an instance, by contract version.
 pub(super) enum Exports {

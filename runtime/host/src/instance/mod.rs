@@ -2,7 +2,6 @@
 //! host capabilities ([`crate::capability`]) acting on its [`Ctx`].
 
 mod call;
-pub(crate) mod versions;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
