@@ -90,7 +90,8 @@ pub fn factories(
     manifest: &Manifest,
 ) -> anyhow::Result<BTreeMap<String, Arc<dyn OperatorFactory>>> {
     let mut out = BTreeMap::new();
-    for (name, op) in &manifest.operators {
+    // A join without a plugin is the executor's own (it merges the pairs).
+    for (name, op) in manifest.operators.iter().filter(|(_, o)| o.join.is_none()) {
         let factory: Arc<dyn OperatorFactory> = match &op.plugin {
             PluginRef::Builtin(b) => builtins::factory(b, op.config.clone())
                 .with_context(|| format!("operator `{name}`: no built-in operator `{b}`"))?,

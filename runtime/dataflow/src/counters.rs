@@ -43,6 +43,8 @@ pub struct NodeCounters {
     /// Events too late for every window they belong to.
     pub late: AtomicU64,
     pub windows_fired: AtomicU64,
+    /// Joins: the most events held at once (per instance).
+    pub state_rows: AtomicU64,
     /// Time spent writing state changes to the store, and how many commits.
     pub commit_nanos: AtomicU64,
     pub commits: AtomicU64,
@@ -122,6 +124,7 @@ pub struct NodeStats {
     pub restarts: u64,
     pub late: u64,
     pub windows_fired: u64,
+    pub state_rows: u64,
     pub commit_nanos: u64,
     pub commits: u64,
     pub checksum: u64,
@@ -139,6 +142,7 @@ impl Default for NodeCounters {
             restarts: AtomicU64::new(0),
             late: AtomicU64::new(0),
             windows_fired: AtomicU64::new(0),
+            state_rows: AtomicU64::new(0),
             commit_nanos: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             checksum: AtomicU64::new(0),
@@ -164,6 +168,7 @@ impl NodeCounters {
             restarts: g(&self.restarts),
             late: g(&self.late),
             windows_fired: g(&self.windows_fired),
+            state_rows: g(&self.state_rows),
             commit_nanos: g(&self.commit_nanos),
             commits: g(&self.commits),
             checksum: g(&self.checksum),

@@ -53,4 +53,6 @@ pub enum DataflowError {
     NoConnectors,
     #[error("a task of the topology panicked: {0}")]
     Panic(String),
+    #[error("operator `{operator}`: {message}")]
+    Join { operator: String, message: String },
 }

@@ -15,6 +15,7 @@ mod counters;
 mod edge;
 mod error;
 pub mod fault;
+mod join;
 mod keymap;
 pub mod lock;
 mod operator;

@@ -37,6 +37,12 @@ pub trait Spec: Any + Debug + Send + Sync {
     fn takes_back(&self) -> bool {
         true
     }
+
+    /// Whether a source's own timestamps (without `event-time:`) are event time: a generator's
+    /// synthetic clock is; the time a line or record is read is not.
+    fn own_event_time(&self) -> bool {
+        false
+    }
 }
 
 impl dyn Spec {

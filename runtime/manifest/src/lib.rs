@@ -23,4 +23,5 @@ pub use fields::valid_name;
 pub use load::{ManifestError, load, parse_str};
 pub use model::*;
 pub use options::Options;
+pub use parse::join::MERGE as JOIN_MERGE;
 pub use schema::json_schema;

@@ -172,6 +172,60 @@ pub struct Operator {
     /// as `OPERATOR.NAME`. Plugins of contract 0.2 only.
     #[serde(default)]
     pub outputs: Vec<String>,
+    /// Make this a join of two of its inputs: the host keeps both sides' events in keyed state
+    /// and emits the pairs that match (see [`Join`]). Without `plugin:` the pair is merged into
+    /// `{"left": …, "right": …}` (and `"window"` for window joins).
+    #[serde(default)]
+    #[schemars(with = "Option<serde_json::Value>")]
+    pub join: Option<Join>,
+}
+
+/// `join:` of an operator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Join {
+    pub kind: JoinKind,
+    /// The left input (as written in `inputs:`): every left event appears in the output
+    /// (outer), or only with matches (inner), or once if it has any (semi).
+    pub left: Input,
+    pub right: Input,
+    /// JSON pointers to each side's join key (default: the operator's `key-by`).
+    pub left_key: Option<Pointer>,
+    pub right_key: Option<Pointer>,
+    pub mode: JoinMode,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum JoinKind {
+    /// Pairs with `left.ts + lower <= right.ts <= left.ts + upper` (milliseconds, either may be
+    /// negative).
+    Interval { lower: i64, upper: i64 },
+    /// Pairs of the same window (tumbling, sliding, cumulative), fired with the window.
+    Window(Window),
+    /// Each left event with the right event (a version of the key's value) latest at or before
+    /// its time, at most `ttl` older.
+    Temporal { ttl: Option<Duration> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JoinMode {
+    #[default]
+    Inner,
+    LeftOuter,
+    /// Each left event once when it has a match (per window, for window joins).
+    Semi,
+}
+
+impl Join {
+    /// Which side an input is: `Some(true)` left, `Some(false)` right.
+    pub fn side_of(&self, input: &Input) -> Option<bool> {
+        if input.node == self.left.node && input.port == self.left.port {
+            Some(true)
+        } else if input.node == self.right.node && input.port == self.right.port {
+            Some(false)
+        } else {
+            None
+        }
+    }
 }
 
 /// The windows of a window aggregate.

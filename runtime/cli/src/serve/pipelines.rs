@@ -113,7 +113,8 @@ pub fn factories(
     plugins: &BTreeMap<String, String>,
 ) -> ApiResult<BTreeMap<String, Arc<dyn OperatorFactory>>> {
     let mut out = BTreeMap::new();
-    for name in manifest.operators.keys() {
+    // A join without a plugin is the executor's own (it merges the pairs).
+    for (name, _) in manifest.operators.iter().filter(|(_, o)| o.join.is_none()) {
         let id = plugins
             .get(name)
             .ok_or_else(|| ApiError::Internal(format!("operator `{name}` has no pinned plugin")))?;
@@ -713,6 +714,7 @@ pub fn pin_plugins(
         };
         if let PluginRef::Builtin(b) = &r
             && !crate::builtins::NAMES.contains(&b.as_str())
+            && b != flowlet_manifest::JOIN_MERGE
         {
             return Err(ApiError::Unprocessable(format!(
                 "operator `{name}`: there is no built-in operator `{b}`"

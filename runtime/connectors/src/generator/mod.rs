@@ -26,7 +26,11 @@ pub struct Generator {
     pub seed: Option<Whole<0, { u64::MAX >> 1 }>>,
 }
 
-flowlet_manifest::spec!(Generator);
+impl flowlet_manifest::Spec for Generator {
+    fn own_event_time(&self) -> bool {
+        true
+    }
+}
 
 impl Connector for Generator {
     const KIND: &'static str = "generator";

@@ -23,7 +23,11 @@ pub struct Nexmark {
     pub rate: Option<Positive>,
 }
 
-flowlet_manifest::spec!(Nexmark);
+impl flowlet_manifest::Spec for Nexmark {
+    fn own_event_time(&self) -> bool {
+        true
+    }
+}
 
 impl Connector for Nexmark {
     const KIND: &'static str = "nexmark";

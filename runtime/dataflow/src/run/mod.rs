@@ -62,6 +62,17 @@ pub async fn run(
     let sources = spawn::sources(manifest, &wiring, &*connectors, sources, &mut ckpt)?;
 
     let mut tasks = spawn::Tasks::new();
+    let commit_interval = manifest
+        .state
+        .commit_interval
+        .unwrap_or(std::time::Duration::from_secs(10));
+    let joins = spawn::Joins {
+        manifest,
+        counters: &counters,
+        db: db.as_ref(),
+        commit_interval,
+    };
+    spawn::joins(joins, &mut wiring, &mut ckpt, &mut tasks)?;
     let operators = spawn::Operators {
         manifest,
         wiring: &mut wiring,
@@ -108,6 +119,10 @@ fn check_kinds(
 ) -> Result<bool, DataflowError> {
     let mut stateful = false;
     for (name, op) in &manifest.operators {
+        if op.join.is_some() {
+            stateful = true;
+            continue;
+        }
         let factory = factories
             .get(name)
             .ok_or_else(|| DataflowError::NoFactory(name.clone()))?;

@@ -53,7 +53,7 @@ pub(super) async fn instantiate<'m>(
     options: &RunOptions,
 ) -> Result<Vec<Started<'m>>, DataflowError> {
     let mut out = Vec::new();
-    for (name, op) in &manifest.operators {
+    for (name, op) in manifest.operators.iter().filter(|(_, o)| o.join.is_none()) {
         let factory = factories[name].clone();
         let setup = Arc::new(flowlet_operator::Setup {
             operator: name.clone(),
@@ -116,7 +116,12 @@ pub(super) fn swap_slots<'m>(
     swaps: &swap::Swaps,
 ) -> BTreeMap<&'m str, Arc<swap::OperatorSlot>> {
     let mut slots = BTreeMap::new();
-    for name in manifest.operators.keys() {
+    for name in manifest
+        .operators
+        .iter()
+        .filter(|(_, o)| o.join.is_none())
+        .map(|(n, _)| n)
+    {
         let ctxs = started
             .iter()
             .filter(|i| i.name == name.as_str())
@@ -361,4 +366,60 @@ pub(super) fn sources(
         out.push((cx, reader));
     }
     Ok(out)
+}
+
+/// What spawning the join instances needs.
+pub(super) struct Joins<'a, 'm> {
+    pub manifest: &'m Manifest,
+    pub counters: &'a BTreeMap<String, Arc<NodeCounters>>,
+    pub db: Option<&'a state::StateDb>,
+    pub commit_interval: std::time::Duration,
+}
+
+/// Spawn each instance of each join operator on a blocking thread.
+pub(super) fn joins(
+    j: Joins<'_, '_>,
+    wiring: &mut Wiring<'_>,
+    ckpt: &mut Option<Checkpointing>,
+    tasks: &mut Tasks,
+) -> Result<(), DataflowError> {
+    for (name, op) in &j.manifest.operators {
+        let Some(spec) = &op.join else {
+            continue;
+        };
+        let db = j.db.expect("a topology with a join has a state store");
+        // Which manifest input each upstream producer instance is, then which side.
+        let left_of: Arc<[bool]> = wiring.from[name.as_str()]
+            .iter()
+            .map(|i| spec.side_of(&op.inputs[*i as usize]) == Some(true))
+            .collect();
+        for index in 0..op.parallelism as usize {
+            let rx = wiring
+                .op_rx
+                .get_mut(name.as_str())
+                .expect("receivers")
+                .remove(0);
+            let task = crate::join::JoinTask {
+                spec: spec.clone(),
+                ckpt: task_ckpt(ckpt, &format!("{name}#{index}")),
+                guarantee: j.manifest.guarantee,
+                policy: policy::Policy {
+                    name: name.clone(),
+                    instance_index: index,
+                    plugin: flowlet_manifest::JOIN_MERGE.into(),
+                    on_error: op.on_error,
+                    counters: j.counters[name].clone(),
+                },
+                left_of: left_of.clone(),
+                main: wiring.outputs(name, Port::Main, index),
+                late: wiring.outputs(name, Port::Late, index),
+                dead_letter: wiring.outputs(name, Port::DeadLetter, index),
+                store: db.tree(name, "join")?,
+                groups: key_groups_of(index, op.parallelism as usize),
+                commit_interval: j.commit_interval,
+            };
+            tasks.spawn_blocking(move || task.run(rx));
+        }
+    }
+    Ok(())
 }

@@ -87,14 +87,14 @@ fn edges<'m>(
     let consumers = manifest
         .operators
         .iter()
-        .map(|(n, o)| (n.as_str(), &o.inputs, o.key_by.clone(), &op_tx[n.as_str()]))
+        .map(|(n, o)| (n.as_str(), &o.inputs, Some(o), &op_tx[n.as_str()]))
         .chain(
             manifest
                 .sinks
                 .iter()
                 .map(|(n, s)| (n.as_str(), &s.inputs, None, &sink_tx[n.as_str()])),
         );
-    for (name, inputs, key_by, senders) in consumers {
+    for (name, inputs, op, senders) in consumers {
         let mut from = Vec::new();
         for (i, input) in inputs.iter().enumerate() {
             let producer_instances = manifest
@@ -109,10 +109,22 @@ fn edges<'m>(
                 .push(edge::Edge::new(
                     senders.clone(),
                     first_index,
-                    key_by.clone(),
+                    op.and_then(|o| key_of(o, input)),
                 ));
         }
         upstream.insert(name, from.into());
     }
     (outputs, upstream)
+}
+
+/// What an operator's input is keyed by: a join side's own key, else the operator's `key-by`.
+fn key_of(
+    op: &flowlet_manifest::Operator,
+    input: &flowlet_manifest::Input,
+) -> Option<flowlet_manifest::Pointer> {
+    let side = op.join.as_ref().and_then(|j| match j.side_of(input)? {
+        true => j.left_key.clone(),
+        false => j.right_key.clone(),
+    });
+    side.or_else(|| op.key_by.clone())
 }

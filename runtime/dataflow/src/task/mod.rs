@@ -53,6 +53,12 @@ pub(crate) trait Body {
         watermark: Timestamp,
     ) -> Result<bool, DataflowError>;
 
+    /// Upstream producer instance `input` sent watermark `w` (before the task's own watermark
+    /// is worked out from all of them).
+    fn input_watermark(&mut self, input: usize, w: Timestamp) {
+        let _ = (input, w);
+    }
+
     /// The run starts from a checkpoint whose watermark was `w`.
     fn restore_watermark(&mut self, w: Timestamp) {
         let _ = w;
@@ -161,7 +167,12 @@ impl Task {
                     }
                     Mark::Nothing
                 }
-                other => marks.update(env.input, &other),
+                other => {
+                    if let Message::Watermark(w) = other {
+                        body.input_watermark(env.input, w);
+                    }
+                    marks.update(env.input, &other)
+                }
             };
             self.advance(body, change)?;
             if self.ckpt.is_none() && last_commit.elapsed() >= self.commit_interval {

@@ -15,9 +15,11 @@ use crate::config::{Catalog, Config, Kind, describe, pos, yaml_to_json as to_jso
 use crate::diag::{Diagnostics, Pos, did_you_mean};
 use crate::model::*;
 
-type Node<'a> = MarkedYaml<'a>;
+pub(crate) mod join;
 
-fn as_str<'a>(n: &'a Node<'_>) -> Option<&'a str> {
+pub(crate) type Node<'a> = MarkedYaml<'a>;
+
+pub(crate) fn as_str<'a>(n: &'a Node<'_>) -> Option<&'a str> {
     match &n.data {
         YamlData::Value(Scalar::String(s)) => Some(s),
         YamlData::Representation(s, _, _) => Some(s),
@@ -27,7 +29,7 @@ fn as_str<'a>(n: &'a Node<'_>) -> Option<&'a str> {
 }
 
 /// A YAML mapping being read field by field.
-struct Obj<'a, 'i> {
+pub(crate) struct Obj<'a, 'i> {
     what: String,
     entries: Vec<(&'a str, Pos, &'a Node<'i>)>,
     used: Vec<bool>,
@@ -35,7 +37,7 @@ struct Obj<'a, 'i> {
 
 impl<'a, 'i> Obj<'a, 'i> {
     /// `n` as a mapping with string keys, or an error on `d`.
-    fn new(n: &'a Node<'i>, what: &str, d: &mut Diagnostics) -> Option<Self> {
+    pub(crate) fn new(n: &'a Node<'i>, what: &str, d: &mut Diagnostics) -> Option<Self> {
         let YamlData::Mapping(map) = &n.data else {
             d.error(
                 pos(n),
@@ -61,13 +63,22 @@ impl<'a, 'i> Obj<'a, 'i> {
         })
     }
 
-    fn take(&mut self, key: &str) -> Option<&'a Node<'i>> {
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.entries.iter().any(|(k, _, _)| *k == key)
+    }
+
+    pub(crate) fn take(&mut self, key: &str) -> Option<&'a Node<'i>> {
         let i = self.entries.iter().position(|(k, _, _)| *k == key)?;
         self.used[i] = true;
         Some(self.entries[i].2)
     }
 
-    fn require(&mut self, key: &str, at: Pos, d: &mut Diagnostics) -> Option<&'a Node<'i>> {
+    pub(crate) fn require(
+        &mut self,
+        key: &str,
+        at: Pos,
+        d: &mut Diagnostics,
+    ) -> Option<&'a Node<'i>> {
         let n = self.take(key);
         if n.is_none() {
             d.error_hint(
@@ -85,7 +96,7 @@ impl<'a, 'i> Obj<'a, 'i> {
     }
 
     /// Report the keys nobody took.
-    fn finish(self, known: &[&str], d: &mut Diagnostics) {
+    pub(crate) fn finish(self, known: &[&str], d: &mut Diagnostics) {
         for ((key, at, _), used) in self.entries.iter().zip(self.used) {
             if !used {
                 let hint = did_you_mean(key, known.iter().copied())
@@ -96,7 +107,7 @@ impl<'a, 'i> Obj<'a, 'i> {
     }
 }
 
-fn string(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<String> {
+pub(crate) fn string(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<String> {
     match as_str(n) {
         Some(s) => Some(s.to_owned()),
         None => {
@@ -139,7 +150,7 @@ fn duration(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Duration> {
 }
 
 /// A duration that may be zero (`0s`): lateness and out-of-orderness bounds.
-fn bound(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Duration> {
+pub(crate) fn bound(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Duration> {
     duration_in(n, what, true, d)
 }
 
@@ -174,7 +185,7 @@ fn duration_in(n: &Node<'_>, what: &str, zero: bool, d: &mut Diagnostics) -> Opt
 }
 
 /// Window times are whole milliseconds: `1500us` would silently become `1ms`.
-fn whole_ms(n: &Node<'_>, t: &Duration, what: &str, d: &mut Diagnostics) -> bool {
+pub(crate) fn whole_ms(n: &Node<'_>, t: &Duration, what: &str, d: &mut Diagnostics) -> bool {
     if t.subsec_nanos().is_multiple_of(1_000_000) {
         return true;
     }
@@ -233,9 +244,17 @@ fn inputs(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Vec<Input>> {
     }
     let mut out = Vec::new();
     for item in items {
-        let Some(text) = string(item, &format!("an input of {what}"), d) else {
-            continue;
-        };
+        if let Some(input) = input_item(item, &format!("an input of {what}"), d) {
+            out.push(input);
+        }
+    }
+    Some(out)
+}
+
+/// One input, `NODE` or `NODE.PORT`.
+pub(crate) fn input_item(item: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Input> {
+    {
+        let text = string(item, what, d)?;
         let (node, port) = match text.split_once('.') {
             None => (text.as_str(), Port::Main),
             Some((node, "dead-letter")) => (node, Port::DeadLetter),
@@ -248,16 +267,15 @@ fn inputs(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Vec<Input>> {
                     "write `NODE`, `NODE.dead-letter`, `NODE.late` or `NODE.OUTPUT` with one of NODE's `outputs:` (letters, digits, - and _)",
                 );
                 let _ = node;
-                continue;
+                return None;
             }
         };
-        out.push(Input {
+        Some(Input {
             node: node.to_owned(),
             port,
             pos: pos(item),
-        });
+        })
     }
-    Some(out)
 }
 
 const TOP: &[&str] = &[
@@ -281,6 +299,7 @@ const OPERATOR: &[&str] = &[
     "limits",
     "grants",
     "outputs",
+    "join",
     "window",
 ];
 
@@ -400,7 +419,7 @@ fn on_error(o: &mut Obj<'_, '_>, what: &str, d: &mut Diagnostics) -> Option<OnEr
     }
 }
 
-fn pointer(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Pointer> {
+pub(crate) fn pointer(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Pointer> {
     string(n, what, d).and_then(|s| match Pointer::parse(&s) {
         Ok(p) => Some(p),
         Err(e) => {
@@ -436,7 +455,12 @@ fn event_time(n: &Node<'_>, of: &str, d: &mut Diagnostics) -> Option<EventTime> 
     ok.then_some(e)
 }
 
-fn window(n: &Node<'_>, of: &str, catalog: &Catalog, d: &mut Diagnostics) -> Option<Window> {
+pub(crate) fn window(
+    n: &Node<'_>,
+    of: &str,
+    catalog: &Catalog,
+    d: &mut Diagnostics,
+) -> Option<Window> {
     let what = format!("`window` of {of}");
     let mut o = Obj::new(n, &what, d)?;
     let allowed_lateness = match o.take("allowed-lateness") {
@@ -547,10 +571,14 @@ fn sink(name: &str, n: &Node<'_>, catalog: &Catalog, d: &mut Diagnostics) -> Opt
 fn operator(name: &str, n: &Node<'_>, catalog: &Catalog, d: &mut Diagnostics) -> Option<Operator> {
     let what = format!("operator `{name}`");
     let mut o = Obj::new(n, &what, d)?;
-    let plugin = o
-        .require("plugin", pos(n), d)
-        .and_then(|p| string(p, &format!("`plugin` of {what}"), d))
-        .map(|p| PluginRef::parse(&p));
+    let plugin = match o.take("plugin") {
+        None if o.has("join") => Some(PluginRef::Builtin(join::MERGE.into())),
+        None => {
+            o.require("plugin", pos(n), d);
+            None
+        }
+        Some(p) => string(p, &format!("`plugin` of {what}"), d).map(|p| PluginRef::parse(&p)),
+    };
     let config = match o.take("config").map(to_json) {
         None => Some(Value::Null),
         Some(Ok(v)) => Some(v),
@@ -559,9 +587,28 @@ fn operator(name: &str, n: &Node<'_>, catalog: &Catalog, d: &mut Diagnostics) ->
             None
         }
     };
-    let ins = o
-        .require("inputs", pos(n), d)
-        .and_then(|i| inputs(i, &what, d));
+    let join = match o.take("join") {
+        None => Some(None),
+        Some(j) => join::parse(j, &what, catalog, d).map(Some),
+    };
+    let ins = match (o.take("inputs"), &join) {
+        (None, Some(Some(j))) => Some(vec![j.left.clone(), j.right.clone()]),
+        (Some(i), Some(Some(_))) => {
+            d.error_hint(
+                pos(i),
+                format!("{what} has `inputs` and a `join`"),
+                "a join's inputs are its `left` and `right`: remove `inputs:`",
+            );
+            None
+        }
+        // A join that did not parse has its error already.
+        (None, None) => None,
+        (None, _) => {
+            o.require("inputs", pos(n), d);
+            None
+        }
+        (Some(i), _) => inputs(i, &what, d),
+    };
     let parallelism = match o.take("parallelism") {
         None => Some(1),
         Some(p) => integer(p, &format!("`parallelism` of {what}"), 1..=1024, d).map(|v| v as u32),
@@ -599,6 +646,7 @@ fn operator(name: &str, n: &Node<'_>, catalog: &Catalog, d: &mut Diagnostics) ->
         grants: grants?,
         window: window?,
         outputs: outputs?,
+        join: join?,
     })
 }
 

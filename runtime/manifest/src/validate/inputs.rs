@@ -103,7 +103,7 @@ fn side_output(m: &Manifest, (kind, name): (&str, &str), input: &Input, d: &mut 
     }
     if m.operators
         .get(&input.node)
-        .is_some_and(|o| o.window.is_none())
+        .is_some_and(|o| o.window.is_none() && o.join.is_none())
     {
         d.error_hint(
             input.pos,
@@ -111,7 +111,7 @@ fn side_output(m: &Manifest, (kind, name): (&str, &str), input: &Input, d: &mut 
                 "{kind} `{name}` reads `{input}`, but operator `{}` has no window",
                 input.node
             ),
-            "only window aggregates (operators with `window:`) have a late output",
+            "only window aggregates and joins (operators with `window:` or `join:`) have a late output",
         );
     } else if m.sources.contains_key(&input.node) {
         d.error_hint(

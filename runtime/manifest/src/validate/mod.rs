@@ -5,6 +5,7 @@
 
 mod cycles;
 mod inputs;
+mod joins;
 mod outputs;
 mod plugins;
 mod resources;
@@ -51,6 +52,7 @@ type Pass = fn(&Ctx<'_>, &mut Diagnostics);
 const PASSES: &[(&str, Pass)] = &[
     ("inputs", inputs::check),
     ("outputs", outputs::check),
+    ("joins", joins::check),
     ("plugins", plugins::check),
     ("resources", resources::check),
     ("cycles", cycles::check),

@@ -25,7 +25,7 @@ pub(super) fn check(cx: &Ctx<'_>, d: &mut Diagnostics) {
 fn plugin(cx: &Ctx<'_>, name: &str, op: &Operator, d: &mut Diagnostics) {
     let (m, opts, at) = (cx.m, cx.opts, cx.at(name));
     match &op.plugin {
-        PluginRef::Builtin(b) if !opts.builtins.iter().any(|x| x == b) => {
+        PluginRef::Builtin(b) if op.join.is_none() && !opts.builtins.iter().any(|x| x == b) => {
             let hint = did_you_mean(b, opts.builtins.iter().map(String::as_str))
                 .unwrap_or_else(|| format!("built-in operators: {}", opts.builtins.join(", ")));
             d.error_hint(at, format!("operator `{name}`: there is no built-in operator `{b}`"), hint);
