@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: [(&str, &str); 22] = [
+const PLUGINS: [(&str, &str); 23] = [
     ("flowlet-plugin-enrich", "enrich"),
     ("flowlet-plugin-filter", "filter"),
     ("flowlet-plugin-router", "router"),
@@ -19,6 +19,10 @@ const PLUGINS: [(&str, &str); 22] = [
     ("flowlet-plugin-inactivity", "inactivity"),
     ("flowlet-plugin-nexmark-queries", "nexmark-queries"),
     ("flowlet-plugin-nexmark-windows", "nexmark-windows"),
+    (
+        "flowlet-plugin-nexmark-winning-bids",
+        "nexmark-winning-bids",
+    ),
     ("flowlet-test-hostile", "hostile"),
     ("flowlet-test-other-world", "other-world"),
     ("flowlet-test-imports-state", "imports-state"),

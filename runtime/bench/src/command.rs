@@ -49,6 +49,9 @@ pub enum Bench {
     /// Splitting a stream three ways: one router with three named outputs against three
     /// filters on the same events, as Wasm and natively.
     Route(crate::route::RouteArgs),
+    /// An interval join of two generated streams at several bounds: events/s, pairs, and the
+    /// most events the join held at once.
+    Join(crate::join::JoinArgs),
 }
 
 #[derive(Args)]
@@ -115,6 +118,7 @@ pub async fn run(which: Bench, host: Host, fl: Arc<dyn Runner>) -> anyhow::Resul
         Bench::Swap(args) => return crate::swap::swap(args, host, &*fl).await,
         Bench::Languages(args) => return languages(args, host, &*fl).await,
         Bench::Route(args) => return crate::route::route(args, host, &*fl).await,
+        Bench::Join(args) => return crate::join::join(args, host, &*fl).await,
     };
     let plugins = std::fs::canonicalize(&plugins).map_err(|e| {
         anyhow::anyhow!(

@@ -4,6 +4,7 @@
 //! not depend on (its built-in operators, how it loads plugins).
 
 mod command;
+mod join;
 mod kafka;
 pub mod nexmark;
 mod route;

@@ -16,8 +16,11 @@ pub enum Query {
     Q0,
     Q1,
     Q2,
+    Q3,
     Q5,
     Q7,
+    Q8,
+    Q9,
     Wc,
 }
 
@@ -39,7 +42,12 @@ pub struct NexmarkArgs {
 
 /// The query's operators (the last is named `q`) and the field its checksum sums (`None`: the
 /// number of outputs).
-pub fn operators(query: Query, queries: &str, windows: &str) -> (String, Option<&'static str>) {
+pub fn operators(
+    query: Query,
+    queries: &str,
+    windows: &str,
+    winning: &str,
+) -> (String, Option<&'static str>) {
     let stateless = |q: &str| {
         format!("  q:\n    plugin: {queries}\n    config: {{query: {q}}}\n    inputs: [events]")
     };
@@ -59,6 +67,26 @@ pub fn operators(query: Query, queries: &str, windows: &str) -> (String, Option<
             ),
             Some("/count"),
         ),
+        // The join queries: a select routing persons and auctions to two outputs, a join kept
+        // by the host, and a shape of the merged pairs.
+        Query::Q3 => (
+            format!(
+                "  select:\n    plugin: {queries}\n    config: {{query: q3-select}}\n    outputs: [persons, auctions]\n    inputs: [events]\n  join:\n    join: {{kind: temporal, left: select.auctions, right: select.persons, left-key: /auction/seller, right-key: /person/id}}\n  q:\n    plugin: {queries}\n    config: {{query: q3-shape}}\n    inputs: [join]"
+            ),
+            Some("/auction"),
+        ),
+        Query::Q8 => (
+            format!(
+                "  select:\n    plugin: {queries}\n    config: {{query: q8-select}}\n    outputs: [persons, auctions]\n    inputs: [events]\n  join:\n    join: {{kind: window, type: semi, left: select.persons, right: select.auctions, left-key: /person/id, right-key: /auction/seller, window: {{kind: tumbling, size: 10s}}}}\n  q:\n    plugin: {queries}\n    config: {{query: q8-shape}}\n    inputs: [join]"
+            ),
+            Some("/person"),
+        ),
+        Query::Q9 => (
+            format!(
+                "  select:\n    plugin: {queries}\n    config: {{query: q9-select}}\n    outputs: [auctions, bids]\n    inputs: [events]\n  join:\n    join: {{kind: interval, left: select.auctions, right: select.bids, left-key: /auction/id, right-key: /bid/auction, between: [0ms, 9999ms]}}\n  q:\n    plugin: {winning}\n    key-by: /left/auction/id\n    inputs: [join]"
+            ),
+            Some("/price"),
+        ),
         Query::Q5 => (
             format!(
                 "  counts:\n    plugin: {windows}\n    config: {{query: q5-count}}\n    key-by: /bid/auction\n    window: {{kind: sliding, size: 10s, slide: 2s}}\n    inputs: [events]\n  q:\n    plugin: {windows}\n    config: {{query: q5-max}}\n    window: {{kind: tumbling, size: 2s}}\n    inputs: [counts]"
@@ -77,6 +105,12 @@ fn reference(query: Query, events: u64) -> Option<(u64, u64)> {
         (Query::Q5, 1_000_000) => (54, 5_431),
         (Query::Q7, 1_000_000) => (10, 99_999_328),
         (Query::Wc, 1_000_000) => (60_778, 920_000),
+        (Query::Q3, 1_000_000) => (4_777, 148_706_686),
+        (Query::Q8, 1_000_000) => (20_000, 219_990_000),
+        (Query::Q9, 1_000_000) => (59_993, 560_454_271_189),
+        (Query::Q9, 10_000_000) => (599_992, 5_607_749_263_287),
+        (Query::Q3, 10_000_000) => (48_119, 14_445_665_056),
+        (Query::Q8, 10_000_000) => (200_000, 20_199_900_000),
         (Query::Q0, 10_000_000) => (10_000_000, 10_000_000),
         (Query::Q1, 10_000_000) => (9_200_000, 41_759_599_921_551),
         (Query::Q2, 10_000_000) => (73_651, 368_113_365_094),
@@ -99,25 +133,41 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-pub(crate) async fn nexmark(a: NexmarkArgs, host: Host, fl: &dyn Runner) -> anyhow::Result<()> {
+/// The plugins of the query: (queries, windows, winning bids).
+fn plugins(a: &NexmarkArgs) -> anyhow::Result<(String, String, String)> {
+    let dir = || {
+        std::fs::canonicalize(&a.plugins).with_context(|| {
+            format!(
+                "plugin folder {}: build the plugins first (scripts/build-plugins)",
+                a.plugins.display()
+            )
+        })
+    };
     let (queries, windows) = if a.native {
         (
             "builtin:nexmark-queries".to_string(),
             "builtin:nexmark-windows".to_string(),
         )
     } else {
-        let dir = std::fs::canonicalize(&a.plugins).with_context(|| {
-            format!(
-                "plugin folder {}: build the plugins first (scripts/build-plugins)",
-                a.plugins.display()
-            )
-        })?;
         (
-            dir.join("nexmark-queries.wasm").display().to_string(),
-            dir.join("nexmark-windows.wasm").display().to_string(),
+            dir()?.join("nexmark-queries.wasm").display().to_string(),
+            dir()?.join("nexmark-windows.wasm").display().to_string(),
         )
     };
-    let (ops, field) = operators(a.query, &queries, &windows);
+    // q9's last step is a stateful plugin, which is not linked natively: Wasm in both modes.
+    let winning = match a.query {
+        Query::Q9 => dir()?
+            .join("nexmark-winning-bids.wasm")
+            .display()
+            .to_string(),
+        _ => String::new(),
+    };
+    Ok((queries, windows, winning))
+}
+
+pub(crate) async fn nexmark(a: NexmarkArgs, host: Host, fl: &dyn Runner) -> anyhow::Result<()> {
+    let (queries, windows, winning) = plugins(&a)?;
+    let (ops, field) = operators(a.query, &queries, &windows, &winning);
     let checksum = field.map_or(String::new(), |f| format!(", checksum: {f}"));
     let text = format!(
         "version: 1\nname: nexmark\nbatch-size: {}\nsources:\n  events: {{kind: nexmark, events: {}}}\noperators:\n{ops}\nsinks:\n  out: {{kind: \"null\", inputs: [q]{checksum}}}\n",
@@ -146,7 +196,11 @@ pub(crate) async fn nexmark(a: NexmarkArgs, host: Host, fl: &dyn Runner) -> anyh
     println!(
         "query {:?} ({}), {} events, batch {}",
         a.query,
-        if a.native { "native" } else { "wasm" },
+        match (a.native, a.query) {
+            (true, Query::Q9) => "native, but nexmark-winning-bids as Wasm",
+            (true, _) => "native",
+            _ => "wasm",
+        },
         a.events,
         a.batch_size
     );
