@@ -958,3 +958,97 @@ sinks:
         );
     }
 }
+
+/// A pipeline with named outputs and a host join runs under `flowlet serve`; the join has no
+/// plugin to swap, and a 0.1 plugin cannot replace a router (it cannot route), each refused
+/// with the reason while the pipeline goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_and_joins_run_under_serve_and_bad_swaps_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = app(&dir.path().join("data"), None, 64 << 20);
+    let manifest = r#"
+version: 1
+name: routed
+sources:
+  gen: {kind: generator, rate: 2000}
+operators:
+  route:
+    plugin: builtin:router
+    outputs: [small, large]
+    config: {routes: [{to: small, field: /amount, op: lt, value: 100}, {to: large, field: /amount, op: ge, value: 900}]}
+    inputs: [gen]
+  pairs:
+    join: {kind: interval, left: route.small, right: route.large, between: [-1s, 1s]}
+    key-by: /country
+sinks:
+  out: {kind: "null", inputs: [pairs]}
+  rest: {kind: "null", inputs: [route]}
+"#;
+    let (s, v) = send(
+        &a,
+        Method::POST,
+        "/v1/pipelines",
+        None,
+        manifest.as_bytes().to_vec(),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, st) = send(&a, Method::GET, "/v1/pipelines/routed", None, vec![], false).await;
+        if st["operators"]["pairs"]["events-out"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no pairs: {st:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let swap = |op: &str, plugin: String| {
+        let body = json!({ "plugin": plugin }).to_string().into_bytes();
+        let uri = format!("/v1/pipelines/routed/operators/{op}");
+        let a = a.clone();
+        async move { send(&a, Method::PUT, &uri, None, body, true).await }
+    };
+    let (s, v) = swap("pairs", "builtin:filter".into()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("is a join kept by the host"),
+        "{v}"
+    );
+    let old = format!(
+        "{}/fixtures/contract-0.1/filter.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let uri = "/v1/plugins?name=old-filter&version=0.1.0";
+    let (s, v) = send(
+        &a,
+        Method::POST,
+        uri,
+        None,
+        std::fs::read(old).unwrap(),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = swap("route", "old-filter@0.1.0".into()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains("contract 0.1.0") && e.contains("small, large"),
+        "{v}"
+    );
+    let (_, st) = send(&a, Method::GET, "/v1/pipelines/routed", None, vec![], false).await;
+    assert_eq!(st["phase"], "running", "{st:#}");
+    send(
+        &a,
+        Method::DELETE,
+        "/v1/pipelines/routed",
+        None,
+        vec![],
+        false,
+    )
+    .await;
+}

@@ -355,6 +355,16 @@ impl Pipeline {
         id: &str,
     ) -> ApiResult<Value> {
         self.operator(operator)?;
+        if self
+            .manifest
+            .operators
+            .get(operator)
+            .is_some_and(|o| o.join.is_some())
+        {
+            return Err(ApiError::Unprocessable(format!(
+                "operator `{operator}` is a join kept by the host: it runs no plugin to swap (swap the operators before or after it)"
+            )));
+        }
         let handles = self
             .handles()
             .filter(|_| self.phase().0 == Phase::Running)

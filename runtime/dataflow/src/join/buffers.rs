@@ -2,7 +2,7 @@
 //! (`[key group][namespace j]` → the records of its keys), rewritten when the group changed, so
 //! that a key group moves as a unit like the windows' contents.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -50,7 +50,7 @@ pub(crate) struct Buffers {
     pub keys: HashMap<Box<[u8]>, KeyRows>,
     /// Keys that have something due at a time (a row to expire, a window to fire, a left to
     /// look up): looked at when the watermark passes it. Rebuilt at load.
-    due: BTreeMap<Timestamp, HashSet<Box<[u8]>>>,
+    due: BTreeMap<Timestamp, Vec<Box<[u8]>>>,
     /// Key groups changed since the last commit.
     dirty: BTreeSet<u16>,
     /// Key groups stored (to delete the ones that became empty).
@@ -61,7 +61,11 @@ pub(crate) struct Buffers {
 impl Buffers {
     /// Look at `key` again once the watermark passes `at`.
     pub fn due_at(&mut self, at: Timestamp, key: &[u8]) {
-        self.due.entry(at).or_default().insert(key.into());
+        let keys = self.due.entry(at).or_default();
+        // Events of one key often come together: skip a repeat of the last key due then.
+        if keys.last().is_none_or(|k| **k != *key) {
+            keys.push(key.into());
+        }
     }
 
     /// Keys with something due before `watermark`, taken out of the index.

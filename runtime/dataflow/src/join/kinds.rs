@@ -78,7 +78,11 @@ impl Kind {
         let rows_before = b.keys.get(key).map_or(0, |k| k.left.len() + k.right.len());
         let mut due = Vec::new();
         {
-            let k = b.keys.entry(key.into()).or_default();
+            // Look the key up before inserting it: no allocation for a key already held.
+            if !b.keys.contains_key(key) {
+                b.keys.insert(key.into(), KeyRows::default());
+            }
+            let k = b.keys.get_mut(key).expect("inserted above");
             match self {
                 Self::Interval { lower, upper } => {
                     if let Some(r) = interval_add(k, (*lower, *upper), mode, key, left, row, out) {
