@@ -47,6 +47,14 @@ operators:
     plugin: {old}
     config: {{field: /kind, op: eq, value: cart}}
     inputs: [router.large]
+  enrich-old:
+    plugin: {old_c}
+    config: {{min-amount: 300}}
+    inputs: [router]
+  enrich-new:
+    plugin: {{plugins}}/enrich.wasm
+    config: {{min-amount: 300}}
+    inputs: [router]
 sinks:
   all: {{kind: file, path: all.jsonl, inputs: [gen]}}
   main: {{kind: file, path: main.jsonl, inputs: [router]}}
@@ -58,8 +66,11 @@ sinks:
   n-large: {{kind: file, path: n-large.jsonl, inputs: [native.large]}}
   n-audit: {{kind: file, path: n-audit.jsonl, inputs: [native.audit]}}
   old-out: {{kind: file, path: old.jsonl, inputs: [old]}}
+  enrich-old-out: {{kind: file, path: enrich-old.jsonl, inputs: [enrich-old]}}
+  enrich-new-out: {{kind: file, path: enrich-new.jsonl, inputs: [enrich-new]}}
 "#,
             old = fixture("filter.wasm"),
+            old_c = fixture("enrich-c.wasm"),
         ),
     );
     succeed(flowlet().arg("run").arg(&manifest));
@@ -89,6 +100,10 @@ sinks:
     }
     let carts: Vec<Value> = large.into_iter().filter(|e| e["kind"] == "cart").collect();
     assert_eq!(read("old.jsonl"), carts, "the 0.1 filter");
+    // The C enrich built with the 0.1 SDK gives what the Rust one of 0.2 gives.
+    let enriched = read("enrich-new.jsonl");
+    assert!(!enriched.is_empty() && enriched.len() < main.len());
+    assert_eq!(read("enrich-old.jsonl"), enriched, "the 0.1 C enrich");
 }
 
 /// Every plugin kind of contract 0.1 (processor, stateful processor, aggregator) runs
@@ -96,30 +111,20 @@ sinks:
 #[test]
 fn plugins_of_both_contracts_run_side_by_side_and_know_their_inputs() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("a.jsonl"),
-        (0..40)
+    // Events ids `ids` (keys k0..k3, time = id) that ask the hostile plugin for their input.
+    let write = |file: &str, ids: std::ops::Range<u32>| {
+        let lines: String = ids
             .map(|i| {
                 format!(
                     "{{\"do\":\"input\",\"id\":{i},\"key\":\"k{}\",\"ts\":{i}}}\n",
                     i % 4
                 )
             })
-            .collect::<String>(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("b.jsonl"),
-        (40..50)
-            .map(|i| {
-                format!(
-                    "{{\"do\":\"input\",\"id\":{i},\"key\":\"k{}\",\"ts\":{i}}}\n",
-                    i % 4
-                )
-            })
-            .collect::<String>(),
-    )
-    .unwrap();
+            .collect();
+        std::fs::write(dir.path().join(file), lines).unwrap();
+    };
+    write("a.jsonl", 0..40);
+    write("b.jsonl", 40..50);
     let manifest = write_manifest(
         dir.path(),
         &format!(
