@@ -331,3 +331,53 @@ sinks:
         0,
     );
 }
+
+/// An event without its join key matches nothing: it meets the operator's `on-error` (here a
+/// dead letter saying why), and the rest of the input joins as before.
+#[test]
+fn an_event_without_a_join_key_is_a_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("l.jsonl"),
+        "{\"k\":\"a\",\"id\":1,\"ts\":10}\n{\"id\":2,\"ts\":11}\n{\"k\":\"\",\"id\":3,\"ts\":12}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("r.jsonl"),
+        "{\"k\":\"a\",\"id\":9,\"ts\":10}\n{\"id\":8,\"ts\":11}\n",
+    )
+    .unwrap();
+    let manifest = write_manifest(
+        dir.path(),
+        r#"
+version: 1
+sources:
+  l: {kind: file, path: l.jsonl, event-time: {field: /ts}}
+  r: {kind: file, path: r.jsonl, event-time: {field: /ts}}
+operators:
+  j:
+    join: {kind: interval, left: l, right: r, between: [-5ms, 5ms], type: left-outer}
+    key-by: /k
+    on-error: dead-letter
+sinks:
+  out: {kind: file, path: out.jsonl, inputs: [j]}
+  dead: {kind: file, path: dead.jsonl, inputs: [j.dead-letter]}
+"#,
+    );
+    succeed(flowlet_bin().arg("run").arg(&manifest));
+    let mut want = Pairs::new();
+    add(&mut want, 1, 9, i64::MIN);
+    assert_eq!(pairs_of(&dir.path().join("out.jsonl")), want);
+    let dead = json_lines(&dir.path().join("dead.jsonl"));
+    let ids: Vec<i64> = dead
+        .iter()
+        .map(|d| d["event"]["value"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "{dead:?}");
+    assert!(
+        ids.contains(&2) && ids.contains(&3) && ids.contains(&8),
+        "{dead:?}"
+    );
+    let error = dead[0]["error"].as_str().unwrap();
+    assert!(error.contains("has no join key"), "{error}");
+}

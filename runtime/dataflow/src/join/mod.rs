@@ -115,7 +115,15 @@ impl Body for JoinBody {
                 self.policy.bad_event(&event, error, &mut dead)?;
                 continue;
             }
-            let key = event.key().unwrap_or_default();
+            // An event without the key field matches nothing (SQL's NULL keys): it is bad data.
+            let Some(key) = event.key() else {
+                let side = if left { "left" } else { "right" };
+                let error = OperatorError::Failed(format!(
+                    "the event has no join key (the {side} side's key field is missing or empty)"
+                ));
+                self.policy.bad_event(&event, error, &mut dead)?;
+                continue;
+            };
             let row = Row {
                 ts: event.timestamp(),
                 win: None,
