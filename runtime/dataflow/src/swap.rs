@@ -357,7 +357,7 @@ fn check_swappable(
         .first()
         .map(|c| c.setup.outputs.join(", "));
     if let Some(outputs) = outputs.filter(|o| !o.is_empty())
-        && factory.contract() == "0.1.0"
+        && !factory.can_route()
     {
         return Err(SwapError::CannotRoute {
             operator: operator.to_owned(),

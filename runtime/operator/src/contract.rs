@@ -104,6 +104,10 @@ pub trait OperatorFactory: Send + Sync {
     fn contract(&self) -> &'static str {
         CONTRACT_VERSION
     }
+    /// Whether its instances can route events to named outputs (contract 0.2 on).
+    fn can_route(&self) -> bool {
+        self.contract() != "0.1.0"
+    }
 }
 
 /// The contract version flowlet's SDKs and built-ins implement (the WIT package's).

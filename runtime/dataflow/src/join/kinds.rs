@@ -42,26 +42,26 @@ impl Kind {
 
     /// When each row of `rows` is due (after a restart).
     pub fn due_of(&self, rows: &KeyRows) -> Vec<Timestamp> {
-        let left = rows.left.iter().map(|r| self.due(true, r));
-        let right = rows.right.iter().flat_map(|r| self.right_due(r));
+        let left = rows.left.iter().flat_map(|r| self.due(true, r.ts, r.win));
+        let right = rows.right.iter().flat_map(|r| self.due(false, r.ts, r.win));
         left.chain(right).collect()
     }
 
-    /// When a left row needs looking at: it can match nothing more (interval), its window
-    /// fires (window), every input passed its time (temporal).
-    fn due(&self, left: bool, row: &Row) -> Timestamp {
+    /// When a row (at `ts`, in window `win`) needs looking at: it can match nothing more
+    /// (interval), its window fires (window), every input passed its time (temporal; a right
+    /// row also when its ttl has passed).
+    fn due(
+        &self,
+        left: bool,
+        ts: Timestamp,
+        win: Option<(Timestamp, Timestamp)>,
+    ) -> Vec<Timestamp> {
         match self {
-            Self::Interval { lower, upper } if left => row.ts.saturating_add(*upper),
-            Self::Interval { lower, .. } => row.ts.saturating_sub(*lower),
-            Self::Window(_) => row.win.map_or(row.ts, |(_, end)| end - 1),
-            Self::Temporal { .. } => row.ts,
-        }
-    }
-
-    fn right_due(&self, row: &Row) -> Vec<Timestamp> {
-        match self {
-            Self::Temporal { ttl: Some(t) } => vec![row.ts, row.ts.saturating_add(*t)],
-            _ => vec![self.due(false, row)],
+            Self::Interval { upper, .. } if left => vec![ts.saturating_add(*upper)],
+            Self::Interval { lower, .. } => vec![ts.saturating_sub(*lower)],
+            Self::Window(_) => vec![win.map_or(ts, |(_, end)| end - 1)],
+            Self::Temporal { ttl: Some(t) } if !left => vec![ts, ts.saturating_add(*t)],
+            Self::Temporal { .. } => vec![ts],
         }
     }
 
@@ -76,7 +76,8 @@ impl Kind {
         out: &mut Batch,
     ) {
         let rows_before = b.keys.get(key).map_or(0, |k| k.left.len() + k.right.len());
-        let mut due = Vec::new();
+        // (time, window) of the rows kept, scheduled by `due` (as a restart schedules them).
+        let mut kept = Vec::new();
         {
             // Look the key up before inserting it: no allocation for a key already held.
             if !b.keys.contains_key(key) {
@@ -86,7 +87,7 @@ impl Kind {
             match self {
                 Self::Interval { lower, upper } => {
                     if let Some(r) = interval_add(k, (*lower, *upper), mode, key, left, row, out) {
-                        due.push(self.due(left, &r));
+                        kept.push((r.ts, r.win));
                         k.side(left).push(r);
                     }
                 }
@@ -98,19 +99,15 @@ impl Kind {
                             win: Some((w.start, w.end)),
                             ..row.clone()
                         };
-                        due.push(w.end - 1);
+                        kept.push((r.ts, r.win));
                         k.side(left).push(r);
                     }
                 }
-                Self::Temporal { ttl } => {
+                Self::Temporal { .. } => {
+                    kept.push((row.ts, row.win));
                     if left {
-                        due.push(row.ts);
                         k.left.push(row);
                     } else {
-                        due.push(row.ts);
-                        if let Some(t) = ttl {
-                            due.push(row.ts.saturating_add(*t));
-                        }
                         // Ordered by time; of two versions at one time, the later arrival wins.
                         let at = k.right.partition_point(|r| r.ts <= row.ts);
                         k.right.insert(at, row);
@@ -118,8 +115,10 @@ impl Kind {
                 }
             }
         }
-        for at in due {
-            b.due_at(at, key);
+        for (ts, win) in kept {
+            for at in self.due(left, ts, win) {
+                b.due_at(at, key);
+            }
         }
         b.touched(key, rows_before);
     }

@@ -65,7 +65,6 @@ impl JoinTask {
             mode: self.spec.mode,
             input_marks: vec![Timestamp::MIN; self.left_of.len()],
             left_of: self.left_of,
-            watermark: Timestamp::MIN,
             out: Batch::new(),
             policy: self.policy,
             main: self.main,
@@ -84,8 +83,6 @@ pub(crate) struct JoinBody {
     left_of: Arc<[bool]>,
     /// The watermark of each upstream producer instance (what makes its events late).
     input_marks: Vec<Timestamp>,
-    /// The operator's watermark: the minimum over its inputs.
-    watermark: Timestamp,
     /// Output being built.
     out: Batch,
     policy: Policy,
@@ -96,7 +93,12 @@ pub(crate) struct JoinBody {
 }
 
 impl Body for JoinBody {
-    fn batch(&mut self, batch: Batch, input: usize, _: Timestamp) -> Result<bool, DataflowError> {
+    fn batch(
+        &mut self,
+        batch: Batch,
+        input: usize,
+        watermark: Timestamp,
+    ) -> Result<bool, DataflowError> {
         let started = Instant::now();
         let left = self.left_of.get(input).copied().unwrap_or(true);
         let mark = self
@@ -135,7 +137,7 @@ impl Body for JoinBody {
         }
         // What was due already (a row that can match nothing more) goes at once.
         self.kind
-            .advance(&mut self.buffers, self.mode, self.watermark, &mut self.out);
+            .advance(&mut self.buffers, self.mode, watermark, &mut self.out);
         let c = &self.policy.counters;
         c.events_in.fetch_add(batch.len() as u64, Relaxed);
         c.batches.fetch_add(1, Relaxed);
@@ -159,14 +161,12 @@ impl Body for JoinBody {
     }
 
     fn restore_watermark(&mut self, w: Timestamp) {
-        self.watermark = w;
         self.input_marks.iter_mut().for_each(|m| *m = w);
     }
 
     fn watermark(&mut self, w: Timestamp) -> Result<(), DataflowError> {
-        self.watermark = self.watermark.max(w);
         self.kind
-            .advance(&mut self.buffers, self.mode, self.watermark, &mut self.out);
+            .advance(&mut self.buffers, self.mode, w, &mut self.out);
         self.flush();
         Ok(())
     }
@@ -247,11 +247,11 @@ pub(crate) fn emit(
             }
         }
         if let Some((start, end)) = left.win {
-            buf.extend_from_slice(
-                format!(",\"window\":{{\"start\":{start},\"end\":{end}}}").as_bytes(),
-            );
+            // Written in place: no String per pair.
+            use std::io::Write;
+            write!(buf, ",\"window\":{{\"start\":{start},\"end\":{end}}}")?;
         }
         buf.push(b'}');
-        Ok::<(), std::convert::Infallible>(())
+        Ok::<(), std::io::Error>(())
     });
 }

@@ -132,7 +132,7 @@ fn check_kinds(
             kind: factory.kind(),
             problem,
         };
-        if !op.outputs.is_empty() && factory.contract() == "0.1.0" {
+        if !op.outputs.is_empty() && !factory.can_route() {
             return Err(wrong(format!(
                 "was built for contract 0.1.0, which cannot route events to named outputs (`outputs: [{}]`); rebuild it with a current SDK (contract {}), or remove `outputs:`",
                 op.outputs.join(", "),

@@ -179,7 +179,7 @@ pub(super) fn operators(
         }
         let swaps = swap::InstanceSwaps::new(Some(o.slots[name].clone()), index);
         let ckpt = task_ckpt(ckpt, &format!("{name}#{index}"));
-        let inputs = o.wiring.upstream[name];
+        let inputs = o.wiring.from[name].len();
         match s.instance {
             Instance::Processor(instance) => {
                 let task = crate::task::Task {
@@ -313,7 +313,7 @@ pub(super) fn sinks(
             ckpt: task_ckpt,
             name: name.clone(),
             writer,
-            inputs: wiring.upstream[name.as_str()],
+            inputs: wiring.from[name.as_str()].len(),
             counters: counters[name].clone(),
             guarantee: manifest.guarantee,
         };

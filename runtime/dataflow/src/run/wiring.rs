@@ -15,10 +15,8 @@ pub(super) struct Wiring<'m> {
     /// Per operator, one receiver per instance.
     pub op_rx: BTreeMap<&'m str, Vec<mpsc::Receiver<Envelope>>>,
     pub sink_rx: BTreeMap<&'m str, mpsc::Receiver<Envelope>>,
-    /// Per consumer, how many producer instances feed it (its inputs, by index).
-    pub upstream: BTreeMap<&'m str, usize>,
-    /// Per consumer, for each producer instance feeding it, which of its manifest inputs that
-    /// is (the index an operator's `process` is told).
+    /// Per consumer, for each producer instance feeding it (its inputs, by index), which of
+    /// its manifest inputs that is (the index an operator's `process` is told).
     pub from: BTreeMap<&'m str, std::sync::Arc<[u32]>>,
     /// Per operator, a handle on each instance's channel that does not keep it open (clock
     /// ticks).
@@ -47,7 +45,6 @@ impl<'m> Wiring<'m> {
             sink_rx.insert(name.as_str(), rx);
         }
         let (outputs, from) = edges(manifest, &op_tx, &sink_tx);
-        let upstream = from.iter().map(|(k, v)| (*k, v.len())).collect();
         let weak = op_tx
             .iter()
             .map(|(k, v)| (*k, v.iter().map(|t| t.downgrade()).collect()))
@@ -55,7 +52,6 @@ impl<'m> Wiring<'m> {
         Self {
             op_rx,
             sink_rx,
-            upstream,
             from,
             weak,
             outputs,
@@ -83,7 +79,7 @@ fn edges<'m>(
     sink_tx: &BTreeMap<&'m str, Vec<mpsc::Sender<Envelope>>>,
 ) -> (Edges<'m>, BTreeMap<&'m str, std::sync::Arc<[u32]>>) {
     let mut outputs: Edges<'m> = BTreeMap::new();
-    let mut upstream = BTreeMap::new();
+    let mut upstream: BTreeMap<&'m str, std::sync::Arc<[u32]>> = BTreeMap::new();
     let consumers = manifest
         .operators
         .iter()

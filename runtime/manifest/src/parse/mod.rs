@@ -253,29 +253,26 @@ fn inputs(n: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Vec<Input>> {
 
 /// One input, `NODE` or `NODE.PORT`.
 pub(crate) fn input_item(item: &Node<'_>, what: &str, d: &mut Diagnostics) -> Option<Input> {
-    {
-        let text = string(item, what, d)?;
-        let (node, port) = match text.split_once('.') {
-            None => (text.as_str(), Port::Main),
-            Some((node, "dead-letter")) => (node, Port::DeadLetter),
-            Some((node, "late")) => (node, Port::Late),
-            Some((node, other)) if name_ok(other) => (node, Port::Named(other.to_owned())),
-            Some((node, other)) => {
-                d.error_hint(
-                    pos(item),
-                    format!("`{text}` is not an input: `{other}` is not an output name"),
-                    "write `NODE`, `NODE.dead-letter`, `NODE.late` or `NODE.OUTPUT` with one of NODE's `outputs:` (letters, digits, - and _)",
-                );
-                let _ = node;
-                return None;
-            }
-        };
-        Some(Input {
-            node: node.to_owned(),
-            port,
-            pos: pos(item),
-        })
-    }
+    let text = string(item, what, d)?;
+    let (node, port) = match text.split_once('.') {
+        None => (text.as_str(), Port::Main),
+        Some((node, "dead-letter")) => (node, Port::DeadLetter),
+        Some((node, "late")) => (node, Port::Late),
+        Some((node, other)) if name_ok(other) => (node, Port::Named(other.to_owned())),
+        Some((_, other)) => {
+            d.error_hint(
+                pos(item),
+                format!("`{text}` is not an input: `{other}` is not an output name"),
+                "write `NODE`, `NODE.dead-letter`, `NODE.late` or `NODE.OUTPUT` with one of NODE's `outputs:` (letters, digits, - and _)",
+            );
+            return None;
+        }
+    };
+    Some(Input {
+        node: node.to_owned(),
+        port,
+        pos: pos(item),
+    })
 }
 
 const TOP: &[&str] = &[

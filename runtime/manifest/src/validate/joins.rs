@@ -3,7 +3,7 @@
 
 use super::Ctx;
 use crate::diag::Diagnostics;
-use crate::model::{Input, Join, JoinKind, Manifest, Operator, PluginRef};
+use crate::model::{Input, Join, JoinKind, Manifest, PluginRef};
 
 pub(super) fn check(cx: &Ctx<'_>, d: &mut Diagnostics) {
     for (name, op) in &cx.m.operators {
@@ -39,15 +39,14 @@ pub(super) fn check(cx: &Ctx<'_>, d: &mut Diagnostics) {
                 event_timed(cx.m, name, side, input, d);
             }
         }
-        window_join(name, op, join, d, cx);
+        window_join(name, join, d, cx);
     }
 }
 
-fn window_join(name: &str, op: &Operator, join: &Join, d: &mut Diagnostics, cx: &Ctx<'_>) {
+fn window_join(name: &str, join: &Join, d: &mut Diagnostics, cx: &Ctx<'_>) {
     let JoinKind::Window(w) = &join.kind else {
         return;
     };
-    let _ = op;
     if w.time != crate::model::TimeDomain::Event {
         d.error_hint(
             cx.at(name),
